@@ -1,0 +1,14 @@
+"""dcstsf: hyperspectral spatial-temporal-spectral fusion (DC-STSF) at scene scale.
+
+Given HS(t1) at coarse resolution and MS(t1), MS(t2) at fine resolution, predict HS(t2) at the fine
+resolution. See ``docs/design.md`` for the architecture.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("dcstsf")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

@@ -1,0 +1,17 @@
+"""Exceptions raised by dcstsf.
+
+Every error a user can cause by giving bad input is a :class:`DcstsfInputError`, whose message names
+the file (when there is one), what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DcstsfInputError", "WeightsError"]
+
+
+class DcstsfInputError(ValueError):
+    """Bad input: wrong grid, unknown sensor, unreadable file, ... The message says how to fix it."""
+
+
+class WeightsError(DcstsfInputError):
+    """Model weights or a checkpoint are missing, corrupt or do not match the requested configuration."""

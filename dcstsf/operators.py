@@ -1,0 +1,323 @@
+"""Physical observation operators, one implementation each, used by the simulator, the model and
+the baselines alike.
+
+Conventions (see ``docs/design.md``):
+
+- Cubes are ``(..., band, y, x)`` torch tensors (any leading batch dims), reflectance in [0, 1].
+- **Pixel corners.** Coarse pixel ``(i, j)`` covers exactly the fine pixels
+  ``[i*r:(i+1)*r, j*r:(j+1)*r]``; the grids share their top-left corner.
+- **Decimation** ``D`` is the block mean over those ``r x r`` fine pixels (the detector integrates over
+  its footprint); its adjoint spreads each coarse value evenly, ``D^T y = repeat(y) / r^2``.
+- **Blur** ``B`` is a per-band Gaussian PSF (separable, truncated at 3 sigma, edge pixels replicated).
+  For the HS sensor the Gaussian is matched so that *Gaussian x box* has the sensor's MTF at the coarse
+  Nyquist frequency; for MS bands on the fine grid the Gaussian alone carries the band's MTF, widened by
+  ``band GSD / grid GSD`` (20 m Sentinel-2 bands resampled to 10 m are blurrier).
+- **Spectral operator** ``R`` (``n_ms x n_hs``, rows sum to 1) from :mod:`dcstsf.sensors`.
+- Observation model: ``HS_coarse = D B_hs X`` and ``MS = B_ms R X``.
+
+Adjoints of the blur use ``torch.func.vjp`` so they are exact for the padded convolution (and
+differentiable); decimation and spectral adjoints are closed-form.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dcstsf import sensors as _sensors
+from dcstsf.errors import DcstsfInputError
+from dcstsf.sensors import Sensor
+
+__all__ = [
+    "ObservationModel",
+    "blur",
+    "blur_adjoint",
+    "blur_radius",
+    "decimate",
+    "decimate_adjoint",
+    "gaussian_kernels",
+    "hs_psf_sigma",
+    "observe_hs",
+    "observe_ms",
+    "spectral",
+    "spectral_adjoint",
+    "upsample",
+    "upsample_halo",
+]
+
+#: Gaussian kernels are truncated at this many standard deviations (the receptive field is finite,
+#: which is what makes tiled fusion exactly equal to whole-image fusion).
+TRUNCATE = 3.0
+#: Below this std-dev (pixels) a Gaussian is numerically the identity and is skipped.
+MIN_SIGMA = 0.05
+
+
+def blur_radius(sigma: float | Sequence[float] | np.ndarray) -> int:
+    """Kernel radius in pixels for the widest of ``sigma`` (0 when no blur)."""
+    s = float(np.max(np.asarray(sigma, dtype=float))) if np.size(sigma) else 0.0
+    return int(math.ceil(TRUNCATE * s)) if s >= MIN_SIGMA else 0
+
+
+def gaussian_kernels(sigmas: np.ndarray, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Normalised 1-D Gaussian kernels ``(n, 2*radius+1)``, all padded to the widest radius.
+
+    A band with ``sigma < MIN_SIGMA`` gets the identity kernel.
+    """
+    sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
+    radius = blur_radius(sig)
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.zeros((sig.size, t.size))
+    for i, s in enumerate(sig):
+        if s >= MIN_SIGMA:
+            r_i = int(math.ceil(TRUNCATE * s))
+            g = np.where(np.abs(t) <= r_i, np.exp(-0.5 * (t / s) ** 2), 0.0)
+        else:
+            g = (t == 0).astype(float)
+        k[i] = g / g.sum()
+    return torch.as_tensor(k, dtype=dtype)
+
+
+def _flatten(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    if x.ndim < 3:
+        raise DcstsfInputError(f"expected a cube (..., band, y, x), got shape {tuple(x.shape)}")
+    lead = tuple(x.shape[:-3])
+    return x.reshape(-1, *x.shape[-3:]), lead
+
+
+def blur(x: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) -> torch.Tensor:
+    """Per-band Gaussian blur of ``x`` (``(..., C, H, W)``); ``sigmas`` in pixels, scalar or length C."""
+    xf, lead = _flatten(x)
+    c = xf.shape[1]
+    sig = np.broadcast_to(np.asarray(sigmas, dtype=float), (c,))
+    radius = blur_radius(sig)
+    if radius == 0:
+        return x
+    k = gaussian_kernels(sig, dtype=x.dtype).to(x.device)
+    xp = F.pad(xf, (radius, radius, radius, radius), mode="replicate")
+    out = F.conv2d(xp, k[:, None, :, None], groups=c)
+    out = F.conv2d(out, k[:, None, None, :], groups=c)
+    return out.reshape(*lead, *out.shape[-3:])
+
+
+def blur_adjoint(y: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) -> torch.Tensor:
+    """Exact adjoint of :func:`blur` (including its replicated edges)."""
+    _, vjp = torch.func.vjp(lambda z: blur(z, sigmas), torch.zeros_like(y))
+    return vjp(y)[0]
+
+
+def decimate(x: torch.Tensor, ratio: int) -> torch.Tensor:
+    """Block mean over ``ratio x ratio`` fine pixels (pixel corners coincide)."""
+    xf, lead = _flatten(x)
+    h, w = xf.shape[-2:]
+    if h % ratio or w % ratio:
+        raise DcstsfInputError(
+            f"fine grid {h}x{w} is not a multiple of the ratio {ratio}; crop or pad the fine images so "
+            "each coarse pixel covers exactly ratio x ratio fine pixels"
+        )
+    out = F.avg_pool2d(xf, kernel_size=ratio, stride=ratio)
+    return out.reshape(*lead, *out.shape[-3:])
+
+
+def decimate_adjoint(y: torch.Tensor, ratio: int) -> torch.Tensor:
+    """Adjoint of :func:`decimate`: each coarse value spread evenly over its block (``/ ratio**2``)."""
+    return y.repeat_interleave(ratio, dim=-2).repeat_interleave(ratio, dim=-1) / float(ratio * ratio)
+
+
+def upsample(y: torch.Tensor, ratio: int, *, mode: str = "bicubic") -> torch.Tensor:
+    """Interpolate a coarse cube onto the fine grid (pixel-centre aligned, ``align_corners=False``).
+
+    Not an adjoint: the initial estimate of HS on the fine grid and the ``bicubic`` baseline.
+    Edges are clamped (torch's interpolation replicates border pixels).
+    """
+    yf, lead = _flatten(y)
+    if mode == "nearest":
+        out = yf.repeat_interleave(ratio, dim=-2).repeat_interleave(ratio, dim=-1)
+    else:
+        out = F.interpolate(yf, scale_factor=ratio, mode=mode, align_corners=False)
+    return out.reshape(*lead, *out.shape[-3:])
+
+
+def upsample_halo(ratio: int) -> int:
+    """Fine pixels of context :func:`upsample` needs beyond a window (bicubic: 2 coarse pixels)."""
+    return 2 * ratio
+
+
+def spectral(x: torch.Tensor, srf: torch.Tensor) -> torch.Tensor:
+    """Apply the spectral operator: ``(n_ms, n_hs) @ (..., n_hs, H, W)``."""
+    return torch.einsum("mb,...bhw->...mhw", srf.to(x.dtype), x)
+
+
+def spectral_adjoint(y: torch.Tensor, srf: torch.Tensor) -> torch.Tensor:
+    """Adjoint of :func:`spectral`: ``R^T y``."""
+    return torch.einsum("mb,...mhw->...bhw", srf.to(y.dtype), y)
+
+
+def hs_psf_sigma(hs_sensor: Sensor, ratio: int) -> np.ndarray:
+    """Per-band Gaussian std-dev (fine pixels) for the HS sensor's blur before block-mean decimation.
+
+    The HS system MTF at the coarse Nyquist frequency (``f = 0.5/ratio`` cycles per fine pixel) is the
+    product of the block mean's MTF, ``1 / (ratio * sin(pi / (2 ratio)))``, and the Gaussian's.
+    The Gaussian takes what remains; when the box alone is already blurrier than the sensor, no blur.
+    """
+    box = 1.0 / (ratio * math.sin(math.pi / (2 * ratio))) if ratio > 1 else 1.0
+    gauss = np.clip(hs_sensor.mtf_nyquist / box, 1e-6, 1.0)
+    sigma_coarse = np.sqrt(-2.0 * np.log(gauss)) / np.pi
+    return sigma_coarse * ratio
+
+
+@dataclass(frozen=True, eq=False)
+class ObservationModel:
+    """How the fine HS truth ``X`` is seen by both sensors: ``HS = D B_hs X``, ``MS = B_ms R X``.
+
+    Build it with :meth:`from_sensors`. ``srf`` is ``R`` (``n_ms x n_hs``), ``hs_sigma`` the per-HS-band
+    and ``ms_sigma`` the per-MS-band Gaussian std-devs in fine pixels.
+    """
+
+    hs_sensor: Sensor
+    ms_sensor: Sensor
+    ratio: int
+    srf: np.ndarray
+    hs_sigma: np.ndarray
+    ms_sigma: np.ndarray
+
+    @classmethod
+    def from_sensors(
+        cls,
+        hs_sensor: Sensor | str,
+        ms_sensor: Sensor | str,
+        *,
+        ms_bands: Sequence[str] | None = None,
+        ratio: int = 3,
+        ms_grid_gsd_m: float | None = None,
+        use_bad_bands: bool = False,
+    ) -> ObservationModel:
+        """Build the model from sensors, the chosen MS bands and the integer ratio.
+
+        ``ms_grid_gsd_m`` is the fine grid's pixel size (default: the finest GSD among ``ms_bands``).
+        """
+        if not isinstance(ratio, (int, np.integer)) or ratio < 1:
+            raise DcstsfInputError(f"ratio must be a positive integer, got {ratio!r}")
+        hs = _sensors.get(hs_sensor)
+        ms_full = _sensors.get(ms_sensor)
+        ms = ms_full.select(list(ms_bands)) if ms_bands is not None else ms_full
+        grid = float(ms_grid_gsd_m) if ms_grid_gsd_m is not None else float(ms.gsd_m.min())
+        srf = _sensors.spectral_response_matrix(hs, ms, use_bad_bands=use_bad_bands)
+        return cls(
+            hs_sensor=hs,
+            ms_sensor=ms,
+            ratio=int(ratio),
+            srf=srf.astype(np.float32),
+            hs_sigma=hs_psf_sigma(hs, int(ratio)),
+            ms_sigma=ms.gaussian_psf_sigma(grid_gsd_m=grid),
+        )
+
+    @property
+    def n_hs(self) -> int:
+        """Number of HS bands."""
+        return self.hs_sensor.n_bands
+
+    @property
+    def n_ms(self) -> int:
+        """Number of MS bands."""
+        return self.ms_sensor.n_bands
+
+    @property
+    def halo(self) -> int:
+        """Receptive field of one application of the HS or MS operator, fine pixels."""
+        return max(blur_radius(self.hs_sigma), blur_radius(self.ms_sigma))
+
+    def srf_tensor(self, like: torch.Tensor) -> torch.Tensor:
+        """``R`` as a tensor matching ``like``'s dtype and device."""
+        return torch.as_tensor(self.srf, dtype=like.dtype, device=like.device)
+
+    def degrade_hs(self, x: torch.Tensor) -> torch.Tensor:
+        """``D B_hs X``: the coarse HS observation of a fine cube."""
+        return decimate(blur(x, self.hs_sigma), self.ratio)
+
+    def degrade_hs_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``B_hs^T D^T y``."""
+        return blur_adjoint(decimate_adjoint(y, self.ratio), self.hs_sigma)
+
+    def degrade_ms(self, x: torch.Tensor) -> torch.Tensor:
+        """``B_ms R X``: the MS observation of a fine HS cube."""
+        return blur(spectral(x, self.srf_tensor(x)), self.ms_sigma)
+
+    def degrade_ms_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        """``R^T B_ms^T y``."""
+        return spectral_adjoint(blur_adjoint(y, self.ms_sigma), self.srf_tensor(y))
+
+    def ms_to_coarse(self, ms: torch.Tensor) -> torch.Tensor:
+        """MS images taken to the HS resolution with the HS spatial response.
+
+        ``D B_hs`` applied to MS; the MS bands are already blurred by ``B_ms``, so this is the standard
+        Wald-protocol approximation of what the MS sensor would see at the HS resolution.
+        """
+        sigma = np.full(ms.shape[-3], float(np.median(self.hs_sigma)))
+        return decimate(blur(ms, sigma), self.ratio)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly summary (for checkpoints and output attrs)."""
+        return {
+            "hs_sensor": self.hs_sensor.name,
+            "ms_sensor": self.ms_sensor.name,
+            "ms_bands": list(self.ms_sensor.band_names),
+            "ratio": self.ratio,
+            "n_hs": self.n_hs,
+        }
+
+
+def _to_tensor(cube: Any) -> tuple[torch.Tensor, Any]:
+    """A float tensor view of a NumPy array or DataArray (returns the DataArray for re-wrapping)."""
+    import xarray as xr
+
+    if isinstance(cube, xr.DataArray):
+        return torch.as_tensor(np.asarray(cube.transpose(..., "band", "y", "x").values)), cube
+    if isinstance(cube, torch.Tensor):
+        return cube, None
+    return torch.as_tensor(np.asarray(cube)), None
+
+
+def observe_hs(model: ObservationModel, cube: Any) -> Any:
+    """``D B_hs X`` for a NumPy array or an xarray DataArray ``(band, y, x)``.
+
+    A DataArray comes back on the coarse grid: ``x``/``y`` are the block-centre coordinates, other
+    coordinates and attrs (CRS included) are kept.
+    """
+    t, da = _to_tensor(cube)
+    with torch.no_grad():
+        out = model.degrade_hs(t)
+    if da is None:
+        return out if isinstance(cube, torch.Tensor) else out.numpy()
+    r = model.ratio
+    coords = {
+        "y": da["y"].values.reshape(-1, r).mean(axis=1),
+        "x": da["x"].values.reshape(-1, r).mean(axis=1),
+    }
+    res = da.isel(y=slice(0, out.shape[-2]), x=slice(0, out.shape[-1])).copy(data=out.numpy())
+    return res.assign_coords(coords)
+
+
+def observe_ms(model: ObservationModel, cube: Any) -> Any:
+    """``B_ms R X`` for a NumPy array or an xarray DataArray ``(band, y, x)`` on the fine grid.
+
+    A DataArray comes back with MS band names and their ``wavelength``/``fwhm`` coordinates.
+    """
+    t, da = _to_tensor(cube)
+    with torch.no_grad():
+        out = model.degrade_ms(t)
+    if da is None:
+        return out if isinstance(cube, torch.Tensor) else out.numpy()
+    import xarray as xr
+
+    ms = model.ms_sensor
+    spatial = {k: v for k, v in da.coords.items() if "band" not in v.dims}
+    res = xr.DataArray(out.numpy(), dims=("band", "y", "x"), coords=spatial, attrs=dict(da.attrs))
+    return res.assign_coords(
+        band=list(ms.band_names), wavelength=("band", ms.centers_nm), fwhm=("band", ms.fwhm_nm)
+    )

@@ -1,0 +1,40 @@
+"""Sensor models as data: band tables, spectral responses, GSD and MTF.
+
+Every number comes from a CSV/JSON file in ``dcstsf/sensors/data`` whose header names its source
+(rebuilt from ``shared/data/sensor_tables`` by ``experiments/build_sensor_tables.py``).
+
+Examples
+--------
+>>> from dcstsf import sensors
+>>> ahsi = sensors.get("zy1-02d-ahsi")
+>>> s2 = sensors.get("sentinel-2a")
+>>> R = sensors.spectral_response_matrix(ahsi, s2, ["B02", "B03", "B04", "B08"])
+>>> R.shape
+(4, 166)
+"""
+
+from dcstsf.sensors.core import (
+    SENSOR_NAMES,
+    Sensor,
+    available,
+    from_envi_header,
+    from_wavelengths,
+    get,
+    register,
+    resampling_coverage,
+    spectral_resampling_matrix,
+    spectral_response_matrix,
+)
+
+__all__ = (
+    "SENSOR_NAMES",
+    "Sensor",
+    "available",
+    "from_envi_header",
+    "from_wavelengths",
+    "get",
+    "register",
+    "resampling_coverage",
+    "spectral_resampling_matrix",
+    "spectral_response_matrix",
+)

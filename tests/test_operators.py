@@ -1,0 +1,146 @@
+"""Adjoint identities, flat fields, response normalisation and the pixel-corner convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dcstsf import operators as ops
+from dcstsf.errors import DcstsfInputError
+from dcstsf.operators import ObservationModel
+
+S2_BANDS = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+
+
+@pytest.fixture(scope="module")
+def model() -> ObservationModel:
+    return ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=S2_BANDS, ratio=3)
+
+
+def _inner(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a * b).sum())
+
+
+def _rel_adjoint_error(fwd, adj, x: torch.Tensor, y: torch.Tensor) -> float:
+    lhs, rhs = _inner(fwd(x), y), _inner(x, adj(y))
+    return abs(lhs - rhs) / max(abs(lhs), 1e-12)
+
+
+def test_blur_adjoint_identity() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 5, 17, 23, generator=g, dtype=torch.float64)
+    y = torch.rand(2, 5, 17, 23, generator=g, dtype=torch.float64)
+    sig = np.array([0.0, 0.5, 1.2, 2.0, 0.9])
+    err = _rel_adjoint_error(lambda a: ops.blur(a, sig), lambda b: ops.blur_adjoint(b, sig), x, y)
+    assert err < 1e-5
+
+
+def test_decimate_adjoint_identity() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 12, 15, generator=g, dtype=torch.float64)
+    y = torch.rand(4, 4, 5, generator=g, dtype=torch.float64)
+    err = _rel_adjoint_error(lambda a: ops.decimate(a, 3), lambda b: ops.decimate_adjoint(b, 3), x, y)
+    assert err < 1e-5
+
+
+def test_spectral_adjoint_identity(model: ObservationModel) -> None:
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(model.n_hs, 6, 6, generator=g, dtype=torch.float64)
+    y = torch.rand(model.n_ms, 6, 6, generator=g, dtype=torch.float64)
+    srf = torch.as_tensor(model.srf, dtype=torch.float64)
+    err = _rel_adjoint_error(lambda a: ops.spectral(a, srf), lambda b: ops.spectral_adjoint(b, srf), x, y)
+    assert err < 1e-5
+
+
+def test_full_observation_adjoints(model: ObservationModel) -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(model.n_hs, 18, 21, generator=g, dtype=torch.float64)
+    y_hs = torch.rand(model.n_hs, 6, 7, generator=g, dtype=torch.float64)
+    y_ms = torch.rand(model.n_ms, 18, 21, generator=g, dtype=torch.float64)
+    assert _rel_adjoint_error(model.degrade_hs, model.degrade_hs_adjoint, x, y_hs) < 1e-5
+    assert _rel_adjoint_error(model.degrade_ms, model.degrade_ms_adjoint, x, y_ms) < 1e-5
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    ratio=st.integers(1, 5),
+    hc=st.integers(1, 6),
+    wc=st.integers(1, 6),
+    sigma=st.floats(0.0, 2.5),
+    seed=st.integers(0, 1000),
+)
+def test_adjoints_property(ratio: int, hc: int, wc: int, sigma: float, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(3, hc * ratio, wc * ratio, generator=g, dtype=torch.float64)
+    y = torch.rand(3, hc, wc, generator=g, dtype=torch.float64)
+
+    def fwd(a: torch.Tensor) -> torch.Tensor:
+        return ops.decimate(ops.blur(a, sigma), ratio)
+
+    def adj(b: torch.Tensor) -> torch.Tensor:
+        return ops.blur_adjoint(ops.decimate_adjoint(b, ratio), sigma)
+
+    assert _rel_adjoint_error(fwd, adj, x, y) < 1e-5
+
+
+def test_flat_fields_preserved(model: ObservationModel) -> None:
+    x = torch.full((model.n_hs, 12, 12), 0.37, dtype=torch.float64)
+    np.testing.assert_allclose(model.degrade_hs(x).numpy(), 0.37, atol=1e-12)
+    np.testing.assert_allclose(ops.upsample(model.degrade_hs(x), 3).numpy(), 0.37, atol=1e-6)
+    # flat reflector spectrum -> flat MS spectrum
+    np.testing.assert_allclose(model.degrade_ms(x).numpy(), 0.37, atol=1e-6)
+
+
+def test_response_rows_sum_to_one(model: ObservationModel) -> None:
+    np.testing.assert_allclose(model.srf.sum(axis=1), 1.0, atol=1e-6)
+    assert np.all(model.srf >= 0)
+    # bad AHSI bands (water vapour) get no weight
+    assert np.all(model.srf[:, ~model.hs_sensor.good] == 0)
+
+
+def test_pixel_corner_convention() -> None:
+    x = torch.zeros(1, 6, 6)
+    x[0, 0:3, 3:6] = 1.0  # exactly coarse pixel (0, 1)
+    out = ops.decimate(x, 3)
+    np.testing.assert_allclose(out[0].numpy(), [[0.0, 1.0], [0.0, 0.0]])
+
+
+def test_decimate_rejects_non_multiple() -> None:
+    with pytest.raises(DcstsfInputError, match="multiple of the ratio"):
+        ops.decimate(torch.zeros(1, 7, 6), 3)
+
+
+def test_twenty_metre_bands_blurrier(model: ObservationModel) -> None:
+    names = list(model.ms_sensor.band_names)
+    assert model.ms_sigma[names.index("B05")] > model.ms_sigma[names.index("B02")] * 1.5
+    # the HS Gaussian plus the block mean reproduces the assumed MTF at the coarse Nyquist frequency
+    r = 3
+    f = 0.5 / r
+    box = abs(np.sin(np.pi * f * r) / (r * np.sin(np.pi * f)))
+    gauss = np.exp(-2 * np.pi**2 * model.hs_sigma[0] ** 2 * f**2)
+    np.testing.assert_allclose(box * gauss, model.hs_sensor.mtf_nyquist[0], rtol=1e-6)
+
+
+def test_blur_gradients_flow() -> None:
+    x = torch.rand(2, 9, 9, requires_grad=True)
+    ops.blur_adjoint(ops.blur(x, [1.0, 0.5]), [1.0, 0.5]).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_xarray_entry_points(model: ObservationModel) -> None:
+    data = np.random.default_rng(0).random((model.n_hs, 9, 12)).astype(np.float32)
+    da = xr.DataArray(
+        data, dims=("band", "y", "x"),
+        coords={"band": list(model.hs_sensor.band_names), "y": 100.0 - np.arange(9) * 10,
+                "x": 500.0 + np.arange(12) * 10},
+    )
+    hs = ops.observe_hs(model, da)
+    assert hs.shape == (model.n_hs, 3, 4)
+    np.testing.assert_allclose(hs["x"].values, 510.0 + np.arange(4) * 30)
+    ms = ops.observe_ms(model, da)
+    assert list(ms["band"].values) == S2_BANDS and ms.shape == (10, 9, 12)
+    np.testing.assert_allclose(ops.observe_ms(model, data), ms.values, rtol=1e-6)
