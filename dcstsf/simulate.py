@@ -1,0 +1,295 @@
+"""Wald-protocol simulator: build fusion cases from a real hyperspectral cube.
+
+A real HS cube, resampled to the target HS sensor's bands, is taken as the **fine-resolution truth at
+t1**. A seeded change model turns it into the truth at t2. The observations are then produced with the
+one set of operators in :mod:`dcstsf.operators`: ``HS(t1) = D B_hs X1 (+ noise)`` on the coarse grid,
+``MS(ti) = B_ms R Xi (+ noise)`` on the fine grid.
+
+No real two-date HS pair is available offline, so **temporal change is simulated** on real scenes; every
+result built on these cases says so.
+
+Change models (combine with ``+``, e.g. ``"phenology+abrupt"``; ``"mixed"`` is all three):
+
+``phenology``
+    Smooth spectral change: ``X2 = X1 * (1 + a(x, y) g(lambda))`` with ``a`` a smooth random spatial
+    field (std ``phenology_amplitude``) and ``g`` a smooth random curve in wavelength (sum of three
+    Gaussian bumps, max |g| = 1), like greening or senescence.
+``abrupt``
+    Land-cover change patches (``abrupt_fraction`` of the area, elliptical): inside each patch the
+    spectra are copied from another place in the scene (keeps real texture and real spectra).
+``radiometric``
+    A scene-wide per-band gain (+-``gain_std``, smooth in wavelength) and offset between the dates.
+``none``
+    X2 = X1 (used to check that methods return the truth when nothing changed).
+
+Noise: zero-mean Gaussian with per-band std ``mean(band) / 10**(snr_db/20)`` on each observation;
+``snr_db=None`` for noise-free observations.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from scipy.ndimage import gaussian_filter
+
+from dcstsf import sensors as _sensors
+from dcstsf.errors import DcstsfInputError
+from dcstsf.operators import ObservationModel, observe_hs, observe_ms
+from dcstsf.sensors import Sensor
+
+__all__ = [
+    "CHANGE_MODELS",
+    "FusionCase",
+    "ChangeParameters",
+    "apply_change",
+    "resample_to_sensor",
+    "simulate_case",
+    "source_sensor",
+]
+
+CHANGE_MODELS = ("none", "phenology", "abrupt", "radiometric", "mixed")
+
+
+@dataclass(frozen=True)
+class ChangeParameters:
+    """Strengths of the change models (defaults are moderate, seasonal-scale changes)."""
+
+    phenology_amplitude: float = 0.2
+    phenology_scale_px: float = 6.0
+    abrupt_fraction: float = 0.08
+    abrupt_patches: int = 4
+    gain_std: float = 0.03
+    offset_std: float = 0.005
+
+
+def _parse_change(change: str) -> set[str]:
+    parts = {p.strip() for p in change.lower().split("+") if p.strip()}
+    if "mixed" in parts:
+        parts = (parts - {"mixed"}) | {"phenology", "abrupt", "radiometric"}
+    unknown = parts - set(CHANGE_MODELS)
+    if unknown or not parts:
+        raise DcstsfInputError(
+            f"unknown change model {change!r}; use one of {', '.join(CHANGE_MODELS)} or combine them with '+'"
+        )
+    return parts - {"none"}
+
+
+def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float) -> np.ndarray:
+    f = gaussian_filter(rng.standard_normal(shape), sigma=scale, mode="reflect")
+    return f / (f.std() + 1e-12)
+
+
+def _smooth_spectrum(rng: np.random.Generator, wavelengths: np.ndarray) -> np.ndarray:
+    g = np.zeros_like(wavelengths, dtype=float)
+    for _ in range(3):
+        mu = rng.uniform(wavelengths.min(), wavelengths.max())
+        width = rng.uniform(80.0, 400.0)
+        g += rng.uniform(-1.0, 1.0) * np.exp(-0.5 * ((wavelengths - mu) / width) ** 2)
+    return g / (np.abs(g).max() + 1e-12)
+
+
+def apply_change(
+    x1: np.ndarray,
+    *,
+    wavelengths: np.ndarray,
+    change: str = "mixed",
+    seed: int = 0,
+    params: ChangeParameters = ChangeParameters(),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Truth at t2 from truth at t1 (``(band, y, x)``); returns ``(x2, abrupt_change_mask)``."""
+    models = _parse_change(change)
+    rng = np.random.default_rng(seed)
+    nb, h, w = x1.shape
+    x2 = x1.astype(np.float64).copy()
+    mask = np.zeros((h, w), bool)
+    if "phenology" in models:
+        a = params.phenology_amplitude * _smooth_field(rng, (h, w), params.phenology_scale_px)
+        g = _smooth_spectrum(rng, wavelengths)
+        x2 *= 1.0 + a[None] * g[:, None, None]
+    if "abrupt" in models:
+        yy, xx = np.mgrid[0:h, 0:w]
+        area = params.abrupt_fraction * h * w / max(params.abrupt_patches, 1)
+        for _ in range(params.abrupt_patches):
+            ry = max(1.5, np.sqrt(area / np.pi) * rng.uniform(0.6, 1.4))
+            rx = max(1.5, area / (np.pi * ry))
+            cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+            patch = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
+            # copy spectra from a displaced place (at least a patch diameter away, wrapping around)
+            dy = int(rng.integers(int(2 * ry) + 1, max(int(2 * ry) + 2, h)))
+            dx = int(rng.integers(int(2 * rx) + 1, max(int(2 * rx) + 2, w)))
+            src = np.roll(np.roll(x1, dy, axis=1), dx, axis=2)
+            x2[:, patch] = src[:, patch]
+            mask |= patch
+    if "radiometric" in models:
+        gain = 1.0 + params.gain_std * _smooth_spectrum(rng, wavelengths)
+        offset = params.offset_std * _smooth_spectrum(rng, wavelengths)
+        x2 = x2 * gain[:, None, None] + offset[:, None, None]
+    return np.clip(x2, 0.0, 1.0).astype(np.float32), mask
+
+
+def _add_noise(rng: np.random.Generator, cube: np.ndarray, snr_db: float | None) -> np.ndarray:
+    if snr_db is None:
+        return cube
+    mean = np.abs(cube.reshape(cube.shape[0], -1).mean(axis=1))
+    sigma = mean / 10.0 ** (snr_db / 20.0)
+    return (cube + rng.standard_normal(cube.shape) * sigma[:, None, None]).astype(np.float32)
+
+
+def source_sensor(cube: xr.DataArray, *, name: str = "source") -> Sensor:
+    """A :class:`Sensor` from a cube's ``wavelength`` (and optional ``fwhm``, ``bbl``) coordinates."""
+    if "wavelength" not in cube.coords:
+        raise DcstsfInputError(
+            f"cube {cube.name or ''!s} has no 'wavelength' coordinate; give its band centres (nm) so it can be "
+            "resampled to the target sensor"
+        )
+    wl = np.asarray(cube["wavelength"].values, float)
+    fwhm = np.asarray(cube["fwhm"].values, float) if "fwhm" in cube.coords else None
+    valid = np.isfinite(cube.values).reshape(cube.shape[0], -1).any(axis=1)
+    if "bbl" in cube.coords:
+        valid &= np.asarray(cube["bbl"].values, float) > 0
+    return _sensors.from_wavelengths(wl, fwhm, name=name, good=valid)
+
+
+def resample_to_sensor(cube: xr.DataArray, hs_sensor: Sensor | str) -> xr.DataArray:
+    """Resample a real cube ``(band, y, x)`` with wavelength coords to the bands of ``hs_sensor``.
+
+    Bad/all-NaN source bands get no weight; target bands with no source coverage are interpolated in
+    wavelength (see :func:`dcstsf.sensors.spectral_resampling_matrix`).
+    """
+    target = _sensors.get(hs_sensor)
+    src = source_sensor(cube)
+    if src.n_bands == target.n_bands and np.allclose(src.centers_nm, target.centers_nm, atol=0.5):
+        data = np.nan_to_num(cube.values.astype(np.float32))
+    else:
+        w = _sensors.spectral_resampling_matrix(src, target)
+        data = np.einsum("ds,syx->dyx", w, np.nan_to_num(cube.values.astype(np.float64))).astype(np.float32)
+    spatial = {k: v for k, v in cube.coords.items() if "band" not in v.dims}
+    out = xr.DataArray(data, dims=("band", "y", "x"), coords=spatial, attrs=dict(cube.attrs))
+    return out.assign_coords(
+        band=list(target.band_names),
+        wavelength=("band", target.centers_nm),
+        fwhm=("band", target.fwhm_nm),
+    )
+
+
+@dataclass
+class FusionCase:
+    """A simulated fusion case: inputs, truths and how they were made (all DataArrays ``(band, y, x)``)."""
+
+    hs_t1: xr.DataArray
+    ms_t1: xr.DataArray
+    ms_t2: xr.DataArray
+    hs_t2_truth: xr.DataArray
+    hs_t1_truth: xr.DataArray
+    change_mask: xr.DataArray
+    model: ObservationModel
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The three inputs as float32 NumPy arrays."""
+        return (
+            self.hs_t1.values.astype(np.float32),
+            self.ms_t1.values.astype(np.float32),
+            self.ms_t2.values.astype(np.float32),
+        )
+
+    def save(self, directory: str | Path, *, overwrite: bool = False) -> dict[str, Path]:
+        """Write the inputs and truths as GeoTIFFs plus ``case.json``; returns the paths."""
+        from dcstsf.io import write_raster
+
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "hs_t1": d / "hs_t1.tif",
+            "ms_t1": d / "ms_t1.tif",
+            "ms_t2": d / "ms_t2.tif",
+            "hs_t2_truth": d / "hs_t2_truth.tif",
+            "hs_t1_truth": d / "hs_t1_truth.tif",
+        }
+        for key, path in paths.items():
+            write_raster(getattr(self, key), path, overwrite=overwrite)
+        meta = dict(self.meta, model=self.model.describe(), files={k: p.name for k, p in paths.items()})
+        case_json = d / "case.json"
+        if case_json.exists() and not overwrite:
+            raise DcstsfInputError(f"{case_json} exists; pass overwrite=True (CLI --overwrite) to replace it")
+        case_json.write_text(json.dumps(meta, indent=2, default=str))
+        paths["case"] = case_json
+        return paths
+
+
+def _crop_to_ratio(cube: xr.DataArray, ratio: int) -> xr.DataArray:
+    h, w = cube.sizes["y"], cube.sizes["x"]
+    return cube.isel(y=slice(0, h - h % ratio), x=slice(0, w - w % ratio))
+
+
+def simulate_case(
+    truth: xr.DataArray,
+    *,
+    model: ObservationModel,
+    change: str = "mixed",
+    seed: int = 0,
+    hs_snr_db: float | None = 35.0,
+    ms_snr_db: float | None = 40.0,
+    params: ChangeParameters = ChangeParameters(),
+) -> FusionCase:
+    """Build a fusion case from a real cube taken as the fine truth at t1.
+
+    ``truth`` is resampled to ``model.hs_sensor`` when its bands differ (it needs ``wavelength``
+    coordinates then) and cropped to a multiple of the ratio.
+    """
+    if truth.sizes.get("band", 0) != model.n_hs or "wavelength" in truth.coords and not np.allclose(
+        np.asarray(truth["wavelength"].values, float), model.hs_sensor.centers_nm, atol=0.5
+    ):
+        truth = resample_to_sensor(truth, model.hs_sensor)
+    truth = _crop_to_ratio(truth, model.ratio)
+    if truth.sizes["y"] < 2 * model.ratio or truth.sizes["x"] < 2 * model.ratio:
+        raise DcstsfInputError(f"cube of {truth.sizes['y']}x{truth.sizes['x']} pixels is too small to simulate a case")
+    x1 = np.clip(np.nan_to_num(truth.values.astype(np.float32)), 0.0, 1.0)
+    x2, mask = apply_change(x1, wavelengths=model.hs_sensor.centers_nm, change=change, seed=seed, params=params)
+    t1 = truth.copy(data=x1)
+    t2 = truth.copy(data=x2)
+    rng = np.random.default_rng(seed + 7919)
+    hs = observe_hs(model, t1)
+    hs = hs.copy(data=_add_noise(rng, hs.values, hs_snr_db))
+    ms1 = observe_ms(model, t1)
+    ms1 = ms1.copy(data=_add_noise(rng, ms1.values, ms_snr_db))
+    ms2 = observe_ms(model, t2)
+    ms2 = ms2.copy(data=_add_noise(rng, ms2.values, ms_snr_db))
+    spatial = {k: v for k, v in truth.coords.items() if "band" not in v.dims}
+    meta = {
+        "protocol": "Wald: real HS cube = fine truth at t1; t2 by a SIMULATED change model",
+        "change": change,
+        "seed": seed,
+        "hs_snr_db": hs_snr_db,
+        "ms_snr_db": ms_snr_db,
+        "params": params.__dict__,
+        "source": str(truth.attrs.get("source", truth.name or "")),
+    }
+    return FusionCase(
+        hs_t1=hs,
+        ms_t1=ms1,
+        ms_t2=ms2,
+        hs_t2_truth=t2,
+        hs_t1_truth=t1,
+        change_mask=xr.DataArray(mask, dims=("y", "x"), coords=spatial),
+        model=model,
+        meta=meta,
+    )
+
+
+def torch_batch(case: FusionCase) -> dict[str, torch.Tensor]:
+    """The case as float32 tensors with a batch dim (for the network)."""
+    hs, m1, m2 = case.arrays()
+    return {
+        "hs_t1": torch.from_numpy(hs)[None],
+        "ms_t1": torch.from_numpy(m1)[None],
+        "ms_t2": torch.from_numpy(m2)[None],
+        "hs_t2": torch.from_numpy(case.hs_t2_truth.values.astype(np.float32))[None],
+        "hs_t1_fine": torch.from_numpy(case.hs_t1_truth.values.astype(np.float32))[None],
+    }
