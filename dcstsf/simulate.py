@@ -163,6 +163,8 @@ def resample_to_sensor(cube: xr.DataArray, hs_sensor: Sensor | str) -> xr.DataAr
     wavelength (see :func:`dcstsf.sensors.spectral_resampling_matrix`).
     """
     target = _sensors.get(hs_sensor)
+    # sensors with two detectors (EnMAP, Hyperion) list overlapping VNIR/SWIR bands out of order
+    cube = cube.sortby("wavelength") if "wavelength" in cube.coords else cube
     src = source_sensor(cube)
     if src.n_bands == target.n_bands and np.allclose(src.centers_nm, target.centers_nm, atol=0.5):
         data = np.nan_to_num(cube.values.astype(np.float32))

@@ -14,11 +14,14 @@ from dcstsf.methods.base import (
     scene_samples,
 )
 from dcstsf.methods.bicubic import Bicubic
+from dcstsf.methods.dcstsf_method import DCSTSF
 
 register_method(Bicubic.name, Bicubic)
+register_method(DCSTSF.name, DCSTSF)
 
 __all__ = (
     "Bicubic",
+    "DCSTSF",
     "Fitted",
     "Method",
     "SceneSamples",

@@ -1,0 +1,131 @@
+"""Checkpoints and shipped weights: config, sensor pair, normalisation scheme and a SHA-256 hash.
+
+A checkpoint is one ``torch.save`` file holding a dict::
+
+    {"format": "dcstsf-checkpoint/1", "config": DCSTSFConfig dict, "state_dict": ...,
+     "sensors": {"hs_sensor", "ms_sensor", "ms_bands", "ratio"}, "normalisation": str,
+     "training": {...}, "optimizer": ..., "step": int}
+
+Shipped weights live in ``dcstsf/models/weights/`` next to ``manifest.json``, which records each
+file's SHA-256; loading checks the hash, so a corrupt or swapped file is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dcstsf.errors import WeightsError
+from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "NORMALISATION",
+    "WEIGHTS_DIR",
+    "default_weights",
+    "file_sha256",
+    "load_checkpoint",
+    "load_model",
+    "save_checkpoint",
+]
+
+CHECKPOINT_FORMAT = "dcstsf-checkpoint/1"
+NORMALISATION = (
+    "per scene (fit): HS (x - mean_b) / global std over bands, PCA basis of HS(t1) coarse; MS (x - mean_m) / std_m"
+)
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> str:
+    """Write ``payload`` atomically (temp file + rename); returns the file's SHA-256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = dict(payload, format=CHECKPOINT_FORMAT)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return file_sha256(path)
+
+
+def load_checkpoint(path: str | Path, *, expected_sha256: str | None = None) -> dict[str, Any]:
+    """Read and check a checkpoint; :class:`WeightsError` names the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found; train one with `dcstsf train` or reinstall dcstsf")
+    if expected_sha256 is not None:
+        actual = file_sha256(path)
+        if actual != expected_sha256:
+            raise WeightsError(
+                f"{path}: SHA-256 {actual[:16]}... does not match the manifest's {expected_sha256[:16]}...; "
+                "the file is corrupt or was replaced; reinstall dcstsf or retrain"
+            )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise WeightsError(f"{path}: not a readable dcstsf checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise WeightsError(f"{path}: not a dcstsf checkpoint (format tag missing or unknown)")
+    for key in ("config", "state_dict", "sensors"):
+        if key not in payload:
+            raise WeightsError(f"{path}: checkpoint lacks {key!r}; it was not written by dcstsf train")
+    return payload
+
+
+def load_model(path: str | Path, *, expected_sha256: str | None = None) -> tuple[DCSTSFNet, dict[str, Any]]:
+    """The network and the checkpoint payload from ``path``."""
+    payload = load_checkpoint(path, expected_sha256=expected_sha256)
+    try:
+        net = DCSTSFNet(DCSTSFConfig(**payload["config"]))
+        net.load_state_dict(payload["state_dict"])
+    except (TypeError, RuntimeError) as exc:
+        raise WeightsError(f"{path}: weights do not match the stored configuration ({exc})") from exc
+    net.eval()
+    return net, payload
+
+
+def _manifest() -> dict[str, Any]:
+    path = WEIGHTS_DIR / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{path}: manifest is not valid JSON ({exc}); reinstall dcstsf") from exc
+
+
+def default_weights(*, ms_bands: list[str] | tuple[str, ...], hs_sensor: str, ms_sensor: str, ratio: int) -> tuple[Path, str]:
+    """Path and SHA-256 of the shipped weights matching the MS band set and ratio.
+
+    The network's learned units see only the scene's spectral coefficients and the normalised MS
+    bands, so weights trained for one HS sensor serve others with the same MS bands and ratio.
+    """
+    manifest = _manifest()
+    wanted = list(ms_bands)
+    for entry in manifest.get("weights", []):
+        if entry["ms_bands"] == wanted and entry["ratio"] == ratio and entry["ms_sensor"].startswith("sentinel-2") == ms_sensor.startswith("sentinel-2"):
+            return WEIGHTS_DIR / entry["file"], entry["sha256"]
+    known = [f"{e['file']}: {e['ms_sensor']} {e['ms_bands']} ratio {e['ratio']}" for e in manifest.get("weights", [])]
+    raise WeightsError(
+        f"no shipped DC-STSF weights for MS bands {wanted} at ratio {ratio} ({ms_sensor}); shipped: {known or 'none'}. "
+        "Train weights with `dcstsf train --config ...` and pass weights=PATH, or choose a shipped band set."
+    )

@@ -1,0 +1,87 @@
+"""Per-scene state of the DC-STSF model: normalisation, spectral subspace and regression maps.
+
+Computed once per scene in ``fit`` (never per tile), from matched coarse samples
+(:func:`dcstsf.methods.scene_samples`). This is where the model's generalisation comes from: the
+network's learned units only ever see inputs normalised by these scene statistics and only produce
+residual corrections in the scene's own spectral subspace.
+
+Symbols (all NumPy float32):
+
+``mu`` (n_hs,), ``scale`` ()
+    HS normalisation: ``x_n = (x - mu) / scale`` (one scale for all bands so noisy low-signal bands
+    are not inflated).
+``basis`` (n_hs, p)
+    Top ``p`` principal directions of the normalised HS(t1) coarse spectra: ``x_n ~ basis @ c``.
+``ms_mu``, ``ms_sigma`` (n_ms,)
+    MS normalisation, per band, from MS(t1).
+``ms_map`` (n_ms + 1, p)
+    Ridge least-squares map from normalised MS (plus a constant) to HS coefficients ``c``,
+    fitted on coarse samples: the per-scene MS -> HS regression.
+``ms_offset`` (n_ms,), ``ms_forward`` (n_ms, p)
+    The MS observation in coefficient space: ``ms_n = ms_offset + B_ms(ms_forward @ c)``
+    (the spectral operator R applied to ``mu + scale * basis @ c``, normalised).
+``ms_pinv`` (p, n_ms)
+    Ridge pseudo-inverse of ``ms_forward``: the minimum-norm coefficient change that explains an MS
+    residual (used by the final consistency step).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from dcstsf.scene_stats import SceneSamples, fit_spectral_map
+from dcstsf.operators import ObservationModel
+
+__all__ = ["SCENE_KEYS", "fit_scene_state", "state_to_tensors"]
+
+SCENE_KEYS = ("mu", "scale", "basis", "ms_mu", "ms_sigma", "ms_map", "ms_offset", "ms_forward", "ms_pinv")
+
+
+def fit_scene_state(
+    samples: SceneSamples,
+    *,
+    model: ObservationModel,
+    rank: int,
+    ridge: float = 1e-3,
+) -> dict[str, np.ndarray]:
+    """Scene statistics from matched coarse samples (see the module docstring for each symbol)."""
+    hs = samples.hs.astype(np.float64)
+    ms = samples.ms1.astype(np.float64)
+    mu = hs.mean(axis=0)
+    centred = hs - mu
+    scale = float(np.sqrt((centred**2).mean()) + 1e-6)
+    _, _, vt = np.linalg.svd(centred / scale, full_matrices=False)
+    p = min(rank, vt.shape[0])
+    basis = np.zeros((hs.shape[1], rank))
+    basis[:, :p] = vt[:p].T
+    ms_mu = ms.mean(axis=0)
+    ms_sigma = ms.std(axis=0) + 1e-4
+    ms_n = (ms - ms_mu) / ms_sigma
+    coeff = (centred / scale) @ basis
+    ms_map = fit_spectral_map(ms_n, coeff, ridge=ridge)
+    srf = model.srf.astype(np.float64)
+    ms_offset = (srf @ mu - ms_mu) / ms_sigma
+    ms_forward = (scale * (srf @ basis)) / ms_sigma[:, None]
+    gram = ms_forward @ ms_forward.T
+    lam = ridge * np.trace(gram) / gram.shape[0]
+    ms_pinv = ms_forward.T @ np.linalg.inv(gram + lam * np.eye(gram.shape[0]))
+    out = {
+        "mu": mu,
+        "scale": np.asarray(scale),
+        "basis": basis,
+        "ms_mu": ms_mu,
+        "ms_sigma": ms_sigma,
+        "ms_map": ms_map,
+        "ms_offset": ms_offset,
+        "ms_forward": ms_forward,
+        "ms_pinv": ms_pinv,
+    }
+    return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
+
+
+def state_to_tensors(state: dict[str, Any], *, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """The scene state as float32 tensors."""
+    return {k: torch.as_tensor(np.asarray(state[k]), dtype=torch.float32, device=device) for k in SCENE_KEYS}
