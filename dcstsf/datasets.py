@@ -124,7 +124,8 @@ def _check_parent_offset(da: xr.DataArray, col: int, row: int, origin: tuple[flo
     t = da.rio.transform()
     res_x, res_y = t.a, -t.e
     exp_x, exp_y = origin[0] + col * res_x, origin[1] - row * res_y
-    if t.b != 0 or t.d != 0 or not (np.isclose(t.c, exp_x, atol=1e-6 * res_x) and np.isclose(t.f, exp_y, atol=1e-6 * res_y)):
+    at_offset = np.isclose(t.c, exp_x, atol=1e-6 * res_x) and np.isclose(t.f, exp_y, atol=1e-6 * res_y)
+    if t.b != 0 or t.d != 0 or not at_offset:
         raise DcstsfInputError(
             f"{path}: the tile's transform (origin {t.c}, {t.f}) does not match its name's pixel offset "
             f"(col {col}, row {row} -> expected {exp_x}, {exp_y}). Use the original EnMAP-Box tiles"

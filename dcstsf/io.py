@@ -132,7 +132,7 @@ _ENVI_DTYPES = {
 
 def _err(path: str | os.PathLike[str] | None, problem: str, fix: str) -> DcstsfInputError:
     where = f"{path}: " if path is not None else ""
-    return DcstsfInputError(f"{where}{problem}. {fix}")
+    return DcstsfInputError(f"{where}{problem}. {fix[:1].upper()}{fix[1:]}")
 
 
 def _norm_key(key: Any) -> str:
@@ -318,6 +318,7 @@ def _band_info(
         wl = wl * factor
         if fwhm is not None:
             fwhm = fwhm * factor
+        _check_wavelengths(wl, path)
     return _BandInfo(names=names, wavelength=wl, fwhm=fwhm, bbl=bbl)
 
 
@@ -348,7 +349,6 @@ def _check_wavelengths(wl: np.ndarray, path: Any) -> None:
 def _band_coords(info: _BandInfo, path: Any) -> dict[str, Any]:
     coords: dict[str, Any] = {"band": np.array(info.names, dtype=object)}
     if info.wavelength is not None:
-        _check_wavelengths(info.wavelength, path)
         coords["wavelength"] = ("band", info.wavelength.astype(np.float64), {"units": "nm"})
     if info.fwhm is not None:
         coords["fwhm"] = ("band", info.fwhm.astype(np.float64), {"units": "nm"})
@@ -438,7 +438,6 @@ class _Decoding:
     scale: np.ndarray
     offset: np.ndarray
     nodata: np.ndarray | None
-    source: str
     check_values: bool
 
 
@@ -460,12 +459,10 @@ def _resolve_decoding(
     n = len(names)
     sc: np.ndarray | None = None
     of: np.ndarray | None = None
-    source = ""
     if scale is not None:
-        sc, source = _per_band(scale, n, "scale", path), "scale= argument"
+        sc = _per_band(scale, n, "scale", path)
     if offset is not None:
         of = _per_band(offset, n, "offset", path)
-        source = source or "offset= argument"
 
     # GDAL per-band scale/offset (rasterio reports 1/0 when unset)
     fs = np.asarray(file_scales, dtype=np.float64) if file_scales is not None else None
@@ -473,7 +470,7 @@ def _resolve_decoding(
     file_has = (fs is not None and np.any(fs != 1.0)) or (fo is not None and np.any(fo != 0.0))
     if file_has:
         if sc is None:
-            sc, source = (fs if fs is not None else np.ones(n)), source or "the file's band scales"
+            sc = fs if fs is not None else np.ones(n)
         if of is None:
             of = fo if fo is not None else np.zeros(n)
 
@@ -481,11 +478,11 @@ def _resolve_decoding(
         msc, mof, msrc = _metadata_scale_offset(n, band_tags, set_tags, path)
         if msrc is not None:
             if sc is None and msc is not None:
-                sc, source = msc, source or msrc
+                sc = msc
             if of is None and mof is not None:
                 of = mof
             if sc is None and mof is not None:
-                sc, source = np.ones(n), source or msrc
+                sc = np.ones(n)
 
     s2_nodata = False
     quant = next(
@@ -498,7 +495,7 @@ def _resolve_decoding(
         if sc is None and quant is not None:
             if quant == 0:
                 raise _err(path, "BOA_QUANTIFICATION_VALUE is 0", "fix the product metadata or pass scale=")
-            sc, source = np.full(n, 1.0 / quant), "Sentinel-2 BOA_QUANTIFICATION_VALUE"
+            sc = np.full(n, 1.0 / quant)
         if of is None:
             if baseline is not None and baseline < 4.0:
                 # Before baseline 04.00 L2A had no radiometric offset, whatever else the metadata says.
@@ -532,7 +529,7 @@ def _resolve_decoding(
                 "Pass the scale that turns the stored numbers into reflectance: scale=... (CLI --scale), "
                 "e.g. the inverse of the product's quantification value",
             )
-        sc, source = np.ones(n), "none (float data taken as reflectance)"
+        sc = np.ones(n)
         check_values = scale is None and offset is None
     if of is None:
         of = np.zeros(n)
@@ -551,7 +548,7 @@ def _resolve_decoding(
             nd = np.zeros(n)
         else:
             nd = None
-    return _Decoding(scale=sc, offset=of, nodata=nd, source=source, check_values=check_values)
+    return _Decoding(scale=sc, offset=of, nodata=nd, check_values=check_values)
 
 
 def _decode(raw: xr.DataArray, dec: _Decoding) -> xr.DataArray:
@@ -590,9 +587,8 @@ def _normalise_chunks(chunks: Any, shape: tuple[int, int, int], block: tuple[int
     if chunks is True or chunks == "auto":
         from dask.array.core import normalize_chunks
 
-        return normalize_chunks(
-            (-1, "auto", "auto"), shape=shape, dtype=np.float32, previous_chunks=(shape[0], *block)
-        )
+        norm = normalize_chunks((-1, "auto", "auto"), shape=shape, dtype=np.float32, previous_chunks=(shape[0], *block))
+        return dict(zip(("band", "y", "x"), norm))
     if isinstance(chunks, int):
         return {"band": -1, "y": chunks, "x": chunks}
     if isinstance(chunks, Mapping):
@@ -725,9 +721,11 @@ def _open_gdal(
             file_nodata = list(src.nodatavals)
             crs = src.crs
             block = src.block_shapes[0]
-            # ENVI-domain items are mostly file layout (samples, interleave, ...); keep the descriptive ones.
+            # GDAL's ENVI driver repeats band labels as "Band_<i>" tags and puts the file layout (samples,
+            # interleave, ...) in the ENVI domain: keep only the descriptive items.
             raw_attrs = {k: v for k, v in src.tags().items() if not re.fullmatch(r"band_\d+", k, re.IGNORECASE)}
-            raw_attrs.update({k: v for k, v in envi_tags.items() if k in ("description", "sensor_type", "acquisition_time")})
+            keep = ("description", "sensor_type", "acquisition_time")
+            raw_attrs.update({k: v for k, v in envi_tags.items() if k in keep})
             # A truncated file often opens fine (the header is intact) and fails on the last block.
             src.read(n, window=Window(w - 1, h - 1, 1, 1))
             src.read(1, window=Window(0, 0, 1, 1))
@@ -816,6 +814,21 @@ def _finish(
     return da
 
 
+def _zarr_consolidated(p: Path) -> bool:
+    """Whether a store has consolidated metadata (asking xarray to guess warns on every open)."""
+    if (p / ".zmetadata").is_file():
+        return True
+    meta = p / "zarr.json"
+    if meta.is_file():
+        import json
+
+        try:
+            return json.loads(meta.read_text()).get("consolidated_metadata") is not None
+        except (OSError, ValueError):
+            return False
+    return False
+
+
 def _open_xarray(
     p: Path,
     *,
@@ -829,7 +842,7 @@ def _open_xarray(
 ) -> xr.DataArray:
     kwargs: dict[str, Any] = {"mask_and_scale": False, "decode_coords": "all", "engine": engine}
     if engine == "zarr":
-        kwargs["consolidated"] = None
+        kwargs["consolidated"] = _zarr_consolidated(p)
     try:
         ds = xr.open_dataset(p, chunks=None, **kwargs)
     except Exception as exc:  # zarr/h5py raise a zoo of types for a damaged or foreign file
@@ -876,7 +889,7 @@ def _open_xarray(
     wl_units: Any = None
     if bdim in var.coords:
         vals = var[bdim].values
-        if vals.dtype.kind in "OUS":
+        if vals.dtype.kind in "OUST":
             descriptions = [str(v) for v in vals]
         elif vals.dtype.kind == "f" and _norm_key(bdim) in ("wavelength", "wavelengths", "lambda"):
             coord_tags["wavelength"] = list(vals)
@@ -981,13 +994,19 @@ def _prepare_for_write(da: xr.DataArray, path: Path) -> xr.DataArray:
         da = da.rename({bdim: "band"})
     if "band" in da.coords:
         names = [str(v) for v in da["band"].values]
-        if da["band"].dtype.kind not in "OUS":
+        if da["band"].dtype.kind not in "OUST":
             names = [f"band_{v}" for v in names]
     else:
         names = [f"band_{i + 1}" for i in range(da.sizes["band"])]
     if len(set(names)) != len(names):
         raise _err(path, "band names are not unique", "give every band its own name")
-    return da.assign_coords(band=np.array(names, dtype=object))
+    # .chunk() makes per-band coordinates lazy too; load these few numbers once, up front.
+    small = {
+        k: ("band", np.asarray(da[k].values))
+        for k in ("wavelength", "fwhm", "bbl")
+        if k in da.coords and da[k].dims == ("band",)
+    }
+    return da.assign_coords(band=np.array(names, dtype=object), **small)
 
 
 def _band_meta(da: xr.DataArray) -> dict[str, np.ndarray]:
@@ -1115,7 +1134,9 @@ def write_raster(
     p = Path(path).expanduser()
     fmt = _output_format(p, driver, cog)
     if p.exists() and not overwrite:
-        raise _err(p, "the output already exists", "pass overwrite=True (CLI --overwrite) to replace it, or choose another path")
+        raise _err(
+            p, "the output already exists", "pass overwrite=True (CLI --overwrite) to replace it, or choose another path"
+        )
     if not p.parent.exists():
         raise _err(p, f"the output directory {p.parent} does not exist", "create it first")
     if blocksize <= 0 or blocksize % 16:
@@ -1136,11 +1157,15 @@ def write_raster(
     try:
         with progress_ctx:
             if fmt in ("GTiff", "COG"):
-                _write_gtiff(da, tmp, cog=fmt == "COG", compress=compress, blocksize=blocksize, dtype=out_dtype,
-                             nodata=nodata, scale=sc, offset=of)
+                _write_gtiff(
+                    da, tmp, cog=fmt == "COG", compress=compress, blocksize=blocksize, dtype=out_dtype,
+                    nodata=nodata, scale=sc, offset=of,
+                )
             else:
-                _write_xarray(da, tmp, fmt=fmt, compress=compress, blocksize=blocksize, dtype=out_dtype,
-                              nodata=nodata, scale=sc, offset=of)
+                _write_xarray(
+                    da, tmp, fmt=fmt, compress=compress, blocksize=blocksize, dtype=out_dtype,
+                    nodata=nodata, scale=sc, offset=of,
+                )
         if p.is_dir() and not p.is_symlink():
             # os.replace cannot replace a non-empty directory: move the old store aside first.
             old = p.with_name(f".{p.name}.old-{os.getpid()}")
@@ -1269,7 +1294,8 @@ def _write_xarray(
             var_attrs["add_offset"] = float(offset[0]) if offset is not None else 0.0
         else:
             var_attrs["data_gain_values"] = [float(s) for s in scale]
-            var_attrs["data_offset_values"] = [float(o) for o in (offset if offset is not None else np.zeros_like(scale))]
+            offs = offset if offset is not None else np.zeros_like(scale)
+            var_attrs["data_offset_values"] = [float(o) for o in offs]
     ds[name].attrs.update(var_attrs)
     h, w = da.sizes["y"], da.sizes["x"]
     if clean.chunks is None:
@@ -1350,7 +1376,8 @@ def parse_envi_header(path: str | os.PathLike[str]) -> dict[str, Any]:
             items = [s for s in items if s != ""]
             try:
                 nums = [float(s) for s in items]
-                out[key] = [int(v) if v.is_integer() and re.fullmatch(r"[-+]?\d+", s) else v for v, s in zip(nums, items)]
+                is_int = [re.fullmatch(r"[-+]?\d+", s) is not None for s in items]
+                out[key] = [int(v) if i else v for v, i in zip(nums, is_int)]
             except ValueError:
                 out[key] = items
         else:
@@ -1411,7 +1438,11 @@ def read_envi(
         ns, nl, nb = int(hdr["samples"]), int(hdr["lines"]), int(hdr["bands"])
         code = int(hdr["data type"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise _err(hdr_path, f"header lacks or garbles a required field ({exc})", "the header needs samples, lines, bands and data type") from exc
+        raise _err(
+            hdr_path,
+            f"header lacks or garbles a required field ({exc})",
+            "the header needs samples, lines, bands and data type",
+        ) from exc
     if code not in _ENVI_DTYPES:
         raise _err(hdr_path, f"ENVI data type {code} (complex or unknown) is not supported", "convert to a real type")
     order = "<" if int(hdr.get("byte order", 0)) == 0 else ">"
@@ -1428,12 +1459,16 @@ def read_envi(
     if size < need:
         raise _err(data_path, f"the data file is truncated ({size} bytes, the header needs {need})", "re-download it")
     mm = np.memmap(data_path, dtype=dtype, mode="r", offset=header_offset, shape=shapes[interleave])
-    cube = {"bsq": lambda a: a, "bil": lambda a: a.transpose(1, 0, 2), "bip": lambda a: a.transpose(2, 0, 1)}[interleave](mm)
+    to_band_first = {"bsq": (0, 1, 2), "bil": (1, 0, 2), "bip": (2, 0, 1)}[interleave]
+    cube = mm.transpose(to_band_first)
 
     tags = {_norm_key(k): v for k, v in hdr.items()}
     names = hdr.get("band names")
-    descriptions: list[str | None] = [str(s) for s in names] if isinstance(names, list) and len(names) == nb else [None] * nb
-    info = _band_info(n=nb, descriptions=descriptions, band_tags=[{} for _ in range(nb)], set_tags=[tags], path=hdr_path)
+    descriptions: list[str | None] = [None] * nb
+    if isinstance(names, list) and len(names) == nb:
+        descriptions = [str(s) for s in names]
+    empty: list[dict[str, Any]] = [{} for _ in range(nb)]
+    info = _band_info(n=nb, descriptions=descriptions, band_tags=empty, set_tags=[tags], path=hdr_path)
     dec = _resolve_decoding(
         path=hdr_path,
         names=info.names,

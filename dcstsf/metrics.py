@@ -271,16 +271,16 @@ def _spectral_angles(p: Any, r: Any, v: Any, xp: Any) -> tuple[Any, Any, Any]:
     return ang, sv, e
 
 
-def _band_stats(c: _Cubes, *, moments: bool = False, angles: bool = False) -> dict[str, Any]:
-    """Per-band sums over valid pixels (and SAM sums), computed in one pass (one dask.compute)."""
-    if c.lazy:
-        import dask
-        import dask.array as xp
-    else:
-        xp = np
-    v = c.valid
-    p = xp.where(v, c.pred.astype(np.float64), 0.0)
-    r = xp.where(v, c.ref.astype(np.float64), 0.0)
+# Elements per band-slab in the NumPy path: bounds the float64 temporaries (~32 MB each) for big cubes.
+_SLAB_ELEMENTS = 4_000_000
+_MIN_KEYS = ("min_p", "min_r")
+_MAX_KEYS = ("max_p", "max_r")
+
+
+def _partial_stats(pred: Any, ref: Any, v: Any, xp: Any, moments: bool, angles: bool) -> dict[str, Any]:
+    """Per-band sums over the valid pixels of one block of rows (NumPy) or of the whole cube (Dask)."""
+    p = xp.where(v, pred.astype(np.float64), 0.0)
+    r = xp.where(v, ref.astype(np.float64), 0.0)
     d = p - r
     ax = (1, 2)
     out: dict[str, Any] = {"n": v.sum(), "sse": (d * d).sum(axis=ax), "sum_r": r.sum(axis=ax)}
@@ -299,8 +299,33 @@ def _band_stats(c: _Cubes, *, moments: bool = False, angles: bool = False) -> di
         out["sam_sum"] = xp.where(sv, ang, 0.0).sum()
         out["sam_n"] = sv.sum()
         out["contrib"] = (e * e).sum(axis=ax)
+    return out
+
+
+def _band_stats(c: _Cubes, *, moments: bool = False, angles: bool = False) -> dict[str, Any]:
+    """Per-band sums over valid pixels (and SAM sums) in one pass: one ``dask.compute`` for Dask inputs,
+    a loop over slabs of rows for NumPy inputs (same sums, bounded temporaries)."""
     if c.lazy:
-        (out,) = dask.compute(out)
+        import dask
+        import dask.array as da
+
+        (out,) = dask.compute(_partial_stats(c.pred, c.ref, c.valid, da, moments, angles))
+    else:
+        nb, ny, nx = c.pred.shape
+        rows = max(1, _SLAB_ELEMENTS // max(1, nb * nx))
+        out = {}
+        for y0 in range(0, ny, rows):
+            sl = slice(y0, y0 + rows)
+            part = _partial_stats(c.pred[:, sl], c.ref[:, sl], c.valid[sl], np, moments, angles)
+            for k, val in part.items():
+                if k not in out:
+                    out[k] = val
+                elif k in _MIN_KEYS:
+                    out[k] = np.minimum(out[k], val)
+                elif k in _MAX_KEYS:
+                    out[k] = np.maximum(out[k], val)
+                else:
+                    out[k] = out[k] + val
     res = {k: np.asarray(val, dtype=np.float64) for k, val in out.items()}
     res["n"] = int(out["n"])
     if "sam_n" in out:
@@ -369,7 +394,7 @@ def _band_mean(values: NDArray[np.float64], what: str, *, warn_all: bool = True)
     finite = np.isfinite(values)
     if not finite.any():
         if warn_all:
-                _warn(f"{what}: undefined in every band (constant bands); returning NaN.")
+            _warn(f"{what}: undefined in every band (constant bands); returning NaN.")
         return math.nan
     if not finite.all():
         _warn(f"{what}: undefined in band(s) {np.flatnonzero(~finite).tolist()} (constant band); "
@@ -464,16 +489,24 @@ def sam_map(pred: CubeLike, ref: CubeLike, *, mask: MaskLike | None = None, bord
     numpy.ndarray of shape (y, x) (after the border crop)
     """
     c = _prepare(pred, ref, mask, border)
-    xp: Any
+
+    def angle_map(pc: Any, rc: Any, vc: Any, xp: Any) -> Any:
+        p = xp.where(vc, pc.astype(np.float64), 0.0)
+        r = xp.where(vc, rc.astype(np.float64), 0.0)
+        ang, sv, _ = _spectral_angles(p, r, vc, xp)
+        return xp.where(sv, ang, np.nan)
+
     if c.lazy:
-        import dask.array as xp
-    else:
-        xp = np
-    p = xp.where(c.valid, c.pred.astype(np.float64), 0.0)
-    r = xp.where(c.valid, c.ref.astype(np.float64), 0.0)
-    ang, sv, _ = _spectral_angles(p, r, c.valid, xp)
-    out = xp.where(sv, ang, np.nan)
-    return np.asarray(out.compute() if c.lazy else out)
+        import dask.array as da
+
+        return np.asarray(angle_map(c.pred, c.ref, c.valid, da).compute())
+    nb, ny, nx = c.pred.shape
+    rows = max(1, _SLAB_ELEMENTS // max(1, nb * nx))
+    out = np.empty((ny, nx))
+    for y0 in range(0, ny, rows):
+        sl = slice(y0, y0 + rows)
+        out[sl] = angle_map(c.pred[:, sl], c.ref[:, sl], c.valid[sl], np)
+    return out
 
 
 def sam(pred: CubeLike, ref: CubeLike, *, mask: MaskLike | None = None, border: int = 0) -> float:
@@ -751,7 +784,9 @@ def q2n(
 
     averaged over the same blocks as :func:`uiqi` (non-overlapping, top-left anchored, incomplete edge
     tiles and blocks with invalid pixels dropped, same degenerate-block rules).  For one band it equals
-    ``|UIQI|`` block by block.  Range [0, 1], 1 is perfect.
+    ``|UIQI|`` block by block.  1 is perfect, 0 the worst; the value is at most 1 for up to 8 bands
+    (composition algebras: complex numbers, quaternions, octonions).  From 16 components on the norm is no
+    longer multiplicative and a block can in principle score slightly above 1 (the Toolbox shares this).
 
     The Pansharpening Toolbox's ``q2n`` additionally normalises each band of each block by the fused
     image's block mean and standard deviation and pads the image to a block multiple, so its values
@@ -1018,6 +1053,8 @@ def evaluate(
     }
     if include_q2n:
         qt, qc = _q2n_sums(p, r, v, blk)
+        if qc == 0:
+            _warn(f"q2n: no complete {blk}x{blk} block free of invalid pixels; returning NaN.")
         glob["q2n"] = qt / qc if qc else math.nan
     return {
         "global": glob,

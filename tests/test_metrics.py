@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -343,23 +344,26 @@ def test_q2n_three_bands_padded_matches_per_pixel_product() -> None:
 
 # --------------------------------------------------------------------------------------- Dask / xarray
 def test_dask_parity_with_numpy() -> None:
-    ref = _cube((7, 53, 47), seed=8)
+    ref = _cube((7, 33, 29), seed=8)
     pred = _noisy(ref, 0.03)
     ref[2, 10, 11] = np.nan
-    pred[:, 20, 30] = 0.0
-    mask = np.ones((53, 47), bool)
-    mask[40:, :5] = False
-    dp = da.from_array(pred, chunks=(3, 17, 20))
-    dr = da.from_array(ref, chunks=(2, 25, 13))  # different chunks on purpose
+    pred[:, 20, 25] = 0.0
+    mask = np.ones((33, 29), bool)
+    mask[25:, :5] = False
+    dp = da.from_array(pred, chunks=(3, 12, 11))  # chunks that do not divide the shape
+    dr = da.from_array(ref, chunks=(4, 20, 13))  # and differ between the two cubes
     kw = {"mask": mask, "border": 2}
-    for fn in (M.psnr, M.rmse, M.sam, M.cc):
-        assert fn(dp, dr, **kw) == pytest.approx(fn(pred, ref, **kw), rel=1e-6), fn.__name__
-    assert M.ergas(dp, ref, ratio=1 / 3, **kw) == pytest.approx(M.ergas(pred, ref, ratio=1 / 3, **kw), rel=1e-6)
-    for fn in (M.psnr_per_band, M.rmse_per_band, M.cc_per_band):
-        np.testing.assert_allclose(fn(dp, dr, **kw), fn(pred, ref, **kw), rtol=1e-6)
-    np.testing.assert_allclose(M.sam_map(dp, dr, **kw), M.sam_map(pred, ref, **kw), rtol=1e-6)
-    ev_np = M.evaluate(pred, ref, ratio=1 / 3, block=8, **kw)
-    ev_da = M.evaluate(dp, dr, ratio=1 / 3, block=8, **kw)
+    # Threaded (default) scheduler for one metric, synchronous for the rest to keep the test fast.
+    assert M.sam(dp, dr, **kw) == pytest.approx(M.sam(pred, ref, **kw), rel=1e-6)
+    with dask.config.set(scheduler="synchronous"):
+        for fn in (M.psnr, M.rmse, M.cc):
+            assert fn(dp, dr, **kw) == pytest.approx(fn(pred, ref, **kw), rel=1e-6), fn.__name__
+        assert M.ergas(dp, ref, ratio=1 / 3, **kw) == pytest.approx(M.ergas(pred, ref, ratio=1 / 3, **kw), rel=1e-6)
+        for fn in (M.psnr_per_band, M.rmse_per_band, M.cc_per_band):
+            np.testing.assert_allclose(fn(dp, dr, **kw), fn(pred, ref, **kw), rtol=1e-6)
+        np.testing.assert_allclose(M.sam_map(dp, dr, **kw), M.sam_map(pred, ref, **kw), rtol=1e-6)
+        ev_np = M.evaluate(pred, ref, ratio=1 / 3, block=8, **kw)
+        ev_da = M.evaluate(dp, dr, ratio=1 / 3, block=8, **kw)
     for key, value in ev_np["global"].items():
         assert math.isfinite(value), key
         assert ev_da["global"][key] == pytest.approx(value, rel=1e-6), key
@@ -460,3 +464,19 @@ def test_evaluate_structure() -> None:
     assert "q2n" not in M.evaluate(pred, ref, ratio=1 / 3, include_q2n=False)["global"]
     assert set(M.__all__) >= {"psnr", "psnr_per_band", "rmse", "rmse_per_band", "sam", "sam_map", "ergas", "ssim",
                               "cc", "uiqi", "q2n", "d_lambda", "d_s", "qnr", "evaluate"}
+
+
+def test_numpy_slab_loop_matches_single_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = _cube((4, 23, 13), seed=11)
+    pred = _noisy(ref, 0.05)
+    pred[1, 20, 1] = np.nan
+    pred[:, 7, 2] = 0.0
+    whole = M.evaluate(pred, ref, ratio=1 / 3, block=4)
+    smap = M.sam_map(pred, ref)
+    monkeypatch.setattr(M, "_SLAB_ELEMENTS", 4 * 13 * 2)  # two rows per slab, last slab one row
+    sliced = M.evaluate(pred, ref, ratio=1 / 3, block=4)
+    for key, value in whole["global"].items():
+        assert sliced["global"][key] == pytest.approx(value, rel=1e-12), key
+    for key, values in whole["per_band"].items():
+        np.testing.assert_allclose(sliced["per_band"][key], values, rtol=1e-12)
+    np.testing.assert_allclose(M.sam_map(pred, ref), smap, rtol=1e-12)

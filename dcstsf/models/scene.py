@@ -21,8 +21,9 @@ Symbols (all NumPy float32):
     The MS observation in coefficient space: ``ms_n = ms_offset + B_ms(ms_forward @ c)``
     (the spectral operator R applied to ``mu + scale * basis @ c``, normalised).
 ``ms_pinv`` (p, n_ms)
-    Ridge pseudo-inverse of ``ms_forward``: the minimum-norm coefficient change that explains an MS
-    residual (used by the final consistency step).
+    Prior-weighted pseudo-inverse of ``ms_forward``, ``L A^T (A L A^T + lam I)^-1`` with ``L`` the PCA
+    variances: the most probable coefficient change (Gaussian prior) that explains an MS residual
+    (the final consistency step). Unweighted, weak noise directions would absorb MS residuals.
 """
 
 from __future__ import annotations
@@ -53,10 +54,16 @@ def fit_scene_state(
     mu = hs.mean(axis=0)
     centred = hs - mu
     scale = float(np.sqrt((centred**2).mean()) + 1e-6)
-    _, _, vt = np.linalg.svd(centred / scale, full_matrices=False)
-    p = min(rank, vt.shape[0])
+    # eigen-decomposition of the band covariance: (n_hs x n_hs), cheap whatever the pixel count
+    cov = (centred / scale).T @ (centred / scale) / max(len(hs) - 1, 1)
+    evals, evecs = np.linalg.eigh(cov)
+    order = np.argsort(evals)[::-1]
+    p = min(rank, hs.shape[1], len(hs))
     basis = np.zeros((hs.shape[1], rank))
-    basis[:, :p] = vt[:p].T
+    basis[:, :p] = evecs[:, order[:p]]
+    # a deterministic sign per direction (eigh's signs are arbitrary): largest |entry| positive
+    signs = np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(rank)])
+    basis *= np.where(signs == 0, 1.0, signs)[None, :]
     ms_mu = ms.mean(axis=0)
     ms_sigma = ms.std(axis=0) + 1e-4
     ms_n = (ms - ms_mu) / ms_sigma
@@ -65,9 +72,12 @@ def fit_scene_state(
     srf = model.srf.astype(np.float64)
     ms_offset = (srf @ mu - ms_mu) / ms_sigma
     ms_forward = (scale * (srf @ basis)) / ms_sigma[:, None]
-    gram = ms_forward @ ms_forward.T
-    lam = ridge * np.trace(gram) / gram.shape[0]
-    ms_pinv = ms_forward.T @ np.linalg.inv(gram + lam * np.eye(gram.shape[0]))
+    prior = np.zeros(rank)
+    prior[:p] = np.clip(evals[order[:p]], 0.0, None)
+    weighted = ms_forward * prior[None, :]
+    gram = weighted @ ms_forward.T
+    lam = ridge * np.trace(gram) / gram.shape[0] + 1e-9
+    ms_pinv = weighted.T @ np.linalg.inv(gram + lam * np.eye(gram.shape[0]))
     out = {
         "mu": mu,
         "scale": np.asarray(scale),

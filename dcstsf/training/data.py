@@ -54,7 +54,10 @@ class CaseSampler:
     change_models
         Change models drawn uniformly.
     snr_db
-        ``(low, high)`` range for HS and MS SNR; ``None`` entries mean noise-free draws are allowed.
+        ``(low, high)`` range of the HS SNR (MS: 5 dB more); 15% of cases are noise-free.
+    batches_per_case
+        Batches cut from one simulated case before the next is simulated (simulation and the scene
+        fit cost more than a training step).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class CaseSampler:
         seed: int = 0,
         change_models: Sequence[str] = ("mixed", "phenology", "abrupt", "phenology+abrupt", "radiometric+abrupt"),
         snr_db: tuple[float, float] = (28.0, 45.0),
+        batches_per_case: int = 4,
     ) -> None:
         self.model = model
         r = model.ratio
@@ -76,6 +80,11 @@ class CaseSampler:
         self.rank = rank
         self.change_models = tuple(change_models)
         self.snr_db = snr_db
+        self.batches_per_case = max(1, batches_per_case)
+        self._case: dict[str, np.ndarray] | None = None
+        self._state: dict[str, torch.Tensor] = {}
+        self._uses = 0
+        self._case_rng: dict[str, object] | None = None
         self.rng = np.random.default_rng(seed)
         self.scenes = [resample_to_sensor(s, model.hs_sensor) for s in scenes]
         self.scenes = [s for s in self.scenes if min(s.sizes["y"], s.sizes["x"]) >= self.patch]
@@ -98,8 +107,20 @@ class CaseSampler:
                     "y": np.arange(h, dtype=float), "x": np.arange(w, dtype=float)},
         )
 
-    def draw(self) -> TrainingBatch:
-        """One batch of patches from a freshly simulated case."""
+    def get_state(self) -> dict[str, object]:
+        """Everything needed to continue the exact sequence of batches (for resumable training)."""
+        return {"rng": self.rng.bit_generator.state, "case_rng": self._case_rng, "uses": self._uses}
+
+    def set_state(self, state: dict[str, object]) -> None:
+        """Restore :meth:`get_state`: the current case is re-simulated from its recorded seed state."""
+        if state.get("case_rng") is not None:
+            self.rng.bit_generator.state = state["case_rng"]
+            self._new_case()
+        self._uses = int(state["uses"])  # type: ignore[arg-type]
+        self.rng.bit_generator.state = state["rng"]
+
+    def _new_case(self) -> None:
+        self._case_rng = self.rng.bit_generator.state
         scene = self.scenes[int(self.rng.choice(len(self.scenes), p=self.weights))]
         cube = self._augment(scene)
         change = str(self.rng.choice(self.change_models))
@@ -120,11 +141,24 @@ class CaseSampler:
         )
         hs, ms1, ms2 = case.arrays()
         state = fit_scene_state(scene_samples(hs, ms1, ms2, model=self.model), model=self.model, rank=self.rank)
+        self._case = {
+            "hs": hs, "ms1": ms1, "ms2": ms2,
+            "x2": case.hs_t2_truth.values.astype(np.float32),
+            "x1": case.hs_t1_truth.values.astype(np.float32),
+        }
+        self._state = state_to_tensors(state)
+        self._uses = 0
+
+    def draw(self) -> TrainingBatch:
+        """One batch of aligned random patches (a new simulated case every ``batches_per_case``)."""
+        if self._case is None or self._uses >= self.batches_per_case:
+            self._new_case()
+        assert self._case is not None
+        self._uses += 1
+        hs, ms1, ms2, x2, x1 = (self._case[k] for k in ("hs", "ms1", "ms2", "x2", "x1"))
         r = self.model.ratio
         pc = self.patch // r
         hc, wc = hs.shape[1:]
-        x2 = case.hs_t2_truth.values.astype(np.float32)
-        x1 = case.hs_t1_truth.values.astype(np.float32)
         out: dict[str, list[np.ndarray]] = {k: [] for k in ("hs", "ms1", "ms2", "x2", "x1")}
         for _ in range(self.batch_size):
             i = int(self.rng.integers(0, hc - pc + 1))
@@ -141,5 +175,5 @@ class CaseSampler:
 
         return TrainingBatch(
             hs_t1=stack("hs"), ms_t1=stack("ms1"), ms_t2=stack("ms2"),
-            hs_t2=stack("x2"), hs_t1_fine=stack("x1"), state=state_to_tensors(state),
+            hs_t2=stack("x2"), hs_t1_fine=stack("x1"), state=self._state,
         )

@@ -36,7 +36,8 @@ _DEFAULTS: dict[str, Any] = {
     "sensors": {"hs_sensor": "zy1-02d-ahsi", "ms_sensor": "sentinel-2a",
                 "ms_bands": ["B02", "B03", "B04", "B08"], "ratio": 3},
     "model": {},
-    "data": {"scenes": "enmap_potsdam", "patch": 36, "batch_size": 8, "snr_db": [28.0, 45.0]},
+    "data": {"scenes": "enmap_potsdam", "patch": 36, "batch_size": 8, "snr_db": [28.0, 45.0],
+             "batches_per_case": 4},
     "train": {"steps": 1000, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "seed": 0,
               "checkpoint_every": 100, "threads": 2, "grad_clip": 1.0},
     "loss": {"l1": 1.0, "sam": 0.1, "aux_t1": 0.5},
@@ -80,7 +81,7 @@ def training_scenes(name: str) -> list[Any]:
     block = datasets.load_enmap_potsdam_block()
     block_tiles = {(c, r) for c in (160, 192) for r in (64, 96, 128, 160)}
     others = [t for t in datasets.load_enmap_potsdam_tiles()
-              if tuple(t.attrs.get("tile_offset", (None, None))) not in block_tiles]
+              if (t.attrs.get("tile_col"), t.attrs.get("tile_row")) not in block_tiles]
     return [block, *others]
 
 
@@ -100,7 +101,8 @@ def _loss(net: DCSTSFNet, batch: TrainingBatch, model: ObservationModel, weights
     sam = spectral_angle_loss(out["hs_t2"], batch.hs_t2)
     aux = (out["hs_t1"] - batch.hs_t1_fine).abs().mean()
     total = weights["l1"] * l1 + weights["sam"] * sam + weights["aux_t1"] * aux
-    return total, {"loss": float(total), "l1": float(l1), "sam_rad": float(sam), "aux_t1": float(aux)}
+    parts = {"loss": total.item(), "l1": l1.item(), "sam_rad": sam.item(), "aux_t1": aux.item()}
+    return total, parts
 
 
 def _lr_factor(step: int, *, warmup: int, total: int) -> float:
@@ -118,10 +120,13 @@ def train(
     resume: bool = True,
     progress: bool = True,
     scenes: list[Any] | None = None,
+    stop_after: int | None = None,
 ) -> Path:
     """Train DC-STSF; returns the path of the final checkpoint (``final.pt`` in the output dir).
 
     ``scenes`` overrides the config's training scenes (tests pass tiny synthetic cubes).
+    ``stop_after`` stops at that step with a resumable ``last.pt`` (returned) instead of finishing,
+    exactly as an interrupted run would; the same call without it resumes.
     """
     cfg = load_config(config)
     if steps is not None:
@@ -147,6 +152,7 @@ def train(
         scenes if scenes is not None else training_scenes(dcfg["scenes"]),
         model=model, patch=int(dcfg["patch"]), batch_size=int(dcfg["batch_size"]),
         rank=net_cfg.rank, seed=int(tcfg["seed"]), snr_db=tuple(dcfg["snr_db"]),
+        batches_per_case=int(dcfg["batches_per_case"]),
     )
     last = out_dir / "last.pt"
     step = 0
@@ -161,7 +167,7 @@ def train(
         net.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
-        sampler.rng.bit_generator.state = ck["rng"]["numpy"]
+        sampler.set_state(ck["rng"]["sampler"])
         torch.set_rng_state(ck["rng"]["torch"])
         step = int(ck["step"])
         log.info("resuming %s at step %d", out_dir, step)
@@ -188,7 +194,7 @@ def train(
         }
         if with_optim:
             p.update(optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                     rng={"numpy": sampler.rng.bit_generator.state, "torch": torch.get_rng_state()})
+                     rng={"sampler": sampler.get_state(), "torch": torch.get_rng_state()})
         return p
 
     net.train()
@@ -210,8 +216,11 @@ def train(
             )
         bar.update(1)
         bar.set_postfix(loss=f"{parts['loss']:.4f}", sam=f"{parts['sam_rad']:.4f}")
-        if step % int(tcfg["checkpoint_every"]) == 0 or step == total:
+        if step % int(tcfg["checkpoint_every"]) == 0 or step == total or step == stop_after:
             save_checkpoint(last, payload(step, with_optim=True))
+        if stop_after is not None and step >= stop_after and step < total:
+            bar.close()
+            return last
     bar.close()
     net.eval()
     final = out_dir / "final.pt"

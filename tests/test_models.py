@@ -1,0 +1,159 @@
+"""DC-STSF network: shapes, gradients, determinism, physics-only start, save/load, training."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from dcstsf.errors import WeightsError
+from dcstsf.methods import DCSTSF, fuse_arrays
+from dcstsf.models import DCSTSFConfig, DCSTSFNet, fit_scene_state, load_model, save_checkpoint, state_to_tensors
+from dcstsf.operators import ObservationModel
+from dcstsf.scene_stats import scene_samples
+from dcstsf.simulate import simulate_case
+from dcstsf.training import train
+
+BANDS4 = ["B02", "B03", "B04", "B08"]
+
+
+def _smooth_cube(model: ObservationModel, h: int, w: int, seed: int = 0) -> xr.DataArray:
+    """A tiny synthetic 'scene': 3 smooth endmember spectra mixed with field-like abundances
+    (sharp-edged parcels finer than the HS pixel, so the MS detail matters)."""
+    rng = np.random.default_rng(seed)
+    wl = model.hs_sensor.centers_nm
+    ends = np.stack([0.05 + 0.4 / (1 + np.exp(-(wl - c) / 40.0)) for c in (550.0, 720.0, 1400.0)])
+    from scipy.ndimage import gaussian_filter
+
+    parcels = rng.random((3, h // 2 + 1, w // 2 + 1)).repeat(2, axis=1).repeat(2, axis=2)[:, :h, :w]
+    ab = np.stack([gaussian_filter(p, 0.5) for p in parcels]) ** 2
+    ab /= ab.sum(0, keepdims=True)
+    cube = np.einsum("kb,kyx->byx", ends, ab).astype(np.float32)
+    return xr.DataArray(
+        cube, dims=("band", "y", "x"),
+        coords={"band": list(model.hs_sensor.band_names), "wavelength": ("band", wl),
+                "y": np.arange(h, dtype=float), "x": np.arange(w, dtype=float)},
+    )
+
+
+@pytest.fixture(scope="module")
+def model() -> ObservationModel:
+    return ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BANDS4, ratio=3)
+
+
+@pytest.fixture(scope="module")
+def case(model: ObservationModel):
+    return simulate_case(_smooth_cube(model, 36, 42), model=model, change="mixed", seed=3)
+
+
+def _forward(net: DCSTSFNet, case, model: ObservationModel) -> dict[str, torch.Tensor]:
+    hs, ms1, ms2 = case.arrays()
+    state = state_to_tensors(fit_scene_state(scene_samples(hs, ms1, ms2, model=model), model=model, rank=net.config.rank))
+    t = [torch.from_numpy(a)[None] for a in (hs, ms1, ms2)]
+    return net(*t, state, ratio=3, hs_sigma=float(np.median(model.hs_sigma)), ms_sigma=model.ms_sigma)
+
+
+def test_shapes_and_gradients(model: ObservationModel, case) -> None:
+    torch.manual_seed(0)
+    net = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=8, stages=2, hidden=8))
+    # give the zero-initialised heads some weight so gradients reach every layer
+    for unit in [*net.seu, *net.ecu, net.sftn]:
+        torch.nn.init.normal_(unit.head.weight, std=1e-3)
+    out = _forward(net, case, model)
+    assert out["hs_t2"].shape == (1, model.n_hs, 36, 42)
+    assert out["hs_t1"].shape == (1, model.n_hs, 36, 42)
+    loss = (out["hs_t2"] - torch.from_numpy(case.hs_t2_truth.values)[None]).abs().mean()
+    loss.backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert any(float(p.grad.abs().sum()) > 0 for p in net.seu.parameters())
+
+
+def test_deterministic(model: ObservationModel, case) -> None:
+    net = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=8, stages=2, hidden=8)).eval()
+    with torch.no_grad():
+        a = _forward(net, case, model)["hs_t2"]
+        b = _forward(net, case, model)["hs_t2"]
+    assert torch.equal(a, b)
+
+
+def test_physics_only_beats_bicubic(model: ObservationModel, case) -> None:
+    """The untrained network is the classical alternating projection and must already help."""
+    truth = case.hs_t2_truth.values
+    pred = fuse_arrays(*case.arrays(), method=DCSTSF.untrained(DCSTSFConfig(n_ms=4, rank=8)), model=model)
+    bic = fuse_arrays(*case.arrays(), method="bicubic", model=model)
+    assert np.mean((pred - truth) ** 2) < 0.5 * np.mean((bic - truth) ** 2)
+
+
+def test_no_change_noise_free_recovers_truth(model: ObservationModel) -> None:
+    c = simulate_case(_smooth_cube(model, 36, 36, seed=5), model=model, change="none", seed=0,
+                      hs_snr_db=None, ms_snr_db=None)
+    pred = fuse_arrays(*c.arrays(), method=DCSTSF.untrained(DCSTSFConfig(n_ms=4, rank=8, stages=4)), model=model)
+    rmse = float(np.sqrt(np.mean((pred - c.hs_t2_truth.values) ** 2)))
+    assert rmse < 0.01
+
+
+def test_save_load_round_trip(tmp_path: Path, model: ObservationModel, case) -> None:
+    torch.manual_seed(1)
+    net = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=8, stages=1, hidden=8))
+    torch.nn.init.normal_(net.sftn.head.weight, std=1e-2)
+    path = tmp_path / "w.pt"
+    sha = save_checkpoint(path, {"config": net.config.to_dict(), "state_dict": net.state_dict(),
+                                 "sensors": {**model.describe(), "ratio": 3}})
+    loaded, payload = load_model(path, expected_sha256=sha)
+    with torch.no_grad():
+        assert torch.equal(_forward(net.eval(), case, model)["hs_t2"], _forward(loaded, case, model)["hs_t2"])
+    # a method built from the file reports the hash
+    meth = DCSTSF(weights=path)
+    fuse_arrays(*case.arrays(), method=meth, model=model)
+    assert meth.identity()["weights_sha256"] == sha
+    # corruption is detected by hash and by format
+    with pytest.raises(WeightsError, match="SHA-256"):
+        load_model(path, expected_sha256="0" * 64)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(WeightsError, match="bad.pt"):
+        load_model(bad)
+    with pytest.raises(WeightsError, match="not found"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_wrong_band_count_weights(tmp_path: Path, model: ObservationModel, case) -> None:
+    net = DCSTSFNet(DCSTSFConfig(n_ms=10, rank=8, stages=1, hidden=8))
+    path = tmp_path / "w10.pt"
+    save_checkpoint(path, {"config": net.config.to_dict(), "state_dict": net.state_dict(),
+                           "sensors": {"ratio": 3}})
+    with pytest.raises(WeightsError, match="10 MS bands"):
+        fuse_arrays(*case.arrays(), method=DCSTSF(weights=path), model=model)
+
+
+def test_few_steps_training_loss_falls_and_resumes(tmp_path: Path, model: ObservationModel) -> None:
+    scenes = [_smooth_cube(model, 48, 48, seed=s) for s in range(2)]
+    cfg = {
+        "sensors": {"hs_sensor": "zy1-02d-ahsi", "ms_sensor": "sentinel-2a", "ms_bands": BANDS4, "ratio": 3},
+        "model": {"rank": 8, "stages": 1, "hidden": 8, "consistency_steps": 1},
+        "data": {"patch": 24, "batch_size": 4, "batches_per_case": 30},
+        "train": {"steps": 30, "lr": 3e-3, "warmup": 2, "checkpoint_every": 10, "seed": 0, "threads": 1},
+    }
+    out = train(cfg, output=tmp_path / "run", scenes=scenes, progress=False)
+    rows = list(csv.DictReader((tmp_path / "run" / "loss.csv").open()))
+    assert len(rows) == 30
+    # all 30 steps see one case (batches_per_case=30): the loss on it must fall
+    first = np.mean([float(r["loss"]) for r in rows[:5]])
+    last = np.mean([float(r["loss"]) for r in rows[-5:]])
+    assert last < first
+    net, payload = load_model(out)
+    assert payload["sensors"]["ms_bands"] == BANDS4 and payload["step"] == 30
+
+    # interrupted run (stopped at step 20 via steps=20 checkpoint) resumes to the same weights
+    cfg_short = {**cfg, "train": {**cfg["train"]}}
+    train({**cfg_short, "train": {**cfg["train"], "steps": 30}}, output=tmp_path / "run2", scenes=scenes,
+          progress=False, stop_after=20)
+    out2 = train(cfg, output=tmp_path / "run2", scenes=scenes, progress=False)
+    net2, _ = load_model(out2)
+    for (k, a), (_, b) in zip(net.state_dict().items(), net2.state_dict().items()):
+        assert torch.equal(a, b), k
