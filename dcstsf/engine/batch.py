@@ -268,16 +268,24 @@ def _run_tiles_local(
 ) -> None:
     pending: dict[Future[np.ndarray], tuple[int, int]] = {}
     queue = list(todo)
+
+    def refill() -> None:
+        while queue and len(pending) < parallel:
+            t = queue.pop(0)
+            pending[ex.submit(_compute_tile_local, job, t)] = t
+
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="dcstsf-tile") as ex:
         try:
-            while queue or pending:
-                while queue and len(pending) < parallel:
-                    t = queue.pop(0)
-                    pending[ex.submit(_compute_tile_local, job, t)] = t
+            refill()
+            while pending:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
                     t = pending.pop(fut)
-                    finish(t, fut.result())
+                    arr = fut.result()
+                    # Start the next tile before saving this one: saving overlaps computing.
+                    refill()
+                    finish(t, arr)
+                    del arr
         finally:
             for fut in pending:
                 fut.cancel()
@@ -306,9 +314,9 @@ def _run_tiles_distributed(
             t = futures.pop(fut)
             arr = fut.result()
             fut.release()
-            finish(t, arr)
             if queue:
                 ac.add(submit())
+            finish(t, arr)
     finally:
         for fut in futures:
             fut.cancel()

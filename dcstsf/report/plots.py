@@ -203,7 +203,7 @@ def comparison_figure(
 ) -> bytes:
     """Side-by-side bars, one small chart per metric: ``values`` = [(label, one value per method)]."""
     n = len(values)
-    cols = min(4, n)
+    cols = n if n <= 5 else 4
     rows = int(math.ceil(n / cols))
     fig = Figure(figsize=(2.4 * cols + 0.4, 2.3 * rows + 0.5 + 0.08 * max(len(s) for s in names)),
                  layout="constrained")
