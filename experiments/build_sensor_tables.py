@@ -71,10 +71,23 @@ def main() -> None:
         f"mtf_nyquist={ASSUMED_HS_MTF}: ASSUMED. Spectral response: tabulated, enmap_srf.json (EnMAP-Box enmap_potsdam_srf.geojson).",
     ], columns, out)
     feats = json.loads((SHARED / "enmap_potsdam" / "enmap_potsdam_srf.geojson").read_text())["features"]
-    srf = {f"B{i + 1:03d}": {"x": f["properties"]["profiles"]["x"], "y": f["properties"]["profiles"]["y"]}
-           for i, f in enumerate(feats)}
+    # The geojson lists responses in WAVELENGTH order (VNIR and SWIR interleave near 900-1000 nm), not
+    # in band order: match each band to the feature of the same rank in wavelength, then check centroids.
+    centers = np.array([float(r[1]) for r in rows])
+    profiles = [f["properties"]["profiles"] for f in feats]
+    centroids = np.array([np.dot(p["x"], p["y"]) / np.sum(p["y"]) for p in profiles])
+    by_wavelength = np.argsort(centers, kind="stable")
+    feature_order = np.argsort(centroids, kind="stable")
+    srf = {}
+    for band_idx, feat_idx in zip(by_wavelength, feature_order):
+        if abs(centroids[feat_idx] - centers[band_idx]) > 2.0:
+            raise SystemExit(f"EnMAP band {band_idx + 1}: response centroid {centroids[feat_idx]:.1f} nm "
+                             f"does not match centre {centers[band_idx]:.1f} nm")
+        p = profiles[feat_idx]
+        srf[f"B{band_idx + 1:03d}"] = {"x": p["x"], "y": p["y"]}
     (OUT / "enmap_srf.json").write_text(json.dumps({
-        "source": "EnMAP-Box enmapbox/exampledata/enmap_potsdam_srf.geojson (224 features, x nm, y relative response)",
+        "source": "EnMAP-Box enmapbox/exampledata/enmap_potsdam_srf.geojson (224 features in wavelength order, "
+                  "matched to band numbers by wavelength rank; x nm, y relative response)",
         "bands": srf}))
 
     # Hyperion: keep the table's order (wavelength order, with VNIR/SWIR overlap bands)
