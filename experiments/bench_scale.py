@@ -9,6 +9,8 @@ subprocess (so peak RSS is that run's alone) and writes a tiled, compressed GeoT
   output), ``fuse_s`` (through the last tile) and ``write_s``;
 * ``mpx_s`` -- output megapixels (x 166 bands) per second end to end, and ``tile_mpx_s`` for the tile phase;
 * ``peak_rss_gib`` -- the run's peak resident memory (``getrusage`` high-water mark, process + children);
+* ``cpu_s`` -- CPU seconds (user + system) of the run, and the same for the bare model: on a shared,
+  busy machine CPU-time ratios (``cpu_ratio_*``) are steadier than wall-time ratios;
 * the **bare model** -- ``Method.apply`` on one in-memory tile in the same process setup: on a ``chunk^2``
   window (``bare_mpx_s``: no halo, nothing else) and on the engine's tile window ``(chunk + 2 halo)^2``
   keeping the ``chunk^2`` core (``tile_window_mpx_s``). ``ratio_vs_bare`` = ``mpx_s / bare_mpx_s`` is the
@@ -200,12 +202,16 @@ def worker_run(args: dict[str, Any]) -> dict[str, Any]:
     m, note = _method(args["method"])
     sampler = _RssSampler()
     sampler.start()
+    load0 = os.getloadavg()[0]
+    cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     res = run_batch(
         args["hs"], args["ms1"], args["ms2"], args["out"], method=m, chunk=args["chunk"], progress=False,
-        overwrite=True, compress=args["compress"], workers=args.get("workers"), parallel_tiles=args.get("parallel"),
+        overwrite=True, compress=None if args["compress"] in (None, "none") else args["compress"],
+        workers=args.get("workers"), parallel_tiles=args.get("parallel"),
     )
     wall = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
     sampler.stop.set()
     sampler.join()
     ru_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -220,6 +226,8 @@ def worker_run(args: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_bytes": max(ru_self, ru_children, sampler.peak),
         "peak_rss_sampled_bytes": sampler.peak,
         "output_bytes": out_bytes,
+        "load_avg_1min": [load0, os.getloadavg()[0]],
+        "cpu_s": cpu,
         "note": note,
     }
 
@@ -249,21 +257,24 @@ def worker_bare(args: dict[str, Any]) -> dict[str, Any]:
 
     fitted = m.fit(*tile(480), model=model)
 
-    def timed(n: int, repeats: int) -> float:
+    def timed(n: int, repeats: int) -> tuple[float, float]:
         arrays = tile(n)
         m.apply(*arrays, model=model, fitted=fitted)  # warm-up: kernels, oneDNN primitives for this shape
-        times = []
+        times, cpus = [], []
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            c0, t0 = _cpu_seconds(), time.perf_counter()
             m.apply(*arrays, model=model, fitted=fitted)
             times.append(time.perf_counter() - t0)
-        return float(np.median(times))
+            cpus.append(_cpu_seconds() - c0)
+        return float(np.median(times)), float(np.median(cpus))
 
-    t_core = timed(chunk, args.get("repeats", 3))
+    load0 = os.getloadavg()[0]
+    t_core, c_core = timed(chunk, args.get("repeats", 3))
     window = min(chunk + 2 * halo, args["size"])
-    t_window = timed(window, args.get("repeats", 3))
+    t_window, c_window = timed(window, args.get("repeats", 3))
     mpx = chunk * chunk / 1e6
     return {
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "chunk": chunk,
         "halo": halo,
         "window": window,
@@ -271,8 +282,19 @@ def worker_bare(args: dict[str, Any]) -> dict[str, Any]:
         "t_window_s": t_window,
         "bare_mpx_s": mpx / t_core,
         "tile_window_mpx_s": mpx / t_window,
+        "cpu_core_s": c_core,
+        "cpu_window_s": c_window,
+        "bare_cpu_s_per_mpx": c_core / mpx,
+        "tile_window_cpu_s_per_mpx": c_window / mpx,
+        "load_avg_1min": [load0, os.getloadavg()[0]],
         "note": note,
     }
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (robust to a busy machine)."""
+    me, ch = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + ch.ru_utime + ch.ru_stime
 
 
 def _size_of(p: Path) -> int:
@@ -325,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default=None, help="comma-separated methods (default: every registered one)")
     p.add_argument("--chunk", type=int, default=512)
     p.add_argument("--format", choices=("tif", "zarr"), default="tif")
-    p.add_argument("--compress", default="deflate")
+    p.add_argument("--compress", default="zstd", help="GeoTIFF codec (zstd level 1 by default; 'none')")
     p.add_argument("--workers", type=int, default=None, help="run on a LocalCluster of this many workers")
     p.add_argument("--parallel-tiles", type=int, default=None)
     p.add_argument("--workdir", default=None, help="scratch directory (default: a temporary one)")
@@ -394,6 +416,10 @@ def main(argv: list[str] | None = None) -> int:
                     "peak_rss_gib": r["peak_rss_bytes"] / 2**30,
                     "ratio_vs_bare": (mpx / r["wall_s"]) / bare["bare_mpx_s"],
                     "ratio_vs_tile_window": (mpx / r["wall_s"]) / bare["tile_window_mpx_s"],
+                    "cpu_s_per_mpx": r["cpu_s"] / mpx,
+                    # CPU-time efficiency: bare CPU seconds per Mpx over end-to-end CPU seconds per Mpx.
+                    "cpu_ratio_vs_bare": bare["bare_cpu_s_per_mpx"] / (r["cpu_s"] / mpx),
+                    "cpu_ratio_vs_tile_window": bare["tile_window_cpu_s_per_mpx"] / (r["cpu_s"] / mpx),
                     "extrapolated": False,
                     "format": a.format,
                 }
@@ -447,6 +473,8 @@ def _summarise(doc: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
             "peak_rss_le_3gib_at_6000": next((e["peak_rss_gib"] <= 3.0 for e in rs if e["size"] == 6000), None),
             "ratio_vs_bare_at_largest": big_run["ratio_vs_bare"],
             "ratio_vs_tile_window_at_largest": big_run.get("ratio_vs_tile_window"),
+            "cpu_ratio_vs_bare_at_largest": big_run.get("cpu_ratio_vs_bare"),
+            "cpu_ratio_vs_tile_window_at_largest": big_run.get("cpu_ratio_vs_tile_window"),
         }
     doc = dict(doc)
     doc["runs"] = sorted(runs, key=lambda e: (e["method"], e["size"]))

@@ -286,6 +286,16 @@ def test_larger_ms_scene_is_cropped_to_the_hs_footprint(case: Any) -> None:
     np.testing.assert_allclose(out.values, ref, atol=1e-4)
 
 
+def test_hs_pixels_outside_the_ms_grid_are_dropped_with_a_warning(case: Any) -> None:
+    ms1, ms2 = (a.isel(y=slice(0, 61), x=slice(3, 111)) for a in (case.ms_t1, case.ms_t2))
+    with pytest.warns(UserWarning, match="outside the MS grid"):
+        out = fuse(case.hs_t1, ms1, ms2, method="bicubic", hs_sensor=HS_SENSOR, chunk=21)
+    assert out.shape == (N_HS, 60, 108)  # whole HS pixels only: row 60 of the MS is dropped too
+    ref = fuse_arrays(case.hs_t1.values[:, :20, 1:], ms1.values[:, :60], ms2.values[:, :60], method="bicubic",
+                      model=_model())
+    np.testing.assert_allclose(out.values, ref, atol=1e-4)
+
+
 def test_pixel_grids_without_coordinates(case: Any) -> None:
     hs, ms1, ms2 = (xr.DataArray(a, dims=("band", "y", "x")) for a in case.arrays())
     ms1 = ms1.assign_coords(band=MS_BANDS)
@@ -361,11 +371,34 @@ def test_run_batch_writes_geotiff_readable_with_wavelengths(files: dict[str, Pat
 
 def test_run_batch_reads_zarr_and_netcdf_and_writes_zarr(files: dict[str, Path], case: Any, tmp_path: Path) -> None:
     out = tmp_path / "fused.zarr"
-    run_batch(files["hs"], files["ms1_zarr"], files["ms2_nc"], out, method="bicubic", chunk=33, progress=False)
+    run_batch(files["hs"], files["ms1_zarr"], files["ms2_nc"], out, method="bicubic", chunk=33, blend=3,
+              progress=False)
     back = open_raster(out)
     np.testing.assert_allclose(back["wavelength"].values, WL)
-    ref = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="bicubic", chunk=33).values
+    ref = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="bicubic", chunk=33, blend=3).values
     np.testing.assert_allclose(back.values, ref, atol=1e-6)
+
+
+def test_run_batch_cog_and_scaled_integers(files: dict[str, Path], case: Any, tmp_path: Path) -> None:
+    import rasterio
+
+    out = tmp_path / "fused_cog.tif"
+    run_batch(*_args(files), out, method="bicubic", chunk=48, blend=3, cog=True, dtype="int16", out_scale=1e-4,
+              progress=False)
+    with rasterio.open(out) as src:
+        assert src.dtypes[0] == "int16" and src.scales[0] == pytest.approx(1e-4)
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+    back = open_raster(out)
+    ref = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="bicubic", chunk=48, blend=3).values
+    np.testing.assert_allclose(back.values, ref, atol=0.6e-4)
+
+
+def test_inputs_smaller_than_the_halo() -> None:
+    c = _case(4, 5, seed=2)
+    model = _model()
+    m = _WideBlur()
+    out = fuse(c.hs_t1, c.ms_t1, c.ms_t2, method=m, hs_sensor=HS_SENSOR, chunk=6, halo=30)
+    np.testing.assert_allclose(out.values, fuse_arrays(*c.arrays(), method=m, model=model), atol=1e-5)
 
 
 class _Stop(RuntimeError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -45,19 +46,30 @@ def _is_dask(a: Any) -> bool:
     return type(a).__module__.startswith("dask")
 
 
-def _band_means(arrays: Sequence[Any]) -> list[np.ndarray]:
-    """Per-band NaN-mean of each array (NaN for all-NaN bands), one pass for Dask inputs."""
+def _band_means(arrays: Sequence[Any], *, max_pixels: int = 1_000_000) -> list[np.ndarray]:
+    """Per-band NaN-mean of each array (NaN for all-NaN bands) over a regular subsample.
+
+    The values only fill nodata before ``apply``; what matters is that they are one scene-wide constant
+    (so every tiling fills alike), not their last digit. Dask inputs are reduced in one pass.
+    """
     import dask
     import dask.array as da
 
-    lazy = [da.nanmean(a.astype(np.float64), axis=(1, 2)) if _is_dask(a) else None for a in arrays]
+    def sample(a: Any) -> Any:
+        stride = max(1, math.ceil(math.sqrt(a.shape[1] * a.shape[2] / max_pixels)))
+        return a[:, stride // 2 :: stride, stride // 2 :: stride]
+
+    lazy = [da.nanmean(sample(a), axis=(1, 2), dtype=np.float64) if _is_dask(a) else None for a in arrays]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" for all-NaN bands
-        computed = dask.compute(*[x for x in lazy if x is not None]) if any(x is not None for x in lazy) else ()
-        it = iter(computed)
+        computed = iter(dask.compute(*[x for x in lazy if x is not None]) if any(x is not None for x in lazy) else ())
         out = []
         for a, lz in zip(arrays, lazy):
-            m = next(it) if lz is not None else np.nanmean(np.asarray(a, np.float64).reshape(a.shape[0], -1), axis=1)
+            if lz is not None:
+                m = next(computed)
+            else:
+                s = np.asarray(sample(a))
+                m = np.nanmean(s.reshape(s.shape[0], -1), axis=1, dtype=np.float64)
             out.append(np.asarray(m, dtype=np.float64))
     return out
 
@@ -280,9 +292,9 @@ def prepare(
         "fitted_sha256": fitted_sha,
         "inputs": json.dumps(
             [
-                _input_description(hs_t1 if isinstance(hs_t1, xr.DataArray) else inputs.hs_t1, "hs_t1"),
-                _input_description(ms_t1 if isinstance(ms_t1, xr.DataArray) else inputs.ms_t1, "ms_t1"),
-                _input_description(ms_t2 if isinstance(ms_t2, xr.DataArray) else inputs.ms_t2, "ms_t2"),
+                _input_description(hs_t1, "hs_t1"),
+                _input_description(ms_t1, "ms_t1"),
+                _input_description(ms_t2, "ms_t2"),
             ]
         ),
         "processing": "; ".join(inputs.notes) if inputs.notes else "none",

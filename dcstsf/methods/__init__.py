@@ -15,9 +15,13 @@ from dcstsf.methods.base import (
 )
 from dcstsf.methods.bicubic import Bicubic
 from dcstsf.methods.dcstsf_method import DCSTSF
+from dcstsf.methods.two_step import TwoStep
+from dcstsf.methods.variational import Variational
 
 register_method(Bicubic.name, Bicubic)
 register_method(DCSTSF.name, DCSTSF)
+register_method(TwoStep.name, TwoStep)
+register_method(Variational.name, Variational)
 
 __all__ = (
     "Bicubic",
@@ -25,6 +29,8 @@ __all__ = (
     "Fitted",
     "Method",
     "SceneSamples",
+    "TwoStep",
+    "Variational",
     "apply_spectral_map",
     "available_methods",
     "fit_spectral_map",

@@ -80,6 +80,9 @@ _RGB_TOLERANCE_NM = 60.0
 # Quicklooks and maps are reduced so that their longer side has at most this many pixels.
 _MAX_DISPLAY_PX = 600
 _STRETCH = (2.0, 98.0)
+# Error maps share a colour scale from 0 to this percentile over all methods: a higher one lets a few
+# dark-target pixels (water, shadow: large angles) flatten the contrast everywhere else.
+_MAP_PERCENTILE = 95.0
 
 #: Files written into the report directory (plus ``figures/*.png``).
 REPORT_FILES = ("metrics.json", "report.html", "report.md")
@@ -286,14 +289,21 @@ def _sensor_hints(
     explicit: tuple[Any, Any, Any], case_meta: Mapping[str, Any] | None, preds: Mapping[str, xr.DataArray]
 ) -> tuple[Any, Any, Any]:
     """(hs_sensor, ms_sensor, ms_bands): explicit values, else case.json, else the predictions' attrs."""
+    from dcstsf import sensors as _sensors
+
     hs, ms, bands = explicit
     sources: list[Mapping[str, Any]] = []
     if case_meta and isinstance(case_meta.get("model"), Mapping):
         sources.append(case_meta["model"])
     sources += [da.attrs for da in preds.values()]
+    registered = set(_sensors.available())
     for src in sources:
-        hs = hs if hs is not None else src.get("hs_sensor")
-        ms = ms if ms is not None else src.get("ms_sensor")
+        # Sensors built on the fly (e.g. "hs-from-wavelengths") are not registered: leave them to
+        # validate_inputs, which rebuilds them from the inputs' wavelength coordinates.
+        if hs is None and src.get("hs_sensor") in registered:
+            hs = src["hs_sensor"]
+        if ms is None and src.get("ms_sensor") in registered:
+            ms = src["ms_sensor"]
         bands = bands if bands is not None else src.get("ms_bands")
     return hs, ms, bands
 
@@ -439,9 +449,30 @@ def headline_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def format_headline(result: Mapping[str, Any]) -> str:
-    """The headline table as aligned plain text (what ``dcstsf demo`` prints)."""
-    rows = headline_rows(result)
-    cols = [("method", "method", None)] + [(k, h, d) for k, h, d in HEADLINE_COLUMNS]
+    """The headline table as aligned plain text (what ``dcstsf demo`` and ``dcstsf evaluate`` print).
+
+    With a truth: method, PSNR, SAM, ERGAS, SSIM and time; without: the no-reference headline (MS(t2)
+    PSNR, HS(t1) PSNR on unchanged pixels, QNR).
+    """
+    entries = result.get("methods", {})
+    if entries and all("global" not in e for e in entries.values()):
+        rows = []
+        for name, e in entries.items():
+            nr = e.get("no_reference", {})
+            rows.append({
+                "method": name,
+                "ms_psnr": nr.get("ms_t2_reproduction", {}).get("psnr"),
+                "hs_psnr": nr.get("hs_t1_reproduction_unchanged", {}).get("psnr"),
+                "qnr": nr.get("qnr", {}).get("qnr"),
+                "runtime_s": e.get("runtime_s"),
+            })
+        cols: list[tuple[str, str, int | None]] = [
+            ("method", "method", None), ("ms_psnr", "MS(t2) PSNR(dB)", 2),
+            ("hs_psnr", "HS(t1) PSNR unchanged(dB)", 2), ("qnr", "QNR", 4), ("runtime_s", "time(s)", 2),
+        ]
+    else:
+        rows = headline_rows(result)
+        cols = [("method", "method", None)] + [(k, h, d) for k, h, d in HEADLINE_COLUMNS]
     if all(r.get("runtime_s") is None for r in rows):
         cols = [c for c in cols if c[0] != "runtime_s"]
     cells = [[h for _, h, _ in cols]]
@@ -638,10 +669,10 @@ def evaluate_predictions(
     for key, targets, label in (("true", TRUE_COLOUR_NM, "true colour"), ("false", FALSE_COLOUR_NM, "false colour")):
         idx = nearest_bands(wl, targets)
         if idx is not None:
-            composites[key] = (idx, f"{label}, HS bands at " + "/".join(f"{wl[i]:.0f}" for i in idx) + " nm")
+            composites[key] = (idx, "HS bands at " + "/".join(f"{wl[i]:.0f}" for i in idx) + " nm")
         elif wl is None and key == "true" and nb >= 3:
             idx = [min(nb - 1, (3 * nb) // 4), nb // 2, nb // 4]
-            composites[key] = (idx, f"bands #{idx[0] + 1}/#{idx[1] + 1}/#{idx[2] + 1} (no wavelength metadata)")
+            composites[key] = (idx, f"HS bands #{idx[0] + 1}/#{idx[1] + 1}/#{idx[2] + 1} (no wavelength metadata)")
 
     truth_np = truth_da.values.astype(np.float32) if truth_da is not None else None
     hs_np = ms1_np = ms2_np = None
@@ -917,7 +948,8 @@ def _build_doc(
         sec = Section("comparison", "Method comparison")
         sec.blocks.append(FigureBlock(
             "comparison", "Method comparison",
-            "Global full-reference metrics side by side (arrows: which direction is better).",
+            "Global full-reference metrics side by side (arrows: which direction is better). Where all values "
+            "are close, the axis does not start at 0.",
             plots.comparison_figure(names, [(k, [np.nan if v is None else v for v in vals]) for k, vals in comp],
                                     colors=colors, title="Full-reference metrics by method"),
         ))
@@ -946,7 +978,8 @@ def _build_doc(
         if key in composites and panels.get(key):
             sec.blocks.append(FigureBlock(
                 f"quicklook_{key}", f"{label} quicklooks",
-                f"{composites[key][1]}. {conv['quicklooks']['stretch']}. HS(t1) is shown with its coarse pixels."
+                f"Red/green/blue = {composites[key][1]}. Stretch: {conv['quicklooks']['stretch']}. HS(t1) is shown "
+                "with its coarse pixels."
                 + (f" Displayed every {step} pixels." if step > 1 else ""),
                 plots.quicklook_figure(panels[key], shape=shape, title=f"{label} ({composites[key][1]})"),
             ))
@@ -960,20 +993,20 @@ def _build_doc(
     if has_truth:
         sec = Section("error-maps", "Error maps")
         finite = np.concatenate([m[np.isfinite(m)] for m in mae_maps.values()]) if mae_maps else np.array([])
-        vmax = float(np.percentile(finite, 99)) if finite.size else 1.0
+        vmax = float(np.percentile(finite, _MAP_PERCENTILE)) if finite.size else 1.0
         sec.blocks.append(FigureBlock(
             "error_abs", "Absolute error",
             "Mean over bands of |prediction - truth| per pixel (reflectance); one colour scale for all methods "
-            "(0 to the 99th percentile over all of them).",
+            f"(0 to the {_MAP_PERCENTILE:g}th percentile over all of them; brighter values saturate).",
             plots.map_figure(mae_maps, shape=disp_shape, title="Mean absolute error over bands",
                              label="|pred - truth| (reflectance)", vmax=vmax, cmap="magma"),
         ))
         finite = np.concatenate([m[np.isfinite(m)] for m in sam_maps.values()]) if sam_maps else np.array([])
-        vmax = float(np.percentile(finite, 99)) if finite.size else 1.0
+        vmax = float(np.percentile(finite, _MAP_PERCENTILE)) if finite.size else 1.0
         sec.blocks.append(FigureBlock(
             "error_sam", "Spectral angle",
-            "Spectral angle between predicted and true spectra per pixel (degrees), one colour scale for all "
-            "methods.",
+            "Spectral angle between predicted and true spectra per pixel (degrees); one colour scale for all "
+            f"methods (0 to the {_MAP_PERCENTILE:g}th percentile). Dark targets such as water have large angles.",
             plots.map_figure(sam_maps, shape=disp_shape, title="Spectral angle (SAM map)", label="angle (\u00b0)",
                              vmax=vmax, cmap="viridis"),
         ))
@@ -1040,7 +1073,8 @@ def _build_doc(
         ]
         sec.blocks.append(FigureBlock(
             "no_reference", "No-reference comparison",
-            "MS(t2) reproduction, HS(t1) reproduction on unchanged pixels and QNR by method.",
+            "MS(t2) reproduction, HS(t1) reproduction on unchanged pixels and QNR by method. Where all values "
+            "are close, the axis does not start at 0.",
             plots.comparison_figure(names, [(k, [np.nan if v is None else v for v in vals]) for k, vals in comp],
                                     colors=colors, title="No-reference quality by method"),
         ))
