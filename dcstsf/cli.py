@@ -4,8 +4,8 @@ Subcommands: ``demo``, ``fuse``, ``evaluate``, ``simulate``, ``train``, ``method
 ``dcstsf COMMAND --help`` for each. Heavy modules (PyTorch, the engine) are imported inside the
 commands, so ``dcstsf --help`` and ``--version`` answer at once.
 
-Exit codes: 0 success, 2 bad input or usage (message ``dcstsf: error: ...`` on stderr, no traceback;
-``-v`` adds the traceback), 130 interrupted.
+Exit codes: 0 success, 1 system error such as a full disk or a denied permission, 2 bad input or usage
+(message ``dcstsf: error: ...`` on stderr, no traceback; ``-v`` adds the traceback), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -128,6 +128,10 @@ def _cli_logging(verbose: int, quiet: int) -> Iterator[None]:
                 from rasterio.errors import NotGeoreferencedWarning
 
                 warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+                # NumPy's notes on all-nodata bands or scenes: nodata is expected input, and when it leaves
+                # too little to work with the error message says so.
+                for note in ("Mean of empty slice", "All-NaN slice encountered", "Degrees of freedom <= 0"):
+                    warnings.filterwarnings("ignore", message=note, category=RuntimeWarning)
             # Log lines go through tqdm while progress bars are shown, so they do not break the bars.
             with logging_redirect_tqdm(loggers=[logger]):
                 yield
@@ -152,17 +156,27 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
 
     hs_scale = args.hs_scale if args.hs_scale is not None else args.scale
     ms_scale = args.ms_scale if args.ms_scale is not None else args.scale
+    hs_offset = args.hs_offset if args.hs_offset is not None else args.offset
+    ms_offset = args.ms_offset if args.ms_offset is not None else args.offset
     kwargs: dict[str, Any] = {}
     if args.chunk is not None:
         kwargs["chunk"] = args.chunk
-    res = run_batch(
-        args.hs_t1, args.ms_t1, args.ms_t2, args.output,
-        method=args.method, hs_sensor=args.hs_sensor, ms_sensor=args.ms_sensor, ms_bands=args.ms_bands,
-        ratio=args.ratio, blend=args.blend, align=args.align, workers=args.workers, scheduler=args.scheduler,
-        parallel_tiles=args.parallel_tiles, overwrite=args.overwrite, progress=_progress(args), cog=args.cog,
-        hs_scale=hs_scale, ms_scale=ms_scale, hs_nodata=args.hs_nodata, ms_nodata=args.ms_nodata,
-        keep_work=args.keep_work, **kwargs,
-    )
+    try:
+        res = run_batch(
+            args.hs_t1, args.ms_t1, args.ms_t2, args.output,
+            method=args.method, hs_sensor=args.hs_sensor, ms_sensor=args.ms_sensor, ms_bands=args.ms_bands,
+            ratio=args.ratio, blend=args.blend, align=args.align, workers=args.workers, scheduler=args.scheduler,
+            parallel_tiles=args.parallel_tiles, overwrite=args.overwrite, progress=_progress(args), cog=args.cog,
+            hs_scale=hs_scale, ms_scale=ms_scale, hs_offset=hs_offset, ms_offset=ms_offset,
+            hs_nodata=args.hs_nodata, ms_nodata=args.ms_nodata,
+            keep_work=args.keep_work, **kwargs,
+        )
+    except OSError as exc:
+        # GDAL and NumPy write errors rarely name the file: say which run failed.
+        if exc.filename is None and str(args.output) not in str(exc):
+            text = f"{exc.strerror or exc} (while writing {args.output})"
+            raise (OSError(exc.errno, text) if exc.errno is not None else OSError(text)) from exc
+        raise
     resumed = f", {res.tiles_skipped} resumed from an earlier run" if res.tiles_skipped else ""
     print(f"{res.path}  ({res.tiles_total} tiles{resumed}; fusion {res.seconds_fuse:.1f} s, writing "
           f"{res.seconds_write:.1f} s)")
@@ -407,6 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reflectance = stored value x S for all inputs, overriding the files (e.g. 0.0001)")
     g.add_argument("--hs-scale", type=_scale, metavar="S", help="as --scale, for HS_T1 only (one value or one per band)")
     g.add_argument("--ms-scale", type=_scale, metavar="S", help="as --scale, for both MS files only")
+    g.add_argument("--offset", type=_scale, metavar="O",
+                   help="reflectance = stored value x scale + O for all inputs, overriding the files (e.g. -0.1 "
+                        "for Sentinel-2 L2A from baseline 04.00 whose files lack BOA_ADD_OFFSET)")
+    g.add_argument("--hs-offset", type=_scale, metavar="O", help="as --offset, for HS_T1 only (one value or one per band)")
+    g.add_argument("--ms-offset", type=_scale, metavar="O", help="as --offset, for both MS files only")
     g.add_argument("--hs-nodata", type=float, metavar="V", help="stored nodata value of HS_T1 (overrides the file)")
     g.add_argument("--ms-nodata", type=float, metavar="V", help="stored nodata value of the MS files")
     g.add_argument("--cog", action="store_true", help="write a Cloud-Optimised GeoTIFF")
@@ -515,6 +534,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = " ".join(str(exc).split())  # one line, whatever the message holds
         print(f"{_PROG}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # Disk full, permission denied, ...: the user fixes the system, not the inputs. Outputs are written
+        # atomically, so nothing partial is left under the output name; a fuse run resumes its saved tiles.
+        if verbose:
+            traceback.print_exc()
+        msg = " ".join(str(exc).split())
+        print(f"{_PROG}: error: {msg}. Free space or fix permissions, then run the same command again",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{_PROG}: interrupted", file=sys.stderr)
         return 130

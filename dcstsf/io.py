@@ -552,8 +552,14 @@ def _resolve_decoding(
 
 
 def _decode(raw: xr.DataArray, dec: _Decoding) -> xr.DataArray:
-    """DN -> float32 reflectance with nodata -> NaN; lazy when ``raw`` is Dask-backed."""
+    """DN -> float32 reflectance with nodata -> NaN; lazy when ``raw`` is Dask-backed.
+
+    +/-Inf in float files is nodata too: a single Inf would otherwise spread through every blur and
+    scene mean downstream.
+    """
     out = raw.astype(np.float32)
+    if np.issubdtype(raw.dtype, np.floating):
+        out = out.where(np.isfinite(out))
     if dec.nodata is not None and np.any(np.isfinite(dec.nodata)):
         nd = xr.DataArray(dec.nodata.astype(np.float32), dims="band")
         out = out.where(out != nd)
@@ -642,7 +648,8 @@ def open_raster(
         (``BOA_QUANTIFICATION_VALUE``, and ``BOA_ADD_OFFSET`` which is applied only when present and the
         ``PROCESSING_BASELINE``, if given, is 04.00 or later).
     nodata
-        Stored value meaning "no data" (overrides the file's); such pixels become NaN.
+        Stored value meaning "no data" (overrides the file's); such pixels become NaN, as do +/-Inf in
+        float files.
     band_dim
         Name of the band dimension in Zarr/NetCDF inputs (renamed to ``band``).
     variable
@@ -693,6 +700,56 @@ def open_raster(
             "rioxarray's .rio.write_crs",
         )
     return da
+
+
+class _GdalPixels:
+    """Window reads of a GDAL raster for NumPy or Dask (``dask.array.from_array``).
+
+    Every read error -- a damaged or truncated block met only when a tile is computed, possibly hours
+    into a run -- becomes a :class:`DcstsfInputError` naming the file, instead of GDAL's bare
+    "Read failed". Each thread keeps its own open dataset (GDAL handles are not thread-safe).
+    """
+
+    def __init__(self, path: Path, shape: tuple[int, int, int], dtype: np.dtype) -> None:
+        self.path, self.shape, self.dtype, self.ndim = path, shape, np.dtype(dtype), 3
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled to distributed workers without the (unpicklable) open handles.
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        import rasterio
+        from rasterio.windows import Window
+
+        (b0, b1, bs), (y0, y1, ys), (x0, x1, xs) = (k.indices(n) for k, n in zip(key, self.shape))
+        if len(range(b0, b1, bs)) == 0 or y1 <= y0 or x1 <= x0:
+            return np.empty((len(range(b0, b1, bs)), max(0, y1 - y0), max(0, x1 - x0)), dtype=self.dtype)
+        try:
+            src = getattr(self._local, "src", None)
+            if src is None or src.closed:
+                src = self._local.src = rasterio.open(self.path)
+            bands = [i + 1 for i in range(b0, b1, bs)]
+            out = src.read(bands, window=Window(x0, y0, x1 - x0, y1 - y0))
+        except Exception as exc:  # GDAL reports damaged blocks as RasterioIOError, CPLE_* or OSError
+            raise _err(
+                self.path,
+                f"reading the pixels failed in rows {y0}:{y1}, columns {x0}:{x1} (the file is damaged or "
+                f"truncated; {type(exc).__name__}: {exc})",
+                "re-download or re-export it",
+            ) from exc
+        return out[:, :: ys, :: xs] if ys != 1 or xs != 1 else out
+
+    def close(self) -> None:
+        """Close this thread's handle (the others close when the object is garbage-collected)."""
+        src = getattr(self._local, "src", None)
+        if src is not None:
+            src.close()
+            self._local.src = None
 
 
 def _open_gdal(
@@ -764,19 +821,31 @@ def _open_gdal(
             "check that it is a complete GeoTIFF/COG (re-download or re-export it), or give a .zarr/.nc path",
         ) from exc
 
-    rio_chunks = _normalise_chunks(chunks, (n, h, w), (int(block[0]), int(block[1])))
     try:
-        raw = rioxarray.open_rasterio(p, chunks=rio_chunks, masked=False, mask_and_scale=False)
+        # Without chunks rioxarray only reads the coordinates here; the pixels come from _GdalPixels.
+        raw = rioxarray.open_rasterio(p, masked=False, mask_and_scale=False)
     except Exception as exc:  # rioxarray wraps GDAL errors in several exception types
         raise _err(p, f"cannot be opened as a raster ({type(exc).__name__}: {exc})", "check the file") from exc
     if isinstance(raw, list):
         raise _err(p, "the file holds several subdatasets", "open one subdataset (e.g. NETCDF:file.nc:var)")
-    out = _decode(raw, dec)
+    pixels = _GdalPixels(p, (n, h, w), raw_dtype)
     if chunks is None:
         try:
-            out = out.load()
-        except Exception as exc:  # GDAL read errors surface here for damaged blocks
-            raise _err(p, f"reading the pixels failed ({type(exc).__name__}: {exc})", "re-download the file") from exc
+            data: Any = pixels[:, :, :]
+        finally:
+            pixels.close()
+    else:
+        import dask.array as dsa
+        from dask.base import tokenize
+
+        norm = _normalise_chunks(chunks, (n, h, w), (int(block[0]), int(block[1])))
+        if isinstance(norm, Mapping):
+            axes = {"band": 0, "y": 1, "x": 2}
+            norm = tuple(norm.get(k, -1) for k in axes)
+        st = p.stat()
+        name = f"dcstsf-read-{tokenize(str(p.resolve()), st.st_size, st.st_mtime_ns, norm)}"
+        data = dsa.from_array(pixels, chunks=norm, name=name, meta=np.empty((0, 0, 0), dtype=raw_dtype))
+    out = _decode(xr.DataArray(data, dims=("band", "y", "x")), dec)
     return _finish(
         out.data,
         y=raw["y"].values,
@@ -1171,7 +1240,11 @@ def write_raster(
             old = p.with_name(f".{p.name}.old-{os.getpid()}")
             _remove(old)
             os.replace(p, old)
-            os.replace(tmp, p)
+            try:
+                os.replace(tmp, p)
+            except BaseException:
+                os.replace(old, p)  # put the old store back: a failed overwrite must not lose it
+                raise
             _remove(old)
         else:
             os.replace(tmp, p)

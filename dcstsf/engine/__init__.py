@@ -25,9 +25,15 @@ That is for methods whose true receptive field exceeds their declared halo (e.g.
 the seam becomes a smooth transition instead of a step. For correctly declared methods it changes
 nothing beyond float rounding.
 
-Nodata: NaN in the inputs. Before ``apply`` NaN is filled with the per-band scene mean (a scene-wide
-value, so tiled equals whole-image results next to nodata too); afterwards the output is NaN at every fine
-pixel where any MS band is NaN at t1 or t2, or where the covering HS pixel is NaN in a good band.
+Nodata: NaN in the inputs. Before ``apply`` NaN is filled with the per-band scene mean (estimated once
+from a regular subsample of at most 10^6 pixels: a scene-wide constant, so tiled equals whole-image
+results next to nodata too); afterwards the output is NaN at every fine pixel where any MS band is NaN at
+t1 or t2, or where the covering HS pixel is NaN in a good band (a sensor band not flagged bad and not
+empty in the whole scene). Tiles that are entirely nodata skip the method.
+
+Laziness: :func:`fuse` computes only the scene-level state (``Method.fit``, typically a strided sample,
+and the fill values); every output pixel is computed when the result is computed or written.
+:func:`run_batch` streams the tiles to disk with a resume ledger and writes the output atomically.
 """
 
 from dcstsf.engine.batch import BatchResult, run_batch, work_dir_for

@@ -204,7 +204,10 @@ def _band_names(da: xr.DataArray) -> list[str] | None:
 def _normalise_ms_name(name: str) -> str:
     """``B2``/``b02``/``B8a`` -> ``B02``/``B02``/``B8A`` (Sentinel-2 style names)."""
     m = _S2_NAME.match(name.strip())
-    return f"B{int(m.group(1)):02d}{m.group(2).upper()}" if m else name.strip()
+    if not m:
+        return name.strip()
+    # Sentinel-2 pads plain numbers (B02) but not the narrow NIR band (B8A)
+    return f"B{int(m.group(1))}A" if m.group(2) else f"B{int(m.group(1)):02d}"
 
 
 def _coord(da: xr.DataArray, key: str) -> np.ndarray | None:

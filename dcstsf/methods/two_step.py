@@ -169,12 +169,9 @@ class TwoStep(Method):
     """
 
     name = "two-step"
-    description = (
-        "regression-injection (GLP-style) HS-MS sharpening at t1, then the MS change mapped to HS bands "
-        "with STARFM/FSDAF similar-pixel weighting"
-    )
+    description = "regression-injection sharpening of HS(t1), then the MS change spread over similar pixels"
     reference = (
-        "Aiazzi et al., PE&RS 72(5), 2006 (GLP); Selva et al., IEEE JSTARS 8(6), 2015 (hyper-sharpening); "
+        "Aiazzi et al., PE&RS 72(5), 2006 (GLP); Selva et al., IEEE JSTARS 8(6), 2015; "
         "Gao et al., IEEE TGRS 44(8), 2006 (STARFM); Zhu et al., RSE 172, 2016 (FSDAF)"
     )
 

@@ -10,14 +10,14 @@ Unknowns: the fine HS cubes ``X1`` (t1) and ``X2`` (t2). Energy (``A = D B_hs`` 
 
 ``dX = T_lin W(MS2 - MS1)`` is the ``two-step`` change prediction (the MS change mapped to HS bands by
 the scene regression and spread over similar pixels): the temporal term ties the change to what the MS
-images say, the last term asks the change to be spatially smooth. Both cubes are restricted to the
-``k``-dimensional principal subspace ``E`` of the scene's HS(t1) spectra around the ``two-step``
-estimate, ``Xi = Xi0 + E (Ai - Ai0)`` (HySure-style: the corrections the MS terms push in are natural
-spectra instead of SRF-shaped bumps, and there are ``k`` not ``n_hs`` unknowns per pixel and date).
+images say, the last term asks the change to be spatially smooth. Both cubes live in the
+``k``-dimensional principal subspace of the scene's HS(t1) spectra, ``Xi = mean + E Ai`` (HySure-style:
+the corrections the MS terms push in are natural spectra instead of SRF-shaped bumps, the noise outside
+the subspace is dropped, and there are ``k`` not ``n_hs`` unknowns per pixel and date).
 
 Solver: ``n`` Nesterov steps from the ``two-step`` estimate with a fixed step ``1/L`` and a fixed
 pixel-wise ``2k x 2k`` preconditioner ``P`` (the inverse of the energy's Hessian for spatially constant
-perturbations). ``P`` and ``L`` (power iteration on a small window) are computed once in
+perturbations). ``P`` and ``L`` (a bound from the operators' norms) are computed once in
 :meth:`Variational.fit`. No inner product over the window enters the iteration (conjugate gradients
 would compute ``<r, r> / <p, A p>`` over the whole window, making every pixel depend on the window's
 extent), so each step widens the receptive field by the operators' reach only and a window padded by
@@ -32,9 +32,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dcstsf.errors import DcstsfInputError
 from dcstsf.methods.base import Fitted, Method, round_up_to_ratio, scene_samples
 from dcstsf.methods.two_step import TwoStep, fit_two_step, two_step_reach
-from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel, blur, blur_radius
 
 __all__ = ["Variational", "iteration_reach"]
@@ -103,13 +103,9 @@ class Variational(Method):
     """
 
     name = "variational"
-    description = (
-        "integrated MAP model of both dates (HS/MS data terms, MS-guided change prior, smoothness), "
-        "fixed-iteration preconditioned Nesterov from the two-step estimate"
-    )
+    description = "integrated MAP model of both dates, fixed-step preconditioned Nesterov from two-step"
     reference = (
-        "Shen, Meng & Zhang, IEEE TGRS 54(12), 2016 (integrated spatio-temporal-spectral fusion); "
-        "Simoes et al., IEEE TGRS 53(6), 2015 (HySure subspace); Nesterov 1983"
+        "Shen, Meng & Zhang, IEEE TGRS 54(12), 2016; Simoes et al., IEEE TGRS 53(6), 2015 (HySure subspace)"
     )
 
     def __init__(
@@ -160,8 +156,10 @@ class Variational(Method):
         k = int(min(self.n_components, model.n_hs, len(samples) - 1))
         mean = samples.hs.mean(axis=0)
         centred = samples.hs - mean
-        # principal directions of the scene's spectra (the sign convention does not matter: E E^T is used)
-        basis = np.linalg.svd(centred, full_matrices=False)[2][:k].T
+        # principal directions of the scene's spectra, from the small n_hs x n_hs scatter matrix (their
+        # signs do not matter: only the subspace enters the energy)
+        _, vectors = np.linalg.eigh(centred.T @ centred)
+        basis = vectors[:, ::-1][:, :k]
         precond = self._preconditioner(basis, model)
         fitted["mean"] = mean.astype(np.float32)
         fitted["basis"] = basis.astype(np.float32)
@@ -210,22 +208,23 @@ class Variational(Method):
     ) -> torch.Tensor:
         """Preconditioned gradient ``P grad E`` at subspace coordinates ``a = (a1, a2)`` ``(2k, H, W)``.
 
-        ``data`` is ``(mean, hs, ms1, ms2, prior)``: the subspace origin ``(n_hs, 1, 1)``, the
-        observations and the change prior's coordinates ``E^T dX``.
+        ``data`` is ``(mean, hs, ms, prior)``: the subspace origin ``(n_hs, 1, 1)``, HS(t1), MS(t1) and
+        MS(t2) stacked ``(2, n_ms, H, W)``, and the change prior's coordinates ``E^T dX``.
         """
-        mean, hs, ms1, ms2, prior = data
+        mean, hs, ms, prior = data
         k = e.shape[1]
-        x1 = mean + torch.einsum("bk,khw->bhw", e, a[:k])
-        x2 = mean + torch.einsum("bk,khw->bhw", e, a[k:])
-        g1 = self.hs_weight * model.degrade_hs_adjoint(model.degrade_hs(x1) - hs)
-        g1 = g1 + self.ms1_weight * model.degrade_ms_adjoint(model.degrade_ms(x1) - ms1)
-        g2 = self.ms2_weight * model.degrade_ms_adjoint(model.degrade_ms(x2) - ms2)
+        # both dates as one batch (2, n_hs, H, W): one call per operator instead of two
+        x = mean + torch.einsum("bk,tkhw->tbhw", e, a.reshape(2, k, *a.shape[1:]))
+        weights = torch.tensor([self.ms1_weight, self.ms2_weight], dtype=x.dtype)[:, None, None, None]
+        g = model.degrade_ms_adjoint(weights * (model.degrade_ms(x) - ms))
+        g[0] += self.hs_weight * model.degrade_hs_adjoint(model.degrade_hs(x[0]) - hs)
         change = a[k:] - a[:k]
         coupling = self.change_weight * (change - prior)
         if self.smooth_weight:
             coupling = coupling + self.smooth_weight * _neg_laplacian(change)
-        grad = torch.cat([torch.einsum("bk,bhw->khw", e, g1) - coupling,
-                          torch.einsum("bk,bhw->khw", e, g2) + coupling])
+        grad = torch.einsum("bk,tbhw->tkhw", e, g).reshape(a.shape)
+        grad[:k] -= coupling
+        grad[k:] += coupling
         return torch.einsum("jk,khw->jhw", p, grad)
 
     def apply(
@@ -245,12 +244,11 @@ class Variational(Method):
             k = e.shape[1]
             step = float(fitted["step"])
             hs = torch.as_tensor(np.ascontiguousarray(hs_t1, np.float32))
-            ms1 = torch.as_tensor(np.ascontiguousarray(ms_t1, np.float32))
-            ms2 = torch.as_tensor(np.ascontiguousarray(ms_t2, np.float32))
+            ms = torch.as_tensor(np.ascontiguousarray(np.stack([ms_t1, ms_t2]), np.float32))
             a1 = torch.einsum("bk,bhw->khw", e, x10 - mean)
             prior = torch.einsum("bk,bhw->khw", e, dx)
             a0 = torch.cat([a1, a1 + prior])
-            data = (mean, hs, ms1, ms2, prior)
+            data = (mean, hs, ms, prior)
             a = a0.clone()
             y = a0.clone()
             for it in range(self.iterations):
