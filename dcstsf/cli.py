@@ -254,7 +254,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     src = Path(args.real_hs).expanduser()
     if not src.exists():
         raise DcstsfInputError(f"{src}: file not found. Check the path")
-    cube = open_raster(src, scale=args.scale)
+    cube = open_raster(src, scale=args.scale, offset=args.offset)
     if "wavelength" not in cube.coords:
         raise DcstsfInputError(
             f"{src}: no band wavelengths in the file, so the cube cannot be resampled to the HS sensor. Give a "
@@ -486,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hs-snr", type=_snr, default=35.0, metavar="DB", help="HS noise, SNR in dB or 'none' (default: %(default)s)")
     p.add_argument("--ms-snr", type=_snr, default=40.0, metavar="DB", help="MS noise, SNR in dB or 'none' (default: %(default)s)")
     p.add_argument("--scale", type=_scale, metavar="S", help="reflectance = stored value x S, overriding the file")
+    p.add_argument("--offset", type=_scale, metavar="O", help="reflectance = stored value x scale + O, overriding the file")
     p.add_argument("--overwrite", action="store_true", help="replace existing case files")
     p.set_defaults(func=_cmd_simulate)
 

@@ -42,6 +42,7 @@ __all__ = [
     "open_raster",
     "parse_envi_header",
     "read_envi",
+    "remove_stale_temporaries",
     "write_raster",
 ]
 
@@ -1143,6 +1144,37 @@ def _remove(path: Path) -> None:
             pass
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporaries of ``path`` left by killed writers; returns what was removed.
+
+    Writers put their data in ``.<name>.partial-<pid>`` (and COG/Zarr variants ``...partial-<pid>.gtiff``,
+    ``.<name>.old-<pid>``) next to ``path`` and rename it into place when complete. A writer killed with
+    SIGKILL (or by a power cut) cannot clean up, and the next run has another pid, so without this each
+    kill would leave a file as large as the output behind. Temporaries of live processes are kept.
+    """
+    p = Path(path).expanduser()
+    removed: list[Path] = []
+    if not p.parent.is_dir():
+        return removed
+    pattern = re.compile(rf"^\.{re.escape(p.name)}\.(?:partial|old)-(\d+)(?:\..*)?$")
+    for q in p.parent.iterdir():
+        m = pattern.match(q.name)
+        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            _remove(q)
+            removed.append(q)
+    return removed
+
+
 def write_raster(
     da: xr.DataArray,
     path: str | os.PathLike[str],
@@ -1218,6 +1250,7 @@ def write_raster(
 
     tmp = p.with_name(f".{p.name}.partial-{os.getpid()}")
     _remove(tmp)
+    remove_stale_temporaries(p)
     progress_ctx: Any = nullcontext()
     if progress and da.chunks is not None:
         from dask.diagnostics import ProgressBar
@@ -1516,15 +1549,28 @@ def read_envi(
             f"header lacks or garbles a required field ({exc})",
             "the header needs samples, lines, bands and data type",
         ) from exc
+    if min(ns, nl, nb) < 1:
+        raise _err(
+            hdr_path, f"the header gives {ns} samples, {nl} lines, {nb} bands", "fix the header (all must be >= 1)"
+        )
     if code not in _ENVI_DTYPES:
         raise _err(hdr_path, f"ENVI data type {code} (complex or unknown) is not supported", "convert to a real type")
-    order = "<" if int(hdr.get("byte order", 0)) == 0 else ">"
+    try:
+        byte_order, header_offset = int(hdr.get("byte order", 0)), int(hdr.get("header offset", 0))
+    except (TypeError, ValueError) as exc:
+        raise _err(hdr_path, f"'byte order' or 'header offset' is not an integer ({exc})", "fix the header") from exc
+    if byte_order not in (0, 1) or header_offset < 0:
+        raise _err(
+            hdr_path,
+            f"'byte order = {byte_order}' or 'header offset = {header_offset}' is invalid",
+            "fix the header (byte order 0 or 1, header offset >= 0)",
+        )
+    order = "<" if byte_order == 0 else ">"
     dtype = np.dtype(order + _ENVI_DTYPES[code])
     interleave = str(hdr.get("interleave", "bsq")).strip().lower()
     shapes = {"bsq": (nb, nl, ns), "bil": (nl, nb, ns), "bip": (nl, ns, nb)}
     if interleave not in shapes:
         raise _err(hdr_path, f"unknown interleave {interleave!r}", "use bsq, bil or bip")
-    header_offset = int(hdr.get("header offset", 0))
     need = header_offset + nb * nl * ns * dtype.itemsize
     size = data_path.stat().st_size
     if size == 0:

@@ -52,8 +52,7 @@ def _window(lo: int, hi: int, n: int, grow: int) -> tuple[int, int]:
     return max(0, lo - grow), min(n, hi + grow)
 
 
-@FUZZ
-@settings(max_examples=40)
+@settings(FUZZ, max_examples=40)
 @given(
     bands=st.integers(1, 3),
     h=st.integers(1, 24),
@@ -82,8 +81,7 @@ def test_blur_of_a_window_equals_the_crop_of_the_blur(
     torch.testing.assert_close(part, whole, atol=1e-12, rtol=1e-10)
 
 
-@FUZZ
-@settings(max_examples=30)
+@settings(FUZZ, max_examples=30)
 @given(
     ratio=st.integers(1, 5),
     hc=st.integers(1, 10),
@@ -108,8 +106,7 @@ def test_bicubic_upsampling_is_local(ratio: int, hc: int, wc: int, frac: tuple[f
     torch.testing.assert_close(part, whole, atol=1e-10, rtol=1e-8)
 
 
-@FUZZ
-@settings(max_examples=40)
+@settings(FUZZ, max_examples=40)
 @given(
     ratio=st.integers(1, 6),
     hc=st.integers(1, 8),
@@ -134,8 +131,7 @@ def test_decimation_identities(ratio: int, hc: int, wc: int, lead: list[int], se
             ops.decimate(x[..., 1:, :], ratio)
 
 
-@FUZZ
-@settings(max_examples=30)
+@settings(FUZZ, max_examples=30)
 @given(
     bands=st.integers(1, 4),
     h=st.integers(1, 15),
@@ -168,8 +164,7 @@ def test_blur_and_spectral_adjoints_per_band(
 # --------------------------------------------------------------------------------------------------
 
 
-@FUZZ
-@settings(max_examples=60)
+@settings(FUZZ, max_examples=60)
 @given(
     ratio=st.integers(1, 4),
     hc=st.integers(1, 30),
@@ -239,8 +234,7 @@ def _arrays(ratio: int, hc: int, wc: int, seed: int) -> tuple[xr.DataArray, xr.D
     return wrap(hs), wrap(ms1).assign_coords(band=MS_BANDS), wrap(ms2)
 
 
-@FUZZ
-@settings(max_examples=14)
+@settings(FUZZ, max_examples=14)
 @given(
     method=st.sampled_from(["bicubic", "two-step"]),
     ratio=st.integers(2, 4),
@@ -335,8 +329,7 @@ def _read_or_input_error(read: Any) -> None:
     assert isinstance(da, xr.DataArray) and da.dims == ("band", "y", "x") and da.dtype == np.float32
 
 
-@FUZZ
-@settings(max_examples=120)
+@settings(FUZZ, max_examples=120)
 @given(kind=st.sampled_from(["float-deflate", "int16-scaled", "netcdf"]), lazy=st.booleans(), data=st.data())
 def test_corrupted_rasters_read_or_raise_input_error(valid_files: dict[str, Path], tmp_path_factory: Any,
                                                      kind: str, lazy: bool, data: st.DataObject) -> None:
@@ -349,8 +342,7 @@ def test_corrupted_rasters_read_or_raise_input_error(valid_files: dict[str, Path
         _read_or_input_error(lambda: open_raster(bad))
 
 
-@FUZZ
-@settings(max_examples=80)
+@settings(FUZZ, max_examples=80)
 @given(target=st.sampled_from(["header", "data"]), data=st.data())
 def test_corrupted_envi_reads_or_raises_input_error(valid_files: dict[str, Path], tmp_path_factory: Any,
                                                     target: str, data: st.DataObject) -> None:

@@ -957,3 +957,19 @@ def test_mismatched_weights_name_the_file(capsys: pytest.CaptureFixture[str], fi
     assert code == 2
     assert_no_output(out)
     assert_clean_error(err, "10 MS bands", path=weights_dir / "w10.pt")
+
+
+def test_temporaries_of_killed_writers_are_removed(tmp_path: Path, scene: dict[str, xr.DataArray]) -> None:
+    """A writer killed with SIGKILL leaves ``.NAME.partial-PID``; the next write of NAME removes it (the
+    temporaries of live processes are kept)."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    out = tmp_path / "o.zarr"
+    stale = [tmp_path / f".o.zarr.partial-{dead.pid}", tmp_path / f".o.zarr.old-{dead.pid}"]
+    for s in stale:
+        s.mkdir()
+        (s / "zarr.json").write_text("{}")
+    live = tmp_path / f".o.zarr.partial-{os.getppid()}"
+    live.write_text("another live writer")
+    write_raster(scene["ms1"], out)
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, "o.zarr"])

@@ -802,7 +802,9 @@ def _run_batch(
             {"band": -1, "y": chunks_for(yb, hy, h0, r), "x": chunks_for(xb, hx, w0, r)},
             {"band": -1, "y": chunks_for(yb, my, H0, 1), "x": chunks_for(xb, mx, W0, 1)},
         )
-        inputs = validate_inputs(*arrays, **vkw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # already warned about cropping above
+            inputs = validate_inputs(*arrays, **vkw)
 
     options = {
         "align": align,

@@ -57,7 +57,10 @@ class DCSTSFConfig:
     consistency_steps: int = 2
     use_sftn: bool = True
     use_difference: bool = True
+    #: SEU/ECU learned corrections (False: the physics-only SSJE; SFTN is governed by ``use_sftn``)
     learned_units: bool = True
+    #: ablation knob: feed zeros instead of the difference image to a network trained with it
+    zero_difference: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -124,7 +127,7 @@ class DCSTSFNet(nn.Module):
         units = cfg.layers if cfg.learned_units else 0
         total = hs_proj  # initial estimate
         total += cfg.stages * (rb_ms + units + hs_proj + units)
-        total += units if cfg.use_sftn else 0
+        total += cfg.layers if cfg.use_sftn else 0
         total += cfg.consistency_steps * rb_ms
         return max(total, 4 * ratio)  # the perp upsampling
 
@@ -184,6 +187,8 @@ class DCSTSFNet(nn.Module):
             feats = [c1, ms1, ms2]
             if cfg.use_difference:
                 diff = ms2 - ms1
+                if cfg.zero_difference:
+                    diff = torch.zeros_like(diff)
                 feats += [diff, diff.abs()]
             out = self.sftn(torch.cat(feats, dim=1))
             gate = torch.sigmoid(out[:, :1] + 4.0)
