@@ -185,6 +185,8 @@ class ObservationModel:
     srf: np.ndarray
     hs_sigma: np.ndarray
     ms_sigma: np.ndarray
+    #: pixel size the fine grid stands for (sets the MS blur widths)
+    ms_grid_gsd_m: float = 10.0
 
     @classmethod
     def from_sensors(
@@ -215,6 +217,7 @@ class ObservationModel:
             srf=srf.astype(np.float32),
             hs_sigma=hs_psf_sigma(hs, int(ratio)),
             ms_sigma=ms.gaussian_psf_sigma(grid_gsd_m=grid),
+            ms_grid_gsd_m=grid,
         )
 
     @property
@@ -269,6 +272,7 @@ class ObservationModel:
             "ms_bands": list(self.ms_sensor.band_names),
             "ratio": self.ratio,
             "n_hs": self.n_hs,
+            "ms_grid_gsd_m": self.ms_grid_gsd_m,
         }
 
 

@@ -263,6 +263,10 @@ def simulate_case(
     ms1 = ms1.copy(data=_add_noise(rng, ms1.values, ms_snr_db))
     ms2 = observe_ms(model, t2)
     ms2 = ms2.copy(data=_add_noise(rng, ms2.values, ms_snr_db))
+    # the real grid stands for the MS grid of the model: record its nominal pixel size so fusion
+    # uses the same MS blur as the simulation (dcstsf.engine reads this attribute)
+    for cube in (hs, ms1, ms2):
+        cube.attrs["ms_grid_gsd_m"] = model.ms_grid_gsd_m
     spatial = {k: v for k, v in truth.coords.items() if "band" not in v.dims}
     meta = {
         "protocol": "Wald: real HS cube = fine truth at t1; t2 by a SIMULATED change model",
@@ -272,6 +276,7 @@ def simulate_case(
         "ms_snr_db": ms_snr_db,
         "params": params.__dict__,
         "source": str(truth.attrs.get("source", truth.name or "")),
+        "ms_grid_gsd_m": model.ms_grid_gsd_m,
     }
     return FusionCase(
         hs_t1=hs,

@@ -309,6 +309,20 @@ def _resolve_ms(
     )
 
 
+def _nominal_gsd_m(ms: xr.DataArray) -> float | None:
+    """The MS grid's nominal pixel size from the ``ms_grid_gsd_m`` attribute, if any.
+
+    Wald-protocol cases (``dcstsf simulate``) keep the real scene's grid (e.g. 30 m EnMAP pixels) while
+    standing for a 10 m Sentinel-2 grid; the simulator records the nominal size so that the MS blur
+    used in fusion is the one used to simulate.
+    """
+    value = ms.attrs.get("ms_grid_gsd_m")
+    try:
+        return float(value) if value is not None and float(value) > 0 else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _grid_gsd_m(crs: Any, transform: Any) -> float | None:
     """The fine grid's pixel size in metres (projected CRS in metres only)."""
     if crs is None or transform is None:
@@ -545,7 +559,7 @@ def validate_inputs(
     if model is None:
         hs_s = _resolve_hs_sensor(hs, hs_sensor)
         ms_s, bands = _resolve_ms(ms1, ms2, ms_sensor, ms_bands)
-        gsd = _grid_gsd_m(crs, transform)
+        gsd = _nominal_gsd_m(ms1) or _grid_gsd_m(crs, transform)
         try:
             model = ObservationModel.from_sensors(hs_s, ms_s, ms_bands=bands, ratio=r, ms_grid_gsd_m=gsd)
         except DcstsfInputError as exc:
