@@ -148,4 +148,3 @@ def _check_shapes(hs: Any, ms1: Any, ms2: Any, model: ObservationModel) -> None:
                 f"{label} is {ms.shape[1]}x{ms.shape[2]} pixels but HS(t1) {hs.shape[1]}x{hs.shape[2]} at ratio {r} "
                 f"needs {hs.shape[1] * r}x{hs.shape[2] * r}; crop the MS images to the HS footprint"
             )
-_nan_to_mean = fill_nodata  # old private name, kept while helpers migrate
