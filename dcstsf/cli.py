@@ -161,10 +161,18 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
     kwargs: dict[str, Any] = {}
     if args.chunk is not None:
         kwargs["chunk"] = args.chunk
+    method: Any = args.method
+    if args.weights is not None:
+        from dcstsf.errors import DcstsfInputError
+        from dcstsf.methods import DCSTSF
+
+        if args.method != "dcstsf":
+            raise DcstsfInputError(f"--weights applies to --method dcstsf, not {args.method!r}; drop --weights")
+        method = DCSTSF(weights=args.weights)
     try:
         res = run_batch(
             args.hs_t1, args.ms_t1, args.ms_t2, args.output,
-            method=args.method, hs_sensor=args.hs_sensor, ms_sensor=args.ms_sensor, ms_bands=args.ms_bands,
+            method=method, hs_sensor=args.hs_sensor, ms_sensor=args.ms_sensor, ms_bands=args.ms_bands,
             ratio=args.ratio, blend=args.blend, align=args.align, workers=args.workers, scheduler=args.scheduler,
             parallel_tiles=args.parallel_tiles, overwrite=args.overwrite, progress=_progress(args), cog=args.cog,
             hs_scale=hs_scale, ms_scale=ms_scale, hs_offset=hs_offset, ms_offset=ms_offset,
@@ -401,6 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ms_t2", metavar="MS_T2", help="fine multispectral image at t2 (same grid as MS_T1)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (.tif, .zarr or .nc)")
     p.add_argument("--method", default="dcstsf", metavar="NAME", help="fusion method (default: %(default)s; see `dcstsf methods`)")
+    p.add_argument("--weights", metavar="FILE",
+                   help="DC-STSF checkpoint from `dcstsf train` (default: the shipped weights for the MS band set)")
     _sensor_options(p, defaults=False)
     p.add_argument("--ratio", type=_positive_int, metavar="R", help="HS/MS pixel-size ratio (default: from the grids)")
     g = p.add_argument_group("execution")

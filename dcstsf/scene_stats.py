@@ -86,6 +86,15 @@ def scene_samples(
         def coarse(ms: Any) -> Any:
             arr = da.asarray(ms)
             arr = arr.rechunk({0: -1, 1: _ratio_chunks(arr.chunks[1], r), 2: _ratio_chunks(arr.chunks[2], r)})
+            # map_overlap needs every chunk at least `depth` deep: an axis with a thinner chunk (a narrow
+            # strip) becomes one chunk, which needs no overlap at all
+            depths = {0: 0}
+            for axis in (1, 2):
+                if min(arr.chunks[axis]) < depth:
+                    arr = arr.rechunk({axis: -1})
+                    depths[axis] = 0
+                else:
+                    depths[axis] = depth
             sigma = np.full(arr.shape[0], float(np.median(model.hs_sigma)))
 
             def block(b: np.ndarray) -> np.ndarray:
@@ -95,7 +104,7 @@ def scene_samples(
                 out[np.isnan(b)] = np.nan
                 return out
 
-            blurred = arr.map_overlap(block, depth={0: 0, 1: depth, 2: depth}, boundary="none",
+            blurred = arr.map_overlap(block, depth=depths, boundary="none",
                                       dtype=np.float32)
             return da.coarsen(np.mean, blurred, {1: r, 2: r})
 

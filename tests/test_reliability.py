@@ -14,7 +14,6 @@ import json
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -611,8 +610,6 @@ def test_inputs_too_small_for_the_method(capsys: pytest.CaptureFixture[str], tmp
     assert_no_output(out)
 
 
-@pytest.mark.xfail(strict=True, reason="scene_stats.scene_samples: dask map_overlap depth > array (1-pixel strip); "
-                                       "fix in dcstsf/scene_stats.py, see docs/reliability.md")
 def test_one_pixel_strip_with_a_fitted_method(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     hs, ms1, ms2 = hs_cube(1, 40), ms_cube(3, 120, seed=1), ms_cube(3, 120, seed=2)
     p = [write_raster(a, tmp_path / f"{n}.tif") for a, n in ((hs, "hs"), (ms1, "ms1"), (ms2, "ms2"))]
@@ -888,7 +885,8 @@ def _fuse_dcstsf(capsys: pytest.CaptureFixture[str], files: dict[str, Path], out
 
 
 def test_shipped_weights_are_checked_by_hash(capsys: pytest.CaptureFixture[str], files: dict[str, Path],
-                                             weights_dir: Path, tmp_path: Path) -> None:
+                                             scene: dict[str, xr.DataArray], weights_dir: Path,
+                                             tmp_path: Path) -> None:
     out = tmp_path / "out.tif"
     code, _, err = _fuse_dcstsf(capsys, files, out)
     assert code == 0, err  # the intact file loads
@@ -901,6 +899,9 @@ def test_shipped_weights_are_checked_by_hash(capsys: pytest.CaptureFixture[str],
     assert code == 2
     assert_clean_error(err, "SHA-256", "does not match the manifest", "reinstall", path=w)
     assert_no_output(out2)
+    with pytest.raises(WeightsError, match="does not match the manifest") as exc:  # Python API
+        fuse(scene["hs"], scene["ms1"], scene["ms2"], method="dcstsf")
+    assert str(w) in str(exc.value)
 
 
 def test_corrupt_weights_with_a_matching_hash(capsys: pytest.CaptureFixture[str], files: dict[str, Path],
@@ -943,8 +944,6 @@ def test_no_weights_for_the_band_set(capsys: pytest.CaptureFixture[str], files: 
     assert_no_output(out)
 
 
-@pytest.mark.xfail(strict=True, reason="DCSTSF.network's band-count/ratio WeightsError does not name the weights "
-                                       "file; fix in dcstsf/methods/dcstsf_method.py, see docs/reliability.md")
 def test_mismatched_weights_name_the_file(capsys: pytest.CaptureFixture[str], files: dict[str, Path],
                                           weights_dir: Path, tmp_path: Path) -> None:
     # The manifest lists the 10-band network under the 4-band set.
@@ -973,3 +972,26 @@ def test_temporaries_of_killed_writers_are_removed(tmp_path: Path, scene: dict[s
     live.write_text("another live writer")
     write_raster(scene["ms1"], out)
     assert sorted(os.listdir(tmp_path)) == sorted([live.name, "o.zarr"])
+
+
+def test_weights_given_on_the_command_line(capsys: pytest.CaptureFixture[str], files: dict[str, Path],
+                                           weights_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.tif"
+    for bad, words in (
+        (tmp_path / "missing.pt", ["weights file not found", "dcstsf train"]),
+        (tmp_path / "notes.pt", ["not a readable dcstsf checkpoint"]),
+    ):
+        if bad.name == "notes.pt":
+            bad.write_text("not a checkpoint\n" * 10)
+        code, _, err = _fuse_dcstsf(capsys, files, out, "--weights", str(bad))
+        assert code == 2
+        assert_clean_error(err, *words, path=bad)
+        assert_no_output(out)
+    code, _, err = fuse_cli(capsys, *files.values(), out, "--weights", str(weights_dir / "w4.pt"))
+    assert code == 2
+    assert_clean_error(err, "--weights applies to --method dcstsf")
+    code, _, err = _fuse_dcstsf(capsys, files, out, "--weights", str(weights_dir / "w4.pt"))
+    assert code == 0, err
+    from dcstsf.models.checkpoint import file_sha256
+
+    assert open_raster(out).attrs["weights_sha256"] == file_sha256(weights_dir / "w4.pt")

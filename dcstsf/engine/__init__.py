@@ -25,9 +25,9 @@ That is for methods whose true receptive field exceeds their declared halo (e.g.
 the seam becomes a smooth transition instead of a step. For correctly declared methods it changes
 nothing beyond float rounding.
 
-Nodata: NaN in the inputs. Before ``apply`` NaN is filled with the per-band scene mean (estimated once
-from a regular subsample of at most 10^6 pixels: a scene-wide constant, so tiled equals whole-image
-results next to nodata too); afterwards the output is NaN at every fine pixel where any MS band is NaN at
+Nodata: NaN in the inputs (+/-Inf is treated as NaN). Before ``apply`` NaN is filled with the per-band
+scene mean (estimated once from a regular subsample of at most 10^6 pixels: a scene-wide constant, so
+tiled equals whole-image results next to nodata too); afterwards the output is NaN at every fine pixel where any MS band is NaN at
 t1 or t2, or where the covering HS pixel is NaN in a good band (a sensor band not flagged bad and not
 empty in the whole scene). Tiles that are entirely nodata skip the method.
 

@@ -11,9 +11,10 @@ parallel) and saves each to a work directory next to the output, ``OUT.dcstsf-wo
 Run the same command again after a crash or a kill and the finished tiles are skipped; a different
 fingerprint (other inputs or parameters) discards the work directory with a warning. The final output
 is assembled from the tiles and written to a temporary name, then renamed: there is never a partial file
-under the final name. GeoTIFF (tiled, band-interleaved, ZSTD or DEFLATE with the floating-point predictor,
-BigTIFF when needed, band descriptions and wavelength/FWHM tags as :mod:`dcstsf.io` reads them; optionally
-a COG) is written here tile by tile with rasterio; Zarr and NetCDF by :func:`dcstsf.io.write_raster`.
+under the final name (temporaries left by killed runs are removed by the next run). GeoTIFF (tiled,
+band-interleaved, ZSTD or DEFLATE with the floating-point predictor, BigTIFF when needed, band
+descriptions and wavelength/FWHM tags as :mod:`dcstsf.io` reads them; optionally a COG) is written here
+tile by tile with rasterio; Zarr and NetCDF by :func:`dcstsf.io.write_raster`.
 The work directory is removed after success. It needs about as much disk space as the uncompressed
 output (``n_hs x H x W x 4`` bytes).
 
@@ -813,6 +814,8 @@ def _run_batch(
         "halo_override": halo,
     }
     work = work_dir_for(out_p)
+    # Temporaries of earlier runs killed while writing (their pid is gone) would otherwise stay forever.
+    dio.remove_stale_temporaries(out_p)
     with _client(workers, scheduler) as client:
         job = prepare(*arrays, method=m, chunk=plan.chunk, blend=blend, halo=halo, inputs=inputs)
         plan = job.plan

@@ -74,6 +74,17 @@ def _band_means(arrays: Sequence[Any], *, max_pixels: int = 1_000_000) -> list[n
     return out
 
 
+def _inf_to_nan(a: Any) -> Any:
+    """+/-Inf is nodata like NaN: one Inf would otherwise spread through every blur and scene mean."""
+    nan = np.asarray(np.nan, dtype=a.dtype)
+    if _is_dask(a):
+        import dask.array as da
+
+        return da.where(da.isinf(a), nan, a)
+    a = np.asarray(a)
+    return np.where(np.isinf(a), nan, a) if np.isinf(a).any() else a
+
+
 def _hash_fitted(fitted: Any) -> str:
     """A stable SHA-256 of a fitted state (arrays by content)."""
     h = hashlib.sha256()
@@ -235,7 +246,7 @@ def prepare(
     plan = make_plan(inputs, m, chunk=chunk, blend=blend, halo=halo)
     c, h, b = plan.chunk, plan.halo, plan.blend
 
-    hs_a, ms1_a, ms2_a = inputs.hs_t1.data, inputs.ms_t1.data, inputs.ms_t2.data
+    hs_a, ms1_a, ms2_a = (_inf_to_nan(a) for a in (inputs.hs_t1.data, inputs.ms_t1.data, inputs.ms_t2.data))
     fitted = m.fit(hs_a, ms1_a, ms2_a, model=mdl)
     fill_hs, fill_ms1, fill_ms2 = _band_means([hs_a, ms1_a, ms2_a])
     empty_hs = ~np.isfinite(fill_hs)

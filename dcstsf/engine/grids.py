@@ -46,6 +46,8 @@ DEFAULT_MS_SENSOR = "sentinel-2a"
 _RATIO_RTOL = 1e-6
 # Pixel corners must coincide within this fraction of an MS pixel (float noise in coordinates).
 _CORNER_TOL = 1e-4
+# The fix for every misalignment, in both spellings (Python and command line).
+_REPROJECT = "pass align='reproject' (CLI --align reproject)"
 # Registered sensors match wavelength coordinates when every centre is within this many nm.
 _WAVELENGTH_MATCH_NM = 5.0
 _S2_NAME = re.compile(r"^B0*(\d{1,2})(A?)$", re.IGNORECASE)
@@ -158,21 +160,22 @@ def _ratio_from_grids(hs_t: Any, ms_t: Any, hs: xr.DataArray, ms: xr.DataArray) 
         if abs(t.b) > 1e-12 * abs(t.a) or abs(t.d) > 1e-12 * abs(t.e):
             raise DcstsfInputError(
                 f"{_label(da_, nm)} has a rotated/sheared grid ({t}); warp it to a north-up grid first "
-                "(gdalwarp) or pass align='reproject'"
+                f"(gdalwarp) or {_REPROJECT}"
             )
     if np.sign(hs_t.a) != np.sign(ms_t.a) or np.sign(hs_t.e) != np.sign(ms_t.e):
         raise DcstsfInputError(
             f"{_label(hs, 'HS(t1)')} and {_label(ms, 'MS(t1)')} have opposite axis orientations "
             f"(pixel sizes {hs_t.a:g}, {hs_t.e:g} vs {ms_t.a:g}, {ms_t.e:g}); flip one with "
-            "da.isel(y=slice(None, None, -1)) or pass align='reproject'"
+            f"da.isel(y=slice(None, None, -1)) or {_REPROJECT}"
         )
     rx, ry = hs_t.a / ms_t.a, hs_t.e / ms_t.e
     ix, iy = _integer(rx, tol=_RATIO_RTOL * abs(rx)), _integer(ry, tol=_RATIO_RTOL * abs(ry))
     if ix is None or iy is None or ix != iy or ix < 1:
         raise DcstsfInputError(
-            f"HS(t1) pixel size {_fmt_res(hs_t)} and MS pixel size {_fmt_res(ms_t)} give a ratio of "
-            f"{rx:.6g} x {ry:.6g}, not one integer; resample so the MS pixel size divides the HS pixel size "
-            "(e.g. gdalwarp -tr 10 10 -tap for the MS and -tr 30 30 -tap for the HS) or pass align='reproject'"
+            f"{_label(hs, 'HS(t1)')} pixel size {_fmt_res(hs_t)} and MS pixel size {_fmt_res(ms_t)} give a ratio "
+            f"of {rx:.6g} x {ry:.6g}, not one integer; resample so the MS pixel size "
+            "divides the HS pixel size (e.g. gdalwarp -tr 10 10 -tap for the MS and -tr 30 30 -tap for the HS) or "
+            f"{_REPROJECT}"
         )
     return ix
 
@@ -451,10 +454,11 @@ def validate_inputs(
         raise DcstsfInputError(f"ratio must be a positive integer, got {ratio!r}")
 
     crss = {"HS(t1)": _crs(hs), "MS(t1)": _crs(ms1), "MS(t2)": _crs(ms2)}
+    labels = {"HS(t1)": _label(hs, "HS(t1)"), "MS(t1)": _label(ms1, "MS(t1)"), "MS(t2)": _label(ms2, "MS(t2)")}
     with_crs = {k: v for k, v in crss.items() if v is not None}
     if with_crs and len(with_crs) < 3:
-        missing = [k for k, v in crss.items() if v is None]
-        have = ", ".join(f"{k} {v}" for k, v in with_crs.items())
+        missing = [labels[k] for k, v in crss.items() if v is None]
+        have = ", ".join(f"{labels[k]} {v}" for k, v in with_crs.items())
         raise DcstsfInputError(
             f"{' and '.join(missing)} carr{'ies' if len(missing) == 1 else 'y'} no CRS but {have}; georeference "
             "every input (da.rio.write_crs(...), or fix the file) so the grids can be compared"
@@ -466,8 +470,8 @@ def validate_inputs(
     if len(distinct) > 1 and align != "reproject":
         raise DcstsfInputError(
             "the inputs are in different CRSs ("
-            + ", ".join(f"{k}: {v}" for k, v in with_crs.items())
-            + "); reproject them to one CRS (gdalwarp -t_srs ...) or pass align='reproject' (CLI --align reproject)"
+            + ", ".join(f"{labels[k]}: {v}" for k, v in with_crs.items())
+            + f"); reproject them to one CRS (gdalwarp -t_srs ...) or {_REPROJECT}"
         )
 
     if align == "reproject":
@@ -479,12 +483,12 @@ def validate_inputs(
             raise DcstsfInputError(
                 f"{_label(ms1, 'MS(t1)')} is {ms1.sizes['y']} x {ms1.sizes['x']} pixels but {_label(ms2, 'MS(t2)')} "
                 f"is {ms2.sizes['y']} x {ms2.sizes['x']}; both dates must share one grid: resample MS(t2) onto "
-                "MS(t1) (gdalwarp with the same -te/-tr) or pass align='reproject'"
+                f"MS(t1) (gdalwarp with the same -te/-tr) or {_REPROJECT}"
             )
         if (m1_t is None) != (m2_t is None) or (m1_t is not None and not _same_grid(m1_t, m2_t)):
             raise DcstsfInputError(
                 f"{_label(ms1, 'MS(t1)')} and {_label(ms2, 'MS(t2)')} are on different grids (transforms {m1_t} "
-                f"vs {m2_t}); both dates must share one grid: resample MS(t2) onto MS(t1) or pass align='reproject'"
+                f"vs {m2_t}); both dates must share one grid: resample MS(t2) onto MS(t1) or {_REPROJECT}"
             )
         if (hs_t is None) != (m1_t is None):
             raise DcstsfInputError(
@@ -511,17 +515,18 @@ def validate_inputs(
             r_grid = _ratio_from_grids(hs_t, m1_t, hs, ms1)
             if ratio is not None and int(ratio) != r_grid:
                 raise DcstsfInputError(
-                    f"ratio={ratio} was given but the grids (HS pixel size {_fmt_res(hs_t)}, MS {_fmt_res(m1_t)}) "
-                    f"give {r_grid}; drop ratio= or fix the pixel sizes"
+                    f"ratio={ratio} was given but the grids ({_label(hs, 'HS(t1)')} pixel size {_fmt_res(hs_t)}, "
+                    f"{_label(ms1, 'MS(t1)')} {_fmt_res(m1_t)}) give {r_grid}; drop ratio= (CLI --ratio) or fix the "
+                    "pixel sizes"
                 )
             r = r_grid
             fy, fx = (hs_t.f - m1_t.f) / m1_t.e, (hs_t.c - m1_t.c) / m1_t.a
             iy_, ix_ = _integer(fy, tol=_CORNER_TOL), _integer(fx, tol=_CORNER_TOL)
             if iy_ is None or ix_ is None:
                 raise DcstsfInputError(
-                    f"HS(t1) pixel corners do not coincide with MS pixel corners: the HS origin "
-                    f"({hs_t.c:.6f}, {hs_t.f:.6f}) is {fx:.4g} x {fy:.4g} MS pixels from the MS origin "
-                    f"({m1_t.c:.6f}, {m1_t.f:.6f}); snap the grids (gdalwarp -tap) or pass align='reproject'"
+                    f"{_label(hs, 'HS(t1)')} pixel corners do not coincide with {_label(ms1, 'MS(t1)')} pixel "
+                    f"corners: the HS origin ({hs_t.c:.6f}, {hs_t.f:.6f}) is {fx:.4g} x {fy:.4g} MS pixels from the "
+                    f"MS origin ({m1_t.c:.6f}, {m1_t.f:.6f}); snap the grids (gdalwarp -tap) or {_REPROJECT}"
                 )
             oy, ox = iy_, ix_
         # Coarse pixels whose r x r block lies inside the MS grid.
@@ -531,8 +536,9 @@ def validate_inputs(
         j1 = min(wc, (W - ox) // r)
         if i1 <= i0 or j1 <= j0:
             raise DcstsfInputError(
-                f"the HS(t1) footprint ({hc} x {wc} pixels at offset {oy}, {ox} MS pixels) does not cover one "
-                f"whole HS pixel of the MS grid ({H} x {W}); check that the inputs show the same place"
+                f"the {_label(hs, 'HS(t1)')} footprint ({hc} x {wc} pixels at offset {oy}, {ox} MS pixels) does not "
+                f"cover one whole HS pixel of the {_label(ms1, 'MS(t1)')} grid ({H} x {W}); check that the inputs "
+                "show the same place"
             )
         if (i0, j0, i1, j1) != (0, 0, hc, wc):
             lost = hc * wc - (i1 - i0) * (j1 - j0)

@@ -47,6 +47,7 @@ class DCSTSF(Method):
         self._net = network
         self._sha: str | None = None
         self._meta: dict[str, Any] = {}
+        self._source = ""
         self.max_fit_pixels = max_fit_pixels
 
     def network(self, model: ObservationModel) -> DCSTSFNet:
@@ -63,15 +64,20 @@ class DCSTSF(Method):
             from dcstsf.models.checkpoint import file_sha256
 
             self._sha = sha or file_sha256(path)
+            self._source = str(path)
         net = self._net
+        where = f"{self._source}: " if self._source else ""
         if net.config.n_ms != model.n_ms:
             raise WeightsError(
-                f"weights expect {net.config.n_ms} MS bands but {model.n_ms} were given "
+                f"{where}weights expect {net.config.n_ms} MS bands but {model.n_ms} were given "
                 f"({', '.join(model.ms_sensor.band_names)}); use weights trained for this band set"
             )
         ratio = self._meta.get("sensors", {}).get("ratio", model.ratio)
         if ratio != model.ratio:
-            raise WeightsError(f"weights were trained at ratio {ratio}, the inputs have ratio {model.ratio}")
+            raise WeightsError(
+                f"{where}weights were trained at ratio {ratio}, the inputs have ratio {model.ratio}; "
+                "use weights trained for this ratio"
+            )
         return net
 
     @staticmethod
