@@ -353,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default=None, help="scratch directory (default: a temporary one)")
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--merge", action="store_true", help="add to / replace entries in an existing JSON")
+    p.add_argument("--summarise-only", action="store_true", help="recompute the summary of --out and exit")
     p.add_argument("--_run", default=None, help=argparse.SUPPRESS)
     p.add_argument("--_bare", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
@@ -361,6 +362,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a._bare:
         print(json.dumps(worker_bare(json.loads(a._bare))))
+        return 0
+
+    if a.summarise_only:
+        doc = json.loads(Path(a.out).read_text())
+        sizes = sorted({e["size"] for e in doc["runs"]} | set(doc.get("settings", {}).get("sizes", [])))
+        Path(a.out).write_text(json.dumps(_summarise(doc, sizes), indent=1))
         return 0
 
     from dcstsf.methods import available_methods
@@ -380,11 +387,14 @@ def main(argv: list[str] | None = None) -> int:
     if a.merge and out_path.exists():
         doc = json.loads(out_path.read_text())
     doc["machine"] = _machine()
-    doc["settings"] = {
+    settings = {
         "hs_sensor": HS_SENSOR, "ms_bands": MS_BANDS, "ratio": RATIO, "chunk_requested": a.chunk, "chunk": chunk,
         "format": a.format, "compress": a.compress, "workers": a.workers, "parallel_tiles": a.parallel_tiles,
-        "sizes": sizes, "max_size": a.max_size,
+        "sizes": sorted(set(sizes) | set(doc.get("settings", {}).get("sizes", []))), "max_size": a.max_size,
+        "methods": methods,
     }
+    doc["invocations"] = [*doc.get("invocations", []), {**settings, "sizes": sizes, "started": time.ctime()}]
+    doc["settings"] = settings
     try:
         for name in methods:
             m, note = _method(name)
@@ -448,10 +458,15 @@ def _summarise(doc: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
     for name in sorted({e["method"] for e in measured}):
         rs = sorted((e for e in measured if e["method"] == name), key=lambda e: e["size"])
         per = {str(e["size"]): e["wall_s"] / (e["size"] ** 2 / 1e6) for e in rs}
+        cpu_per = {str(e["size"]): e["cpu_s"] / (e["size"] ** 2 / 1e6) for e in rs if "cpu_s" in e}
         # Linear in area: seconds per megapixel vary by at most 15 % between sizes >= 1024^2 (below, the
-        # fixed costs of opening, fitting and writing a small file dominate).
-        big = [v for s, v in per.items() if int(s) >= 1023] or list(per.values())
-        spread = (max(big) - min(big)) / min(big) if big else None
+        # fixed costs of opening, fitting and writing a small file dominate). CPU seconds are reported
+        # too: on a shared machine wall time also measures the neighbours' load.
+        def spread_of(d: dict[str, float]) -> float | None:
+            vals = [v for s, v in d.items() if int(s) >= 1023] or list(d.values())
+            return (max(vals) - min(vals)) / min(vals) if len(vals) > 1 else None
+
+        spread, cpu_spread = spread_of(per), spread_of(cpu_per)
         largest = rs[-1]
         for size in sizes:
             if size > largest["size"] and not any(e["size"] == size for e in rs):
@@ -466,8 +481,11 @@ def _summarise(doc: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
         big_run = max(rs, key=lambda e: e["size"])
         summary[name] = {
             "seconds_per_mpx": per,
+            "cpu_seconds_per_mpx": cpu_per,
             "time_per_area_spread": spread,
+            "cpu_time_per_area_spread": cpu_spread,
             "linear_within_15pct": None if spread is None else spread <= 0.15,
+            "cpu_linear_within_15pct": None if cpu_spread is None else cpu_spread <= 0.15,
             "largest_measured": big_run["size"],
             "peak_rss_gib_max": max(e["peak_rss_gib"] for e in rs),
             "peak_rss_le_3gib_at_6000": next((e["peak_rss_gib"] <= 3.0 for e in rs if e["size"] == 6000), None),
