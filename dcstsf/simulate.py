@@ -50,6 +50,7 @@ __all__ = [
     "apply_change",
     "resample_to_sensor",
     "simulate_case",
+    "smooth_spectral_curve",
     "source_sensor",
 ]
 
@@ -85,7 +86,8 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float
     return f / (f.std() + 1e-12)
 
 
-def _smooth_spectrum(rng: np.random.Generator, wavelengths: np.ndarray) -> np.ndarray:
+def smooth_spectral_curve(rng: np.random.Generator, wavelengths: np.ndarray) -> np.ndarray:
+    """A random curve smooth in wavelength (three Gaussian bumps, 80-400 nm wide), max |value| = 1."""
     g = np.zeros_like(wavelengths, dtype=float)
     for _ in range(3):
         mu = rng.uniform(wavelengths.min(), wavelengths.max())
@@ -110,7 +112,7 @@ def apply_change(
     mask = np.zeros((h, w), bool)
     if "phenology" in models:
         a = params.phenology_amplitude * _smooth_field(rng, (h, w), params.phenology_scale_px)
-        g = _smooth_spectrum(rng, wavelengths)
+        g = smooth_spectral_curve(rng, wavelengths)
         x2 *= 1.0 + a[None] * g[:, None, None]
     if "abrupt" in models:
         yy, xx = np.mgrid[0:h, 0:w]
@@ -127,8 +129,8 @@ def apply_change(
             x2[:, patch] = src[:, patch]
             mask |= patch
     if "radiometric" in models:
-        gain = 1.0 + params.gain_std * _smooth_spectrum(rng, wavelengths)
-        offset = params.offset_std * _smooth_spectrum(rng, wavelengths)
+        gain = 1.0 + params.gain_std * smooth_spectral_curve(rng, wavelengths)
+        offset = params.offset_std * smooth_spectral_curve(rng, wavelengths)
         x2 = x2 * gain[:, None, None] + offset[:, None, None]
     return np.clip(x2, 0.0, 1.0).astype(np.float32), mask
 

@@ -99,12 +99,14 @@ def test_tiled_equals_whole_image_for_every_method(case: Any, name: str) -> None
     np.testing.assert_allclose(out.values, whole, atol=1e-4, rtol=0)
 
 
-def test_dcstsf_network_tiles_match_whole_image_with_random_units() -> None:
+@pytest.mark.parametrize("unit_space", ["sensor", "coefficient"])
+def test_dcstsf_network_tiles_match_whole_image_with_random_units(unit_space: str) -> None:
     """The network's declared receptive field bounds the real one (non-zero learned units)."""
     from dcstsf.methods import DCSTSF
     from dcstsf.models.network import DCSTSFConfig
 
-    cfg = DCSTSFConfig(n_ms=len(MS_BANDS), rank=6, stages=1, hidden=8, layers=1, consistency_steps=1)
+    cfg = DCSTSFConfig(n_ms=len(MS_BANDS), rank=6, stages=1, hidden=8, layers=1, consistency_steps=1,
+                       unit_space=unit_space)
     m = DCSTSF.untrained(cfg)
     torch.manual_seed(0)
     with torch.no_grad():

@@ -157,3 +157,37 @@ def test_few_steps_training_loss_falls_and_resumes(tmp_path: Path, model: Observ
     net2, _ = load_model(out2)
     for (k, a), (_, b) in zip(net.state_dict().items(), net2.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+@pytest.mark.parametrize("unit_space", ["sensor", "coefficient"])
+def test_crop_gives_the_same_values_as_the_full_window(model: ObservationModel, case, unit_space: str) -> None:
+    """Expanding to n_hs bands on a region only (what the engine asks for) changes no value."""
+    torch.manual_seed(2)
+    net = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=8, stages=2, hidden=8, unit_space=unit_space)).eval()
+    for unit in [*net.seu, *net.ecu, net.sftn]:
+        torch.nn.init.normal_(unit.head.weight, std=1e-2)
+    hs, ms1, ms2 = case.arrays()
+    state = state_to_tensors(fit_scene_state(scene_samples(hs, ms1, ms2, model=model), model=model, rank=8))
+    t = [torch.from_numpy(a)[None] for a in (hs, ms1, ms2)]
+    kw = dict(ratio=3, hs_sigma=float(np.median(model.hs_sigma)), ms_sigma=model.ms_sigma)
+    with torch.no_grad():
+        full = net(*t, state, **kw)
+        for ys, xs in [(slice(9, 27), slice(3, 40)), (slice(0, 36), slice(0, 6)), (slice(30, 36), slice(36, 42))]:
+            part = net(*t, state, crop=(ys, xs), **kw)
+            for key in ("hs_t2", "hs_t1"):
+                torch.testing.assert_close(part[key], full[key][..., ys, xs], rtol=0, atol=1e-6)
+        only = net(*t, state, outputs=("hs_t2",), **kw)
+    assert set(only) == {"hs_t2"}
+
+
+def test_v1_checkpoints_load_with_coefficient_space_units(tmp_path: Path, model: ObservationModel) -> None:
+    """Weights written before ``unit_space`` existed were trained with coefficient-space units."""
+    net = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=8, stages=1, hidden=8, unit_space="coefficient"))
+    cfg = net.config.to_dict()
+    del cfg["unit_space"]
+    path = tmp_path / "v1.pt"
+    save_checkpoint(path, {"config": cfg, "state_dict": net.state_dict(), "sensors": {**model.describe(), "ratio": 3}})
+    loaded, _ = load_model(path)
+    assert loaded.config.unit_space == "coefficient"
+    with pytest.raises(ValueError, match="unit_space"):
+        DCSTSFConfig(n_ms=4, unit_space="pixels")

@@ -196,20 +196,23 @@ def predict_tile(
     if bad.all():
         # Nothing valid to predict: skip the method (the result would be masked anyway).
         return np.full((n_hs, ey1 - ey0, ex1 - ex0), np.nan, dtype=np.float32)
-    out = ctx.method.apply(
+    out = ctx.method.apply_region(
         _filled(hs, ctx.fill_hs),
         _filled(ms1, ctx.fill_ms1),
         _filled(ms2, ctx.fill_ms2),
         model=ctx.model,
         fitted=ctx.fitted,
+        region=inner,
     )
-    expected = (n_hs, wy1 - wy0, wx1 - wx0)
+    expected = (n_hs, ey1 - ey0, ex1 - ex0)
     if tuple(np.shape(out)) != expected:
         raise RuntimeError(
-            f"method {ctx.method.name!r} returned shape {tuple(np.shape(out))} for a window of shape {expected}; "
-            "Method.apply must return (n_hs, H, W) on the fine grid of the window"
+            f"method {ctx.method.name!r} returned shape {tuple(np.shape(out))} for a region of shape {expected}; "
+            "Method.apply must return (n_hs, H, W) on the fine grid of the window and Method.apply_region "
+            "the requested region of it"
         )
-    res = np.array(np.asarray(out)[(slice(None), *inner)], dtype=np.float32, order="C")
+    # no copy when the method already returned a C-contiguous float32 region
+    res = np.ascontiguousarray(out, dtype=np.float32)
     if bad.any():
         res[:, bad] = np.nan
     return res

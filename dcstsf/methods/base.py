@@ -9,7 +9,8 @@ chunks, halos, files and schedulers. A method has three parts:
   possibly subsampled), small NumPy arrays. Tiled fusion equals whole-image fusion because every
   tile sees the same fitted state.
 - :meth:`Method.apply`: fuse one window, NumPy in, NumPy out, no NaN in the inputs (the engine fills
-  nodata before and masks it after).
+  nodata before and masks it after). The engine calls :meth:`Method.apply_region`, which by default
+  crops ``apply``'s result to the tile core and which a method may override to skip work in the halo.
 
 Window shapes: ``hs_t1`` is ``(n_hs, h, w)`` on the coarse grid; ``ms_t1``/``ms_t2`` are
 ``(n_ms, h*r, w*r)`` on the fine grid covering exactly the same area (pixel corners coincide).
@@ -81,6 +82,25 @@ class Method(ABC):
         fitted: Fitted,
     ) -> np.ndarray:
         """Fuse one window; returns ``(n_hs, H, W)`` float32 on the fine grid."""
+
+    def apply_region(
+        self,
+        hs_t1: np.ndarray,
+        ms_t1: np.ndarray,
+        ms_t2: np.ndarray,
+        *,
+        model: ObservationModel,
+        fitted: Fitted,
+        region: tuple[slice, slice],
+    ) -> np.ndarray:
+        """Fuse one window but return only the fine-grid ``region`` (the tile core the engine keeps).
+
+        The default crops :meth:`apply`; a method whose last steps are per-pixel and expensive (e.g. a
+        subspace expansion to ``n_hs`` bands) overrides it to do those steps on the region only. The
+        values must equal ``apply(...)[:, region[0], region[1]]``.
+        """
+        out = self.apply(hs_t1, ms_t1, ms_t2, model=model, fitted=fitted)
+        return np.asarray(out)[(slice(None), *region)]
 
     def identity(self) -> dict[str, Any]:
         """What goes into output attrs (name, and e.g. a weights hash)."""

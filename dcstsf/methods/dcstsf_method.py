@@ -104,6 +104,22 @@ class DCSTSF(Method):
         model: ObservationModel,
         fitted: Fitted,
     ) -> np.ndarray:
+        h, w = np.shape(ms_t1)[1:]
+        return self.apply_region(
+            hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=(slice(0, h), slice(0, w))
+        )
+
+    def apply_region(
+        self,
+        hs_t1: np.ndarray,
+        ms_t1: np.ndarray,
+        ms_t2: np.ndarray,
+        *,
+        model: ObservationModel,
+        fitted: Fitted,
+        region: tuple[slice, slice],
+    ) -> np.ndarray:
+        """The network on the whole window (coefficient space), expanded to ``n_hs`` bands on ``region`` only."""
         net = self.network(model)
         state = state_to_tensors(fitted)
 
@@ -114,6 +130,7 @@ class DCSTSF(Method):
             out = net(
                 t(hs_t1), t(ms_t1), t(ms_t2), state,
                 ratio=model.ratio, hs_sigma=self.hs_sigma(model), ms_sigma=model.ms_sigma,
+                crop=region, outputs=("hs_t2",),
             )["hs_t2"][0]
         return out.numpy()
 

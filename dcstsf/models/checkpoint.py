@@ -95,7 +95,8 @@ def load_model(path: str | Path, *, expected_sha256: str | None = None) -> tuple
     """The network and the checkpoint payload from ``path``."""
     payload = load_checkpoint(path, expected_sha256=expected_sha256)
     try:
-        net = DCSTSFNet(DCSTSFConfig(**payload["config"]))
+        # checkpoints written before ``unit_space`` existed were trained with coefficient-space units
+        net = DCSTSFNet(DCSTSFConfig(**{"unit_space": "coefficient", **payload["config"]}))
         net.load_state_dict(payload["state_dict"])
     except (TypeError, RuntimeError) as exc:
         raise WeightsError(f"{path}: weights do not match the stored configuration ({exc})") from exc

@@ -28,6 +28,23 @@ TVE:
 
 All learned units are zero-initialised in their last layer, so the untrained network is the
 classical physics-only iteration and learning only adds residual corrections.
+
+**Where the learned units live** (``DCSTSFConfig.unit_space``, ours, not the paper's):
+
+- ``"sensor"``: every learned unit reads only quantities with a fixed,
+  sensor-defined meaning (normalised MS bands, MS-space projections of the coefficients and residuals,
+  basis-invariant norms) and writes MS-space corrections that the scene's own operators (``T`` or the
+  prior-weighted pseudo-inverse ``P``) map into the scene subspace, plus scalar per-pixel gains:
+
+  - SEU: ``e = SEU_k([M(c), r_ms, ms1])``, ``c += T e``;
+  - ECU: ``[g, e] = ECU_k([A u, |u|, M(c), ms1])``, ``c += g * u + P e`` (``A`` = ``ms_forward``);
+  - SFTN: ``[gate, e] = SFTN([A c1, |c1 - reg1|, ms1, ms2, d, |d|])``, ``c2 = reg2 + gate * resid1 + T e``.
+
+  The scene's PCA coefficients mean different things in every scene (the basis is fitted per scene),
+  so a unit that reads or writes them can learn the training scene's basis. This variant was built to
+  remove that dependence; on the EnMAP validation it did not beat the coefficient-space units, so the
+  shipped weights keep them (``docs/ablation.md`` reports both).
+- ``"coefficient"`` (default, the shipped weights): the units read and write the coefficients directly.
 """
 
 from __future__ import annotations
@@ -42,7 +59,9 @@ from torch import nn
 
 from dcstsf.operators import blur, blur_radius, decimate, upsample
 
-__all__ = ["DCSTSFConfig", "DCSTSFNet", "ConvUnit"]
+__all__ = ["DCSTSFConfig", "DCSTSFNet", "ConvUnit", "UNIT_SPACES"]
+
+UNIT_SPACES = ("sensor", "coefficient")
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,13 @@ class DCSTSFConfig:
     learned_units: bool = True
     #: ablation knob: feed zeros instead of the difference image to a network trained with it
     zero_difference: bool = False
+    #: "coefficient": units read/write the scene's subspace coefficients (the shipped weights);
+    #: "sensor": they read/write MS-space quantities mapped by the scene's operators (see module docs)
+    unit_space: str = "coefficient"
+
+    def __post_init__(self) -> None:
+        if self.unit_space not in UNIT_SPACES:
+            raise ValueError(f"unit_space must be one of {UNIT_SPACES}, got {self.unit_space!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -90,6 +116,21 @@ class ConvUnit(nn.Module):
         return self.head(self.body(x))
 
 
+def _upsample_region(coarse: torch.Tensor, ratio: int, region: tuple[int, int, int, int]) -> torch.Tensor:
+    """``upsample(coarse, ratio)[..., y0:y1, x0:x1]`` computed from a coarse sub-window only.
+
+    Bicubic interpolation reads two coarse pixels on each side, and torch clamps at the image edge, so
+    a margin of two coarse pixels (clipped at the edge) reproduces the full result exactly.
+    """
+    y0, y1, x0, x1 = region
+    h, w = coarse.shape[-2:]
+    cy0, cx0 = max(y0 // ratio - 2, 0), max(x0 // ratio - 2, 0)
+    cy1, cx1 = min(-(-y1 // ratio) + 2, h), min(-(-x1 // ratio) + 2, w)
+    up = upsample(coarse[..., cy0:cy1, cx0:cx1], ratio)
+    oy, ox = cy0 * ratio, cx0 * ratio
+    return up[..., y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+
+
 def _map(mat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-pixel linear map ``(out, in) @ (B, in, H, W)``."""
     return torch.einsum("oi,bihw->bohw", mat, x)
@@ -107,10 +148,16 @@ class DCSTSFNet(nn.Module):
         super().__init__()
         self.config = config
         p, m, h, nl = config.rank, config.n_ms, config.hidden, config.layers
-        self.seu = nn.ModuleList(ConvUnit(p + 2 * m, p, hidden=h, layers=nl) for _ in range(config.stages))
-        self.ecu = nn.ModuleList(ConvUnit(2 * p, p, hidden=h, layers=nl) for _ in range(config.stages))
-        sftn_in = p + 2 * m + (2 * m if config.use_difference else 0)
-        self.sftn = ConvUnit(sftn_in, p + 1, hidden=h, layers=nl)
+        diff_in = 2 * m if config.use_difference else 0
+        if config.unit_space == "sensor":
+            seu_io, ecu_io = (3 * m, m), (3 * m + 1, m + 1)
+            sftn_io = (3 * m + 1 + diff_in, m + 1)
+        else:
+            seu_io, ecu_io = (p + 2 * m, p), (2 * p, p)
+            sftn_io = (p + 2 * m + diff_in, p + 1)
+        self.seu = nn.ModuleList(ConvUnit(*seu_io, hidden=h, layers=nl) for _ in range(config.stages))
+        self.ecu = nn.ModuleList(ConvUnit(*ecu_io, hidden=h, layers=nl) for _ in range(config.stages))
+        self.sftn = ConvUnit(*sftn_io, hidden=h, layers=nl)
         self.alpha = nn.Parameter(torch.ones(config.stages))
         self.beta = nn.Parameter(torch.ones(config.stages))
         self.gamma = nn.Parameter(torch.full((config.consistency_steps,), 0.5))
@@ -126,7 +173,9 @@ class DCSTSFNet(nn.Module):
         hs_proj = rb_hs + 4 * ratio
         units = cfg.layers if cfg.learned_units else 0
         total = hs_proj  # initial estimate
-        total += cfg.stages * (rb_ms + units + hs_proj + units)
+        # sensor-space ECU also reads the blurred MS prediction M(c)
+        ecu_ms = rb_ms if (cfg.learned_units and cfg.unit_space == "sensor") else 0
+        total += cfg.stages * (rb_ms + units + hs_proj + ecu_ms + units)
         total += cfg.layers if cfg.use_sftn else 0
         total += cfg.consistency_steps * rb_ms
         return max(total, 4 * ratio)  # the perp upsampling
@@ -141,10 +190,16 @@ class DCSTSFNet(nn.Module):
         ratio: int,
         hs_sigma: float,
         ms_sigma: np.ndarray,
+        crop: tuple[slice, slice] | None = None,
+        outputs: tuple[str, ...] = ("hs_t2", "hs_t1"),
     ) -> dict[str, torch.Tensor]:
         """Fuse a batch: ``hs_t1`` ``(B, n_hs, h, w)``, ``ms_t*`` ``(B, n_ms, h*r, w*r)``, reflectance.
 
-        Returns ``{"hs_t2": ..., "hs_t1": ...}``, fine-grid reflectance ``(B, n_hs, h*r, w*r)``.
+        Returns the requested ``outputs`` among ``"hs_t2"`` and ``"hs_t1"`` (the latent SSJE result):
+        fine-grid reflectance ``(B, n_hs, h*r, w*r)``, or only the fine-grid region ``crop`` (two slices
+        with non-negative starts and stops). All the work in coefficient space runs on the whole window;
+        the expansion to ``n_hs`` bands, which dominates time and memory, runs on ``crop`` only and gives
+        exactly the same values there.
         """
         cfg = self.config
         mu = state["mu"][None, :, None, None]
@@ -159,6 +214,12 @@ class DCSTSFNet(nn.Module):
         def ms_model(c: torch.Tensor) -> torch.Tensor:
             return state["ms_offset"][None, :, None, None] + blur(_map(state["ms_forward"], c), ms_sigma)
 
+        sensor_units = cfg.unit_space == "sensor"
+        fwd, pinv = state["ms_forward"], state["ms_pinv"]
+
+        def norm(x: torch.Tensor) -> torch.Tensor:  # basis-invariant (the basis is orthonormal)
+            return x.norm(dim=1, keepdim=True)
+
         hs_n = (hs_t1 - mu) / scale
         c_hs = _map(basis.T, hs_n)
         perp = hs_n - _map(basis, c_hs)
@@ -169,41 +230,67 @@ class DCSTSFNet(nn.Module):
         reg1 = _affine(t_map, ms1)
         c = reg1 + upsample(c_hs - dc(reg1), ratio)
         for k in range(cfg.stages):
-            r_ms = ms1 - ms_model(c)
+            predicted = ms_model(c)
+            r_ms = ms1 - predicted
             c = c + self.alpha[k] * _map(t_lin, r_ms)
-            if cfg.learned_units:
+            if cfg.learned_units and sensor_units:
+                c = c + _map(t_lin, self.seu[k](torch.cat([predicted, r_ms, ms1], dim=1)))
+            elif cfg.learned_units:
                 c = c + self.seu[k](torch.cat([c, r_ms, ms1], dim=1))
             u = upsample(c_hs - dc(c), ratio)
-            c = c + self.beta[k] * u
-            if cfg.learned_units:
+            if cfg.learned_units and sensor_units:
+                feats = torch.cat([_map(fwd, u), norm(u), ms_model(c), ms1], dim=1)
+                out = self.ecu[k](feats)
+                c = c + (self.beta[k] + out[:, :1]) * u + _map(pinv, out[:, 1:])
+            elif cfg.learned_units:
+                c = c + self.beta[k] * u
                 c = c + self.ecu[k](torch.cat([u, c], dim=1))
+            else:
+                c = c + self.beta[k] * u
         c1 = c
-        perp_up = upsample(perp, ratio)
 
         # --- TVE: temporal variation estimation ----------------------------------------------------
         resid1 = c1 - reg1
         reg2 = _affine(t_map, ms2)
         if cfg.use_sftn:
-            feats = [c1, ms1, ms2]
+            feats = [_map(fwd, c1), norm(resid1)] if sensor_units else [c1]
+            feats += [ms1, ms2]
             if cfg.use_difference:
                 diff = ms2 - ms1
                 if cfg.zero_difference:
                     diff = torch.zeros_like(diff)
                 feats += [diff, diff.abs()]
             out = self.sftn(torch.cat(feats, dim=1))
-            gate = torch.sigmoid(out[:, :1] + 4.0)
-            c2 = reg2 + gate * resid1 + out[:, 1:]
-            perp2 = gate * perp_up
+            gate2: torch.Tensor | None = torch.sigmoid(out[:, :1] + 4.0)
+            delta = _map(t_lin, out[:, 1:]) if sensor_units else out[:, 1:]
+            c2 = reg2 + gate2 * resid1 + delta
         else:
+            gate2 = None
             c2 = reg2 + resid1
-            perp2 = perp_up
         for j in range(cfg.consistency_steps):
             c2 = c2 + self.gamma[j] * _map(state["ms_pinv"], ms2 - ms_model(c2))
 
-        def expand(coef: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-            return mu + scale * (_map(basis, coef) + rest)
+        h_f, w_f = c2.shape[-2:]
+        ys, xs = crop if crop is not None else (slice(0, h_f), slice(0, w_f))
+        y0, y1, _ = ys.indices(h_f)
+        x0, x1, _ = xs.indices(w_f)
+        perp_crop = _upsample_region(perp, ratio, (y0, y1, x0, x1))
 
-        return {"hs_t2": expand(c2, perp2), "hs_t1": expand(c1, perp_up)}
+        def expand(coef: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
+            # in place, one n_hs-band buffer: mu + scale * (basis @ c + gate * perp)
+            out = _map(basis, coef[..., y0:y1, x0:x1])
+            if gate is None:
+                out.add_(perp_crop)
+            else:
+                out.addcmul_(gate[..., y0:y1, x0:x1], perp_crop)
+            return out.mul_(scale).add_(mu)
+
+        result: dict[str, torch.Tensor] = {}
+        if "hs_t2" in outputs:
+            result["hs_t2"] = expand(c2, gate2)
+        if "hs_t1" in outputs:
+            result["hs_t1"] = expand(c1, None)
+        return result
 
     def n_parameters(self) -> int:
         """Number of trainable parameters."""

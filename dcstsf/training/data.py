@@ -19,7 +19,7 @@ import xarray as xr
 from dcstsf.models.scene import fit_scene_state, state_to_tensors
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import scene_samples
-from dcstsf.simulate import ChangeParameters, resample_to_sensor, simulate_case
+from dcstsf.simulate import ChangeParameters, resample_to_sensor, simulate_case, smooth_spectral_curve
 
 __all__ = ["TrainingBatch", "CaseSampler"]
 
@@ -58,6 +58,12 @@ class CaseSampler:
     batches_per_case
         Batches cut from one simulated case before the next is simulated (simulation and the scene
         fit cost more than a training step).
+    spectral_augment
+        Spectral domain randomisation: each case's cube is multiplied by ``exp(s g(lambda) + b)``
+        with ``g`` a random curve smooth in wavelength (:func:`dcstsf.simulate.smooth_spectral_curve`),
+        ``s ~ U(0, spectral_augment)`` and ``b ~ U(-spectral_augment, spectral_augment) / 2``; 0 turns
+        it off. With a single training scene, this is what makes the scene's spectra (and so its
+        fitted subspace) differ from case to case.
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class CaseSampler:
         change_models: Sequence[str] = ("mixed", "phenology", "abrupt", "phenology+abrupt", "radiometric+abrupt"),
         snr_db: tuple[float, float] = (28.0, 45.0),
         batches_per_case: int = 4,
+        spectral_augment: float = 0.0,
     ) -> None:
         self.model = model
         r = model.ratio
@@ -81,6 +88,7 @@ class CaseSampler:
         self.change_models = tuple(change_models)
         self.snr_db = snr_db
         self.batches_per_case = max(1, batches_per_case)
+        self.spectral_augment = float(spectral_augment)
         self._case: dict[str, np.ndarray] | None = None
         self._state: dict[str, torch.Tensor] = {}
         self._uses = 0
@@ -99,6 +107,11 @@ class CaseSampler:
         data = np.rot90(data, k, axes=(1, 2))
         if self.rng.random() < 0.5:
             data = data[:, :, ::-1]
+        if self.spectral_augment > 0:
+            amp = self.spectral_augment
+            curve = smooth_spectral_curve(self.rng, cube["wavelength"].values.astype(float))
+            gain = np.exp(self.rng.uniform(0.0, amp) * curve + self.rng.uniform(-amp, amp) / 2)
+            data = np.clip(data * gain[:, None, None].astype(data.dtype), 0.0, None)
         h, w = data.shape[1:]
         return xr.DataArray(
             np.ascontiguousarray(data),

@@ -38,7 +38,7 @@ _DEFAULTS: dict[str, Any] = {
                 "ms_bands": ["B02", "B03", "B04", "B08"], "ratio": 3},
     "model": {},
     "data": {"scenes": "enmap_potsdam", "patch": 36, "batch_size": 8, "snr_db": [28.0, 45.0],
-             "batches_per_case": 4},
+             "batches_per_case": 4, "spectral_augment": 0.0},
     "train": {"steps": 1000, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "seed": 0,
               "checkpoint_every": 100, "threads": 2, "grad_clip": 1.0},
     "loss": {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5},
@@ -164,6 +164,7 @@ def train(
         model=model, patch=int(dcfg["patch"]), batch_size=int(dcfg["batch_size"]),
         rank=net_cfg.rank, seed=int(tcfg["seed"]), snr_db=tuple(dcfg["snr_db"]),
         batches_per_case=int(dcfg["batches_per_case"]),
+        spectral_augment=float(dcfg["spectral_augment"]),
     )
     last = out_dir / "last.pt"
     step = 0
