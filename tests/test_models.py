@@ -178,6 +178,10 @@ def test_crop_gives_the_same_values_as_the_full_window(model: ObservationModel, 
                 torch.testing.assert_close(part[key], full[key][..., ys, xs], rtol=0, atol=1e-6)
         only = net(*t, state, outputs=("hs_t2",), **kw)
     assert set(only) == {"hs_t2"}
+    # the in-place inference expansion equals the autograd (training) one
+    trained_path = net(*t, state, **kw)
+    for key in ("hs_t2", "hs_t1"):
+        torch.testing.assert_close(trained_path[key].detach(), full[key], rtol=0, atol=1e-6)
 
 
 def test_v1_checkpoints_load_with_coefficient_space_units(tmp_path: Path, model: ObservationModel) -> None:

@@ -277,12 +277,19 @@ class DCSTSFNet(nn.Module):
         perp_crop = _upsample_region(perp, ratio, (y0, y1, x0, x1))
 
         def expand(coef: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
-            # in place, one n_hs-band buffer: mu + scale * (basis @ c + gate * perp)
-            out = _map(basis, coef[..., y0:y1, x0:x1])
-            if gate is None:
-                out.add_(perp_crop)
-            else:
-                out.addcmul_(gate[..., y0:y1, x0:x1], perp_crop)
+            """``mu + scale * (basis @ c + gate * perp)`` on the crop."""
+            coef = coef[..., y0:y1, x0:x1]
+            gate = gate[..., y0:y1, x0:x1] if gate is not None else None
+            if torch.is_grad_enabled():  # training: out-of-place, autograd-safe
+                rest = perp_crop if gate is None else gate * perp_crop
+                return mu + scale * (_map(basis, coef) + rest)
+            # inference: one n_hs-band buffer, updated in place (halves the peak memory of a tile)
+            out = perp_crop.clone(memory_format=torch.contiguous_format)
+            if gate is not None:
+                out.mul_(gate)
+            b, n = out.shape[:2]
+            flat = out.view(b, n, -1)
+            flat.baddbmm_(basis.expand(b, -1, -1), coef.reshape(b, coef.shape[1], -1))
             return out.mul_(scale).add_(mu)
 
         result: dict[str, torch.Tensor] = {}
