@@ -423,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--workers", type=_positive_int, metavar="N", help="run on a local Dask cluster of N worker processes")
     ex.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask scheduler, e.g. tcp://host:8786")
     g.add_argument("--parallel-tiles", type=_positive_int, metavar="N",
-                   help="tiles computed at once on the local threaded scheduler (default 1)")
+                   help="tiles computed at once on the local threaded scheduler (default: 2 on 2+ cores)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output")
     g.add_argument("--keep-work", action="store_true", help="keep the per-tile work directory after success")
     g = p.add_argument_group("input and output encoding")

@@ -82,6 +82,8 @@ def main() -> None:
     ap.add_argument("--max-stages", type=int, default=4, help="physics-only K sweep 0..N")
     ap.add_argument("--trained-stages", type=int, default=0, help="retrained K sweep 1..N (0: none)")
     ap.add_argument("--workdir", type=Path, default=Path("runs/ablation"))
+    ap.add_argument("--candidate", action="append", default=[], metavar="LABEL=CHECKPOINT",
+                    help="also score a trained checkpoint that was not shipped (reported, never chosen here)")
     args = ap.parse_args()
     base = load_config(CONFIG)
     model = ObservationModel.from_sensors(
@@ -113,6 +115,13 @@ def main() -> None:
         results[name] = {"validation": score(meth, val_cases, model), "evaluation": score(meth, eval_cases, model),
                          "trained": "shipped weights, knock-out", "overrides": knock}
         print(name, results[name], flush=True)
+    for spec in args.candidate:
+        label, _, path = spec.rpartition("=")
+        meth = DCSTSF(weights=path)
+        results[f"not shipped: {label}"] = {
+            "validation": score(meth, val_cases, model), "evaluation": score(meth, eval_cases, model),
+            "trained": f"checkpoint {path}", "config": meth.network(model).config.to_dict()}
+        print(label, results[f"not shipped: {label}"], flush=True)
     if args.retrain_steps > 0:
         for name, overrides in variants(args.trained_stages).items():
             cfg = load_config(CONFIG)

@@ -46,7 +46,7 @@ def _is_dask(a: Any) -> bool:
     return type(a).__module__.startswith("dask")
 
 
-def _band_means(arrays: Sequence[Any], *, max_pixels: int = 1_000_000) -> list[np.ndarray]:
+def _band_means(arrays: Sequence[Any], *, max_pixels: int = 100_000) -> list[np.ndarray]:
     """Per-band NaN-mean of each array (NaN for all-NaN bands) over a regular subsample.
 
     The values only fill nodata before ``apply``; what matters is that they are one scene-wide constant

@@ -165,12 +165,17 @@ class DCSTSFNet(nn.Module):
     def receptive_field(self, *, ratio: int, hs_sigma: float, ms_sigma: np.ndarray) -> int:
         """A bound on the receptive field in fine pixels (before rounding to the ratio).
 
-        Each ``D B`` then upsampling reaches ``blur radius + 4 ratio`` (block mean plus bicubic support,
-        rounded up); each MS projection reaches the widest MS blur radius; each unit ``layers``.
+        One ``U D B`` projection (blur, block mean, bicubic upsampling) reaches ``rb_hs + 3 ratio - 1``
+        fine pixels: a fine pixel of coarse block ``q`` reads coarse pixels ``q-2 .. q+2`` (bicubic,
+        pixel-centre aligned), whose blocks extend ``3 ratio - 1`` pixels from it at most, plus the blur
+        radius. Each MS projection reaches the widest MS blur radius; each learned unit ``layers``
+        pixels. The sum over the unrolled graph is the bound (tests check tiles against whole images
+        with random, non-zero units).
         """
         cfg = self.config
         rb_hs, rb_ms = blur_radius(hs_sigma), blur_radius(ms_sigma)
-        hs_proj = rb_hs + 4 * ratio
+        upsample_reach = 3 * ratio - 1
+        hs_proj = rb_hs + upsample_reach
         units = cfg.layers if cfg.learned_units else 0
         total = hs_proj  # initial estimate
         # sensor-space ECU also reads the blurred MS prediction M(c)
@@ -178,7 +183,7 @@ class DCSTSFNet(nn.Module):
         total += cfg.stages * (rb_ms + units + hs_proj + ecu_ms + units)
         total += cfg.layers if cfg.use_sftn else 0
         total += cfg.consistency_steps * rb_ms
-        return max(total, 4 * ratio)  # the perp upsampling
+        return max(total, upsample_reach)  # the perp upsampling
 
     def forward(
         self,
