@@ -1,0 +1,76 @@
+"""Markdown tables from ``experiments/results/bench_scale.json`` (written by ``bench_scale.py``).
+
+    python experiments/bench_report.py [--json experiments/results/bench_scale.json]
+
+Prints one table of every run (measured and extrapolated) and one row per method against the issue's
+targets; ``docs/results.md`` quotes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_scale.json"
+
+
+def _fmt(v: Any, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def runs_table(doc: dict[str, Any]) -> str:
+    lines = [
+        "| method | output | wall (s) | Mpx/s | peak RSS (GiB) | x bare core | x bare tile window | measured |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in doc["runs"]:
+        lines.append(
+            f"| {e['method']} | {e['size']}² x {e['bands']} | {e['wall_s']:.0f} | {e['mpx_s']:.3f} | "
+            f"{_fmt(e.get('peak_rss_gib'), '.2f')} | {_fmt(e.get('ratio_vs_bare'), '.2f')} | "
+            f"{_fmt(e.get('ratio_vs_tile_window'), '.2f')} | "
+            f"{'extrapolated from ' + str(e.get('extrapolated_from')) if e.get('extrapolated') else 'yes'} |"
+        )
+    return "\n".join(lines)
+
+
+def per_area_spread(doc: dict[str, Any], method: str, *, min_size: int) -> float | None:
+    """(max - min) / min of wall seconds per megapixel over measured sizes >= ``min_size``."""
+    vals = [e["wall_s"] / (e["size"] ** 2 / 1e6) for e in doc["runs"]
+            if e["method"] == method and not e.get("extrapolated") and e["size"] >= min_size]
+    return (max(vals) - min(vals)) / min(vals) if len(vals) > 1 else None
+
+
+def targets_table(doc: dict[str, Any]) -> str:
+    lines = [
+        "| method | bare core Mpx/s | bare tile window Mpx/s | largest run | peak RSS max (GiB) | "
+        "RSS <= 3 GiB at 6000² | s/Mpx spread (>= 1023²) | s/Mpx spread (>= 2049²) | x bare core | "
+        "x bare tile window |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in doc["summary"].items():
+        bare = doc["bare"].get(name, {})
+        ok = s.get("peak_rss_le_3gib_at_6000")
+        lines.append(
+            f"| {name} | {_fmt(bare.get('bare_mpx_s'), '.3f')} | {_fmt(bare.get('tile_window_mpx_s'), '.3f')} | "
+            f"{s['largest_measured']}² | {s['peak_rss_gib_max']:.2f} | {'-' if ok is None else ('yes' if ok else 'no')} | "
+            f"{_fmt(s.get('time_per_area_spread'), '.0%')} | {_fmt(per_area_spread(doc, name, min_size=2049), '.0%')} | "
+            f"{_fmt(s.get('ratio_vs_bare_at_largest'), '.2f')} | "
+            f"{_fmt(s.get('ratio_vs_tile_window_at_largest'), '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    doc = json.loads(args.json.read_text())
+    print(runs_table(doc))
+    print()
+    print(targets_table(doc))
+
+
+if __name__ == "__main__":
+    main()
