@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_scale.json"
+from bench_scale import RESULTS, per_area_spread
 
 
 def _fmt(v: Any, spec: str) -> str:
@@ -35,13 +35,6 @@ def runs_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def per_area_spread(doc: dict[str, Any], method: str, *, min_size: int) -> float | None:
-    """(max - min) / min of wall seconds per megapixel over measured sizes >= ``min_size``."""
-    vals = [e["wall_s"] / (e["size"] ** 2 / 1e6) for e in doc["runs"]
-            if e["method"] == method and not e.get("extrapolated") and e["size"] >= min_size]
-    return (max(vals) - min(vals)) / min(vals) if len(vals) > 1 else None
-
-
 def targets_table(doc: dict[str, Any]) -> str:
     lines = [
         "| method | bare core Mpx/s | bare tile window Mpx/s | largest run | peak RSS max (GiB) | "
@@ -55,7 +48,7 @@ def targets_table(doc: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {_fmt(bare.get('bare_mpx_s'), '.3f')} | {_fmt(bare.get('tile_window_mpx_s'), '.3f')} | "
             f"{s['largest_measured']}² | {s['peak_rss_gib_max']:.2f} | {'-' if ok is None else ('yes' if ok else 'no')} | "
-            f"{_fmt(s.get('time_per_area_spread'), '.0%')} | {_fmt(per_area_spread(doc, name, min_size=2049), '.0%')} | "
+            f"{_fmt(s.get('time_per_area_spread'), '.0%')} | {_fmt(per_area_spread(s['seconds_per_mpx'], min_size=2049, fallback=False), '.0%')} | "
             f"{_fmt(s.get('ratio_vs_bare_at_largest'), '.2f')} | "
             f"{_fmt(s.get('ratio_vs_tile_window_at_largest'), '.2f')} |"
         )

@@ -457,6 +457,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def per_area_spread(per_size: dict[str, float], *, min_size: int = 1023, fallback: bool = True) -> float | None:
+    """``(max - min) / min`` of seconds per megapixel over sizes ``>= min_size`` (keys are sizes).
+
+    With ``fallback``, every size is used when none reaches ``min_size``. ``None`` for fewer than two.
+    """
+    vals = [v for s, v in per_size.items() if int(s) >= min_size]
+    if not vals and fallback:
+        vals = list(per_size.values())
+    return (max(vals) - min(vals)) / min(vals) if len(vals) > 1 else None
+
+
 def _summarise(doc: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
     """Linearity per method, extrapolations to sizes not run, and the targets."""
     measured = [e for e in doc["runs"] if not e.get("extrapolated")]
@@ -469,11 +480,7 @@ def _summarise(doc: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
         # Linear in area: seconds per megapixel vary by at most 15 % between sizes >= 1024^2 (below, the
         # fixed costs of opening, fitting and writing a small file dominate). CPU seconds are reported
         # too: on a shared machine wall time also measures the neighbours' load.
-        def spread_of(d: dict[str, float]) -> float | None:
-            vals = [v for s, v in d.items() if int(s) >= 1023] or list(d.values())
-            return (max(vals) - min(vals)) / min(vals) if len(vals) > 1 else None
-
-        spread, cpu_spread = spread_of(per), spread_of(cpu_per)
+        spread, cpu_spread = per_area_spread(per), per_area_spread(cpu_per)
         largest = rs[-1]
         for size in sizes:
             if size > largest["size"] and not any(e["size"] == size for e in rs):

@@ -27,16 +27,15 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from dcstsf import datasets, metrics
-from dcstsf.methods import DCSTSF, fuse_arrays
+from ablation import score
+from eval_scenes import BAND_SETS
+
+from dcstsf import datasets
+from dcstsf.methods import DCSTSF
 from dcstsf.operators import ObservationModel
 from dcstsf.simulate import resample_to_sensor, simulate_case, smooth_spectral_curve
 
 HERE = Path(__file__).parent
-BAND_SETS = {
-    "10": ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"],
-    "4": ["B02", "B03", "B04", "B08"],
-}
 
 
 def spectral_shift(cube: xr.DataArray, seed: int, amplitude: float = 0.3) -> xr.DataArray:
@@ -57,16 +56,6 @@ def validation_cases(model: ObservationModel) -> dict[str, list]:
             for c in changes for s in range(2)
         ],
     }
-
-
-def score(method: DCSTSF, cases: list, model: ObservationModel) -> dict[str, float]:
-    rows = []
-    for case in cases:
-        pred = fuse_arrays(*case.arrays(), method=method, model=model)
-        truth = case.hs_t2_truth.values
-        rows.append((metrics.psnr(pred, truth), metrics.sam(pred, truth), metrics.ergas(pred, truth, ratio=1 / 3)))
-    a = np.array(rows)
-    return {"psnr": float(a[:, 0].mean()), "sam_deg": float(a[:, 1].mean()), "ergas": float(a[:, 2].mean())}
 
 
 def main() -> None:

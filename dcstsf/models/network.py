@@ -57,7 +57,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from dcstsf.operators import blur, blur_radius, decimate, upsample
+from dcstsf.operators import blur, blur_radius, decimate, upsample, upsample_halo
 
 __all__ = ["DCSTSFConfig", "DCSTSFNet", "ConvUnit", "UNIT_SPACES"]
 
@@ -124,8 +124,9 @@ def _upsample_region(coarse: torch.Tensor, ratio: int, region: tuple[int, int, i
     """
     y0, y1, x0, x1 = region
     h, w = coarse.shape[-2:]
-    cy0, cx0 = max(y0 // ratio - 2, 0), max(x0 // ratio - 2, 0)
-    cy1, cx1 = min(-(-y1 // ratio) + 2, h), min(-(-x1 // ratio) + 2, w)
+    margin = upsample_halo(ratio) // ratio  # coarse pixels
+    cy0, cx0 = max(y0 // ratio - margin, 0), max(x0 // ratio - margin, 0)
+    cy1, cx1 = min(-(-y1 // ratio) + margin, h), min(-(-x1 // ratio) + margin, w)
     up = upsample(coarse[..., cy0:cy1, cx0:cx1], ratio)
     oy, ox = cy0 * ratio, cx0 * ratio
     return up[..., y0 - oy : y1 - oy, x0 - ox : x1 - ox]
@@ -174,7 +175,7 @@ class DCSTSFNet(nn.Module):
         """
         cfg = self.config
         rb_hs, rb_ms = blur_radius(hs_sigma), blur_radius(ms_sigma)
-        upsample_reach = 3 * ratio - 1
+        upsample_reach = upsample_halo(ratio) + ratio - 1  # bicubic support from anywhere in a block
         hs_proj = rb_hs + upsample_reach
         units = cfg.layers if cfg.learned_units else 0
         total = hs_proj  # initial estimate
@@ -247,11 +248,10 @@ class DCSTSFNet(nn.Module):
                 feats = torch.cat([_map(fwd, u), norm(u), ms_model(c), ms1], dim=1)
                 out = self.ecu[k](feats)
                 c = c + (self.beta[k] + out[:, :1]) * u + _map(pinv, out[:, 1:])
-            elif cfg.learned_units:
-                c = c + self.beta[k] * u
-                c = c + self.ecu[k](torch.cat([u, c], dim=1))
             else:
                 c = c + self.beta[k] * u
+                if cfg.learned_units:
+                    c = c + self.ecu[k](torch.cat([u, c], dim=1))
         c1 = c
 
         # --- TVE: temporal variation estimation ----------------------------------------------------
