@@ -184,6 +184,37 @@ def test_crop_gives_the_same_values_as_the_full_window(model: ObservationModel, 
         torch.testing.assert_close(trained_path[key].detach(), full[key], rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("unit_space", ["sensor", "coefficient"])
+def test_crop_with_interior_margins_computes_later_steps_on_a_smaller_window(model: ObservationModel, unit_space: str) -> None:
+    """Margins of at least the receptive field (the engine's halo) are cut step by step, exactly."""
+    torch.manual_seed(3)
+    net = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=6, stages=1, hidden=8, layers=1, consistency_steps=1,
+                                 unit_space=unit_space)).eval()
+    with torch.no_grad():
+        for p in net.parameters():  # non-zero units: their reach counts
+            p.add_(0.05 * torch.randn_like(p))
+    c = simulate_case(_smooth_cube(model, 150, 153), model=model, change="mixed", seed=1)
+    hs, ms1, ms2 = c.arrays()
+    state = state_to_tensors(fit_scene_state(scene_samples(hs, ms1, ms2, model=model), model=model, rank=6))
+    t = [torch.from_numpy(a)[None] for a in (hs, ms1, ms2)]
+    kw = dict(ratio=3, hs_sigma=float(np.median(model.hs_sigma)), ms_sigma=model.ms_sigma)
+    rf = net.receptive_field(**kw)
+    assert rf < 45
+    seen: list[tuple[int, int]] = []
+    net.sftn.register_forward_hook(lambda mod, args, out: seen.append(tuple(args[0].shape[-2:])))
+    with torch.no_grad():
+        full = net(*t, state, **kw)
+        # interior on all sides; then the top-left corner (image edges: never cut) with interior bottom/right
+        for ys, xs in [(slice(45, 105), slice(48, 102)), (slice(0, 60), slice(0, 57))]:
+            seen.clear()
+            part = net(*t, state, crop=(ys, xs), **kw)
+            for key in ("hs_t2", "hs_t1"):
+                torch.testing.assert_close(part[key], full[key][..., ys, xs], rtol=0, atol=1e-5)
+            (h_seen, w_seen), = seen
+            assert h_seen < 150 and w_seen < 153  # the SFTN ran on a cut window
+            assert h_seen >= ys.stop - ys.start and w_seen >= xs.stop - xs.start
+
+
 def test_v1_checkpoints_load_with_coefficient_space_units(tmp_path: Path, model: ObservationModel) -> None:
     """Weights written before ``unit_space`` existed were trained with coefficient-space units."""
     net = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=8, stages=1, hidden=8, unit_space="coefficient"))

@@ -142,6 +142,61 @@ def _affine(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return _map(t[:-1].T, x) + t[-1][None, :, None, None]
 
 
+class _ShrinkingWindow:
+    """The working window of an inference call with ``crop``, cut down step by step.
+
+    The caller's window extends ``margin`` pixels beyond the crop on each side. A side whose margin is
+    at least the receptive field is an interior cut (the engine's halo): there, once a step has consumed
+    its reach, the pixels further out than the *remaining* reach can no longer influence the crop and are
+    dropped, so later (learned, expensive) steps compute on a smaller window. A side with a smaller margin
+    (an image edge) is never cut. Cuts are whole coarse pixels, so the fine window stays aligned with the
+    HS grid. Every tensor stays exact on the crop grown by the remaining reach, which is the invariant the
+    tiling tests check.
+    """
+
+    def __init__(self, shape: tuple[int, int], crop: tuple[slice, slice] | None, ratio: int, reach: int) -> None:
+        h, w = shape
+        ys, xs = crop if crop is not None else (slice(0, h), slice(0, w))
+        y0, y1, _ = ys.indices(h)
+        x0, x1, _ = xs.indices(w)
+        self.shape, self.ratio, self.region = (h, w), ratio, (y0, y1, x0, x1)
+        self.margins = (y0, h - y1, x0, w - x1)  # top, bottom, left, right
+        self.cuttable = tuple(reach > 0 and m >= reach for m in self.margins)
+        self.cut = [0, 0, 0, 0]
+
+    def narrow(self, remaining: int, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        """Cut the window so that ``remaining`` pixels (rounded up to the ratio) stay beyond the crop,
+        and return ``tensors`` (on the current window) cut the same way."""
+        r = self.ratio
+        keep = -(-max(remaining, 0) // r) * r
+        new = [
+            max(old, (m - keep) // r * r) if ok else old
+            for old, m, ok in zip(self.cut, self.margins, self.cuttable)
+        ]
+        d = [n - o for n, o in zip(new, self.cut)]
+        self.cut = new
+        if not any(d):
+            return list(tensors)
+        return [x[..., d[0] : x.shape[-2] - d[1], d[2] : x.shape[-1] - d[3]] for x in tensors]
+
+    def fine(self, full: torch.Tensor) -> torch.Tensor:
+        """A tensor of the caller's fine window, on the current window."""
+        t, b, left, right = self.cut
+        h, w = self.shape
+        return full[..., t : h - b, left : w - right]
+
+    def coarse(self, full: torch.Tensor) -> torch.Tensor:
+        """A tensor of the caller's coarse window, on the current window."""
+        t, b, left, right = (c // self.ratio for c in self.cut)
+        return full[..., t : full.shape[-2] - b, left : full.shape[-1] - right]
+
+    def crop_now(self) -> tuple[int, int, int, int]:
+        """The crop in the current window's coordinates."""
+        y0, y1, x0, x1 = self.region
+        t, _, left, _ = self.cut
+        return y0 - t, y1 - t, x0 - left, x1 - left
+
+
 class DCSTSFNet(nn.Module):
     """DC-STSF: SSJE (K stages of SEU + ECU) cascaded into TVE (SFTN + MS(t2) consistency)."""
 
@@ -163,28 +218,47 @@ class DCSTSFNet(nn.Module):
         self.beta = nn.Parameter(torch.ones(config.stages))
         self.gamma = nn.Parameter(torch.full((config.consistency_steps,), 0.5))
 
+    def reaches(self, *, ratio: int, hs_sigma: float, ms_sigma: np.ndarray) -> dict[str, int]:
+        """How far (fine pixels) each kind of step of the unrolled graph reads beyond the pixel it writes.
+
+        One ``U D B`` projection (``"hs_projection"``: blur, block mean, bicubic upsampling) reaches
+        ``rb_hs + 3 ratio - 1`` fine pixels: a fine pixel of coarse block ``q`` reads coarse pixels
+        ``q-2 .. q+2`` (bicubic, pixel-centre aligned), whose blocks extend ``3 ratio - 1`` pixels from it
+        at most, plus the blur radius. Each MS projection (``"ms_projection"``) reaches the widest MS blur
+        radius; each learned unit ``layers`` pixels (0 when the units are off).
+        """
+        cfg = self.config
+        upsample_reach = upsample_halo(ratio) + ratio - 1  # bicubic support from anywhere in a block
+        units = cfg.layers if cfg.learned_units else 0
+        rb_ms = blur_radius(ms_sigma)
+        return {
+            "hs_projection": blur_radius(hs_sigma) + upsample_reach,
+            "ms_projection": rb_ms,
+            "unit": units,
+            # the sensor-space ECU also reads the blurred MS prediction M(c)
+            "ecu_ms": rb_ms if (cfg.learned_units and cfg.unit_space == "sensor") else 0,
+            "sftn": cfg.layers if cfg.use_sftn else 0,
+            "upsample": upsample_reach,
+        }
+
     def receptive_field(self, *, ratio: int, hs_sigma: float, ms_sigma: np.ndarray) -> int:
         """A bound on the receptive field in fine pixels (before rounding to the ratio).
 
-        One ``U D B`` projection (blur, block mean, bicubic upsampling) reaches ``rb_hs + 3 ratio - 1``
-        fine pixels: a fine pixel of coarse block ``q`` reads coarse pixels ``q-2 .. q+2`` (bicubic,
-        pixel-centre aligned), whose blocks extend ``3 ratio - 1`` pixels from it at most, plus the blur
-        radius. Each MS projection reaches the widest MS blur radius; each learned unit ``layers``
-        pixels. The sum over the unrolled graph is the bound (tests check tiles against whole images
-        with random, non-zero units).
+        The sum of :meth:`reaches` over the unrolled graph: the initial estimate (one HS projection),
+        per stage an MS projection, the SEU, an HS projection and the ECU, then the SFTN and the
+        consistency steps (one MS projection each). Tests check tiles against whole images with random,
+        non-zero units.
         """
+        total, _ = self._reach_schedule(ratio=ratio, hs_sigma=hs_sigma, ms_sigma=ms_sigma)
+        return total
+
+    def _reach_schedule(self, *, ratio: int, hs_sigma: float, ms_sigma: np.ndarray) -> tuple[int, dict[str, int]]:
+        """``(receptive field, reaches)``; :meth:`forward` walks the same sum step by step."""
         cfg = self.config
-        rb_hs, rb_ms = blur_radius(hs_sigma), blur_radius(ms_sigma)
-        upsample_reach = upsample_halo(ratio) + ratio - 1  # bicubic support from anywhere in a block
-        hs_proj = rb_hs + upsample_reach
-        units = cfg.layers if cfg.learned_units else 0
-        total = hs_proj  # initial estimate
-        # sensor-space ECU also reads the blurred MS prediction M(c)
-        ecu_ms = rb_ms if (cfg.learned_units and cfg.unit_space == "sensor") else 0
-        total += cfg.stages * (rb_ms + units + hs_proj + ecu_ms + units)
-        total += cfg.layers if cfg.use_sftn else 0
-        total += cfg.consistency_steps * rb_ms
-        return max(total, upsample_reach)  # the perp upsampling
+        r = self.reaches(ratio=ratio, hs_sigma=hs_sigma, ms_sigma=ms_sigma)
+        stage = r["ms_projection"] + r["unit"] + r["hs_projection"] + r["ecu_ms"] + r["unit"]
+        total = r["hs_projection"] + cfg.stages * stage + r["sftn"] + cfg.consistency_steps * r["ms_projection"]
+        return max(total, r["upsample"]), r  # the perp upsampling
 
     def forward(
         self,
@@ -227,35 +301,50 @@ class DCSTSFNet(nn.Module):
             return x.norm(dim=1, keepdim=True)
 
         hs_n = (hs_t1 - mu) / scale
-        c_hs = _map(basis.T, hs_n)
-        perp = hs_n - _map(basis, c_hs)
-        ms1 = (ms_t1 - state["ms_mu"][None, :, None, None]) / state["ms_sigma"][None, :, None, None]
-        ms2 = (ms_t2 - state["ms_mu"][None, :, None, None]) / state["ms_sigma"][None, :, None, None]
+        c_hs_full = _map(basis.T, hs_n)
+        perp = hs_n - _map(basis, c_hs_full)
+        ms1_full = (ms_t1 - state["ms_mu"][None, :, None, None]) / state["ms_sigma"][None, :, None, None]
+        ms2_full = (ms_t2 - state["ms_mu"][None, :, None, None]) / state["ms_sigma"][None, :, None, None]
+        reach, rs = self._reach_schedule(ratio=ratio, hs_sigma=hs_sigma, ms_sigma=ms_sigma)
+        win = _ShrinkingWindow(tuple(ms_t1.shape[-2:]), crop, ratio, reach)
+        remaining = reach
+
+        def step(consumed: int, *tensors: torch.Tensor) -> list[torch.Tensor]:
+            """A step reaching ``consumed`` pixels is done: drop what can no longer reach the crop."""
+            nonlocal remaining
+            remaining -= consumed
+            return win.narrow(remaining, *tensors)
 
         # --- SSJE: spatial-spectral joint enhancement ---------------------------------------------
-        reg1 = _affine(t_map, ms1)
-        c = reg1 + upsample(c_hs - dc(reg1), ratio)
+        reg1_full = _affine(t_map, ms1_full)
+        (c,) = step(rs["hs_projection"], reg1_full + upsample(c_hs_full - dc(reg1_full), ratio))
         for k in range(cfg.stages):
             predicted = ms_model(c)
-            r_ms = ms1 - predicted
+            r_ms = win.fine(ms1_full) - predicted
             c = c + self.alpha[k] * _map(t_lin, r_ms)
+            c, r_ms, predicted = step(rs["ms_projection"], c, r_ms, predicted)
+            ms1 = win.fine(ms1_full)
             if cfg.learned_units and sensor_units:
                 c = c + _map(t_lin, self.seu[k](torch.cat([predicted, r_ms, ms1], dim=1)))
             elif cfg.learned_units:
                 c = c + self.seu[k](torch.cat([c, r_ms, ms1], dim=1))
-            u = upsample(c_hs - dc(c), ratio)
+            (c,) = step(rs["unit"], c)
+            u = upsample(win.coarse(c_hs_full) - dc(c), ratio)
+            c, u = step(rs["hs_projection"], c, u)
             if cfg.learned_units and sensor_units:
-                feats = torch.cat([_map(fwd, u), norm(u), ms_model(c), ms1], dim=1)
+                feats = torch.cat([_map(fwd, u), norm(u), ms_model(c), win.fine(ms1_full)], dim=1)
                 out = self.ecu[k](feats)
                 c = c + (self.beta[k] + out[:, :1]) * u + _map(pinv, out[:, 1:])
             else:
                 c = c + self.beta[k] * u
                 if cfg.learned_units:
                     c = c + self.ecu[k](torch.cat([u, c], dim=1))
+            (c,) = step(rs["ecu_ms"] + rs["unit"], c)
         c1 = c
 
         # --- TVE: temporal variation estimation ----------------------------------------------------
-        resid1 = c1 - reg1
+        ms1, ms2 = win.fine(ms1_full), win.fine(ms2_full)
+        resid1 = c1 - win.fine(reg1_full)
         reg2 = _affine(t_map, ms2)
         if cfg.use_sftn:
             feats = [_map(fwd, c1), norm(resid1)] if sensor_units else [c1]
@@ -272,19 +361,22 @@ class DCSTSFNet(nn.Module):
         else:
             gate2 = None
             c2 = reg2 + resid1
+        # the SSJE result is wanted on the crop too: keep c1 on the same window as c2
+        c2, c1, *gate = step(rs["sftn"], c2, c1, *([gate2] if gate2 is not None else []))
+        gate2 = gate[0] if gate else None
         for j in range(cfg.consistency_steps):
-            c2 = c2 + self.gamma[j] * _map(state["ms_pinv"], ms2 - ms_model(c2))
+            c2 = c2 + self.gamma[j] * _map(state["ms_pinv"], win.fine(ms2_full) - ms_model(c2))
+            c2, c1, *gate = step(rs["ms_projection"], c2, c1, *([gate2] if gate2 is not None else []))
+            gate2 = gate[0] if gate else None
 
-        h_f, w_f = c2.shape[-2:]
-        ys, xs = crop if crop is not None else (slice(0, h_f), slice(0, w_f))
-        y0, y1, _ = ys.indices(h_f)
-        x0, x1, _ = xs.indices(w_f)
+        y0, y1, x0, x1 = win.region
         perp_crop = _upsample_region(perp, ratio, (y0, y1, x0, x1))
+        cy0, cy1, cx0, cx1 = win.crop_now()
 
         def expand(coef: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
             """``mu + scale * (basis @ c + gate * perp)`` on the crop."""
-            coef = coef[..., y0:y1, x0:x1]
-            gate = gate[..., y0:y1, x0:x1] if gate is not None else None
+            coef = coef[..., cy0:cy1, cx0:cx1]
+            gate = gate[..., cy0:cy1, cx0:cx1] if gate is not None else None
             if torch.is_grad_enabled():  # training: out-of-place, autograd-safe
                 rest = perp_crop if gate is None else gate * perp_crop
                 return mu + scale * (_map(basis, coef) + rest)
