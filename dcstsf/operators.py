@@ -49,6 +49,7 @@ __all__ = [
     "spectral_adjoint",
     "upsample",
     "upsample_halo",
+    "upsample_region",
 ]
 
 #: Gaussian kernels are truncated at this many standard deviations (the receptive field is finite,
@@ -146,6 +147,23 @@ def upsample(y: torch.Tensor, ratio: int, *, mode: str = "bicubic") -> torch.Ten
 def upsample_halo(ratio: int) -> int:
     """Fine pixels of context :func:`upsample` needs beyond a window (bicubic: 2 coarse pixels)."""
     return 2 * ratio
+
+
+def upsample_region(coarse: torch.Tensor, ratio: int, region: tuple[int, int, int, int]) -> torch.Tensor:
+    """``upsample(coarse, ratio)[..., y0:y1, x0:x1]`` computed from a coarse sub-window only.
+
+    ``region = (y0, y1, x0, x1)`` on the fine grid. Bicubic interpolation reads two coarse pixels on
+    each side and torch clamps at the image edge, so a margin of two coarse pixels (clipped at the edge)
+    reproduces the full result exactly, at the cost of the region instead of the whole window.
+    """
+    y0, y1, x0, x1 = region
+    h, w = coarse.shape[-2:]
+    margin = upsample_halo(ratio) // ratio  # coarse pixels
+    cy0, cx0 = max(y0 // ratio - margin, 0), max(x0 // ratio - margin, 0)
+    cy1, cx1 = min(-(-y1 // ratio) + margin, h), min(-(-x1 // ratio) + margin, w)
+    up = upsample(coarse[..., cy0:cy1, cx0:cx1], ratio)
+    oy, ox = cy0 * ratio, cx0 * ratio
+    return up[..., y0 - oy : y1 - oy, x0 - ox : x1 - ox]
 
 
 def spectral(x: torch.Tensor, srf: torch.Tensor) -> torch.Tensor:

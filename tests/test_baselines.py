@@ -179,6 +179,34 @@ def test_deterministic_and_halo_reproduces_whole_image(name: str, large_case: tu
         )
         inner = out[:, y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0]
         np.testing.assert_allclose(inner, whole[:, y0:y1, x0:x1], atol=1e-4, rtol=0)
+        # what the engine calls: only the core of the window
+        core = method.apply_region(
+            hs[:, wy0 // r : wy1 // r, wx0 // r : wx1 // r],
+            ms1[:, wy0:wy1, wx0:wx1],
+            ms2[:, wy0:wy1, wx0:wx1],
+            model=sub,
+            fitted=fitted,
+            region=(slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0)),
+        )
+        np.testing.assert_allclose(core, whole[:, y0:y1, x0:x1], atol=1e-4, rtol=0)
+
+
+def test_regression_residual_from_the_ms_bands_equals_the_synthetic_cube_path(large_case: tuple) -> None:
+    """``DB(T [MS, 1]) = T [DB(MS), 1]``: the coarse residual needs only the MS bands."""
+    import torch
+
+    from dcstsf.methods.two_step import regression_sharpen
+    from dcstsf.operators import upsample
+
+    hs, ms1, ms2, sub = large_case
+    fitted = TwoStep().fit(hs, ms1, ms2, model=sub)
+    t = torch.as_tensor(fitted["spectral_map"])
+    hs_t, ms_t = torch.as_tensor(hs), torch.as_tensor(ms1)
+    synth = torch.einsum("mb,mhw->bhw", t[:-1], ms_t) + t[-1][:, None, None]
+    explicit = synth + upsample(hs_t - sub.ms_to_coarse(synth), sub.ratio)
+    torch.testing.assert_close(regression_sharpen(hs_t, ms_t, t, model=sub), explicit, rtol=0, atol=1e-5)
+    part = regression_sharpen(hs_t, ms_t, t, model=sub, region=(30, 63, 9, 40))
+    torch.testing.assert_close(part, explicit[:, 30:63, 9:40], rtol=0, atol=1e-5)
 
 
 def test_variational_rejects_bad_options() -> None:

@@ -40,7 +40,7 @@ from dcstsf.methods.base import (
     round_up_to_ratio,
     scene_samples,
 )
-from dcstsf.operators import ObservationModel, blur_radius, upsample
+from dcstsf.operators import ObservationModel, blur_radius, upsample, upsample_region
 
 __all__ = [
     "TwoStep",
@@ -110,12 +110,26 @@ def _map(t: torch.Tensor, ms: torch.Tensor, *, offset: bool = True) -> torch.Ten
 
 
 def regression_sharpen(
-    hs: torch.Tensor, ms: torch.Tensor, t: torch.Tensor, *, model: ObservationModel
+    hs: torch.Tensor,
+    ms: torch.Tensor,
+    t: torch.Tensor,
+    *,
+    model: ObservationModel,
+    region: tuple[int, int, int, int] | None = None,
 ) -> torch.Tensor:
-    """``X = T MS + upsample(HS - DB(T MS))``: regression-injection sharpening of a coarse HS window."""
-    synth = _map(t, ms)
-    residual = hs - model.ms_to_coarse(synth)
-    return synth + upsample(residual, model.ratio)
+    """``X = T MS + upsample(HS - DB(T MS))``: regression-injection sharpening of a coarse HS window.
+
+    ``DB`` blurs every band alike and keeps constants, so ``DB(T [MS, 1]) = T [DB(MS), 1]``: the
+    coarse residual is computed from the few MS bands, not from the ``n_hs``-band synthetic cube.
+    With ``region = (y0, y1, x0, x1)`` (fine grid) only that part of ``X`` is computed.
+    """
+    residual = hs - _map(t, model.ms_to_coarse(ms))
+    if region is None:
+        return _map(t, ms) + upsample(residual, model.ratio)
+    y0, y1, x0, x1 = region
+    out = upsample_region(residual, model.ratio, region)
+    out += _map(t, ms[:, y0:y1, x0:x1])
+    return out
 
 
 def similar_pixel_mean(
@@ -204,9 +218,26 @@ class TwoStep(Method):
         model: ObservationModel,
         fitted: Fitted,
     ) -> np.ndarray:
+        h, w = np.shape(ms_t1)[1:]
+        return self.apply_region(
+            hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=(slice(0, h), slice(0, w))
+        )
+
+    def apply_region(
+        self,
+        hs_t1: np.ndarray,
+        ms_t1: np.ndarray,
+        ms_t2: np.ndarray,
+        *,
+        model: ObservationModel,
+        fitted: Fitted,
+        region: tuple[slice, slice],
+    ) -> np.ndarray:
+        """Only ``region``'s ``n_hs`` bands are computed: the halo is read through the MS bands only."""
         with torch.no_grad():
-            x1, dx = self.estimate(hs_t1, ms_t1, ms_t2, model=model, fitted=fitted)
-            return (x1 + dx).numpy().astype(np.float32, copy=False)
+            x1, dx = self.estimate(hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=region)
+            x1 += dx
+            return x1.numpy()
 
     def estimate(
         self,
@@ -216,18 +247,29 @@ class TwoStep(Method):
         *,
         model: ObservationModel,
         fitted: Fitted,
+        region: tuple[slice, slice] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The sharpened t1 cube ``X1`` and the predicted change ``T_lin W(MS2 - MS1)`` (tensors)."""
+        """The sharpened t1 cube ``X1`` and the predicted change ``T_lin W(MS2 - MS1)`` (tensors),
+        on the whole window or on ``region`` (two slices of the fine grid)."""
         hs = torch.as_tensor(np.ascontiguousarray(hs_t1, np.float32))
         ms1 = torch.as_tensor(np.ascontiguousarray(ms_t1, np.float32))
         ms2 = torch.as_tensor(np.ascontiguousarray(ms_t2, np.float32))
         t = torch.as_tensor(np.asarray(fitted["spectral_map"], np.float32))
-        x1 = regression_sharpen(hs, ms1, t, model=model)
+        h, w = ms1.shape[-2:]
+        ys, xs = region if region is not None else (slice(0, h), slice(0, w))
+        y0, y1, _ = ys.indices(h)
+        x0, x1_, _ = xs.indices(w)
+        x1 = regression_sharpen(hs, ms1, t, model=model, region=(y0, y1, x0, x1_))
         # similarity at both dates: a pixel shares its neighbours' change only if they looked alike
-        # before *and* after, so change edges (fine in MS(t2)) are not smeared across
-        features = torch.cat([ms1, ms2])
+        # before *and* after, so change edges (fine in MS(t2)) are not smeared across.
+        # Computed on the region grown by the window radius (clipped: the image edge is replicated).
+        rad = self.window_radius
+        gy0, gy1, gx0, gx1 = max(y0 - rad, 0), min(y1 + rad, h), max(x0 - rad, 0), min(x1_ + rad, w)
+        grow = (slice(None), slice(gy0, gy1), slice(gx0, gx1))
+        features = torch.cat([ms1[grow], ms2[grow]])
         thresholds = torch.as_tensor(
             np.concatenate([fitted["threshold_t1"], fitted["threshold_t2"]]).astype(np.float32)
         )
-        dms = similar_pixel_mean(ms2 - ms1, features, thresholds, radius=self.window_radius)
+        dms = similar_pixel_mean(ms2[grow] - ms1[grow], features, thresholds, radius=rad)
+        dms = dms[:, y0 - gy0 : y1 - gy0, x0 - gx0 : x1_ - gx0]
         return x1, _map(t, dms, offset=False)

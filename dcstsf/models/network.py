@@ -57,7 +57,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from dcstsf.operators import blur, blur_radius, decimate, upsample, upsample_halo
+from dcstsf.operators import blur, blur_radius, decimate, upsample, upsample_halo, upsample_region
 
 __all__ = ["DCSTSFConfig", "DCSTSFNet", "ConvUnit", "UNIT_SPACES"]
 
@@ -114,22 +114,6 @@ class ConvUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.head(self.body(x))
-
-
-def _upsample_region(coarse: torch.Tensor, ratio: int, region: tuple[int, int, int, int]) -> torch.Tensor:
-    """``upsample(coarse, ratio)[..., y0:y1, x0:x1]`` computed from a coarse sub-window only.
-
-    Bicubic interpolation reads two coarse pixels on each side, and torch clamps at the image edge, so
-    a margin of two coarse pixels (clipped at the edge) reproduces the full result exactly.
-    """
-    y0, y1, x0, x1 = region
-    h, w = coarse.shape[-2:]
-    margin = upsample_halo(ratio) // ratio  # coarse pixels
-    cy0, cx0 = max(y0 // ratio - margin, 0), max(x0 // ratio - margin, 0)
-    cy1, cx1 = min(-(-y1 // ratio) + margin, h), min(-(-x1 // ratio) + margin, w)
-    up = upsample(coarse[..., cy0:cy1, cx0:cx1], ratio)
-    oy, ox = cy0 * ratio, cx0 * ratio
-    return up[..., y0 - oy : y1 - oy, x0 - ox : x1 - ox]
 
 
 def _map(mat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -370,7 +354,7 @@ class DCSTSFNet(nn.Module):
             gate2 = gate[0] if gate else None
 
         y0, y1, x0, x1 = win.region
-        perp_crop = _upsample_region(perp, ratio, (y0, y1, x0, x1))
+        perp_crop = upsample_region(perp, ratio, (y0, y1, x0, x1))
         cy0, cy1, cx0, cx1 = win.crop_now()
 
         def expand(coef: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
