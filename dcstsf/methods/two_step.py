@@ -260,16 +260,31 @@ class TwoStep(Method):
         y0, y1, _ = ys.indices(h)
         x0, x1_, _ = xs.indices(w)
         x1 = regression_sharpen(hs, ms1, t, model=model, region=(y0, y1, x0, x1_))
-        # similarity at both dates: a pixel shares its neighbours' change only if they looked alike
-        # before *and* after, so change edges (fine in MS(t2)) are not smeared across.
-        # Computed on the region grown by the window radius (clipped: the image edge is replicated).
+        dms = self.ms_change(ms1, ms2, fitted=fitted, region=(y0, y1, x0, x1_))
+        return x1, _map(t, dms, offset=False)
+
+    def ms_change(
+        self,
+        ms1: torch.Tensor,
+        ms2: torch.Tensor,
+        *,
+        fitted: Fitted,
+        region: tuple[int, int, int, int],
+    ) -> torch.Tensor:
+        """``W(MS2 - MS1)`` on ``region = (y0, y1, x0, x1)``: the MS change over similar pixels.
+
+        Similarity at both dates: a pixel shares its neighbours' change only if they looked alike before
+        *and* after, so change edges (fine in MS(t2)) are not smeared across. Computed on the region
+        grown by the window radius (clipped: the image edge is replicated).
+        """
+        y0, y1, x0, x1 = region
+        h, w = ms1.shape[-2:]
         rad = self.window_radius
-        gy0, gy1, gx0, gx1 = max(y0 - rad, 0), min(y1 + rad, h), max(x0 - rad, 0), min(x1_ + rad, w)
+        gy0, gy1, gx0, gx1 = max(y0 - rad, 0), min(y1 + rad, h), max(x0 - rad, 0), min(x1 + rad, w)
         grow = (slice(None), slice(gy0, gy1), slice(gx0, gx1))
         features = torch.cat([ms1[grow], ms2[grow]])
         thresholds = torch.as_tensor(
             np.concatenate([fitted["threshold_t1"], fitted["threshold_t2"]]).astype(np.float32)
         )
         dms = similar_pixel_mean(ms2[grow] - ms1[grow], features, thresholds, radius=rad)
-        dms = dms[:, y0 - gy0 : y1 - gy0, x0 - gx0 : x1_ - gx0]
-        return x1, _map(t, dms, offset=False)
+        return dms[:, y0 - gy0 : y1 - gy0, x0 - gx0 : x1 - gx0]

@@ -35,7 +35,16 @@ import torch.nn.functional as F
 from dcstsf.errors import DcstsfInputError
 from dcstsf.methods.base import Fitted, Method, round_up_to_ratio, scene_samples
 from dcstsf.methods.two_step import TwoStep, fit_two_step, two_step_reach
-from dcstsf.operators import ObservationModel, blur, blur_radius
+from dcstsf.windows import ShrinkingWindow
+from dcstsf.operators import (
+    ObservationModel,
+    blur,
+    blur_adjoint,
+    blur_radius,
+    decimate,
+    decimate_adjoint,
+    upsample,
+)
 
 __all__ = ["Variational", "iteration_reach"]
 
@@ -44,6 +53,8 @@ __all__ = ["Variational", "iteration_reach"]
 _NORM_GRID = 32
 #: Margin on the bound of the largest eigenvalue (float32 round-off).
 _STEP_SAFETY = 1.02
+#: HS bands per block in the HS data term (bounds the memory of a window to a few k-band images).
+_BAND_BLOCK = 16
 
 
 def iteration_reach(model: ObservationModel) -> int:
@@ -144,9 +155,11 @@ class Variational(Method):
         out["method"] = self.name
         return out
 
+    def _reach(self, model: ObservationModel) -> int:
+        return two_step_reach(model, self.init.window_radius) + self.iterations * iteration_reach(model)
+
     def halo(self, model: ObservationModel) -> int:
-        reach = two_step_reach(model, self.init.window_radius) + self.iterations * iteration_reach(model)
-        return round_up_to_ratio(reach, model.ratio)
+        return round_up_to_ratio(self._reach(model), model.ratio)
 
     # ------------------------------------------------------------------ fit
 
@@ -208,21 +221,33 @@ class Variational(Method):
     ) -> torch.Tensor:
         """Preconditioned gradient ``P grad E`` at subspace coordinates ``a = (a1, a2)`` ``(2k, H, W)``.
 
-        ``data`` is ``(mean, hs, ms, prior)``: the subspace origin ``(n_hs, 1, 1)``, HS(t1), MS(t1) and
+        ``data`` is ``(mean, hs, ms, prior)``: the subspace origin ``(n_hs,)``, HS(t1), MS(t1) and
         MS(t2) stacked ``(2, n_ms, H, W)``, and the change prior's coordinates ``E^T dX``.
+
+        The fine ``n_hs``-band cubes are never formed whole: ``M X = B_ms (R mean + (R E) A)`` and its
+        adjoint go through the ``n_ms`` MS bands, and the HS term (a blur per HS band) runs over blocks
+        of :data:`_BAND_BLOCK` bands. Same gradient, a fraction of the memory.
         """
         mean, hs, ms, prior = data
         k = e.shape[1]
-        # both dates as one batch (2, n_hs, H, W): one call per operator instead of two
-        x = mean + torch.einsum("bk,tkhw->tbhw", e, a.reshape(2, k, *a.shape[1:]))
-        weights = torch.tensor([self.ms1_weight, self.ms2_weight], dtype=x.dtype)[:, None, None, None]
-        g = model.degrade_ms_adjoint(weights * (model.degrade_ms(x) - ms))
-        g[0] += self.hs_weight * model.degrade_hs_adjoint(model.degrade_hs(x[0]) - hs)
+        a2 = a.reshape(2, k, *a.shape[1:])
+        srf = model.srf_tensor(a)
+        re = srf @ e  # (n_ms, k)
+        weights = torch.tensor([self.ms1_weight, self.ms2_weight], dtype=a.dtype)[:, None, None, None]
+        ms_pred = blur((srf @ mean)[None, :, None, None] + torch.einsum("mk,tkhw->tmhw", re, a2), model.ms_sigma)
+        grad = torch.einsum("mk,tmhw->tkhw", re, blur_adjoint(weights * (ms_pred - ms), model.ms_sigma))
+        for b0 in range(0, e.shape[0], _BAND_BLOCK):
+            band = slice(b0, b0 + _BAND_BLOCK)
+            sigma = model.hs_sigma[band]
+            x1 = mean[band, None, None] + torch.einsum("bk,khw->bhw", e[band], a2[0])
+            r_hs = decimate(blur(x1, sigma), model.ratio) - hs[band]
+            g_hs = blur_adjoint(decimate_adjoint(r_hs, model.ratio), sigma)
+            grad[0] += self.hs_weight * torch.einsum("bk,bhw->khw", e[band], g_hs)
+        grad = grad.reshape(a.shape)
         change = a[k:] - a[:k]
         coupling = self.change_weight * (change - prior)
         if self.smooth_weight:
             coupling = coupling + self.smooth_weight * _neg_laplacian(change)
-        grad = torch.einsum("bk,tbhw->tkhw", e, g).reshape(a.shape)
         grad[:k] -= coupling
         grad[k:] += coupling
         return torch.einsum("jk,khw->jhw", p, grad)
@@ -236,24 +261,57 @@ class Variational(Method):
         model: ObservationModel,
         fitted: Fitted,
     ) -> np.ndarray:
+        h, w = np.shape(ms_t1)[1:]
+        return self.apply_region(
+            hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=(slice(0, h), slice(0, w))
+        )
+
+    def apply_region(
+        self,
+        hs_t1: np.ndarray,
+        ms_t1: np.ndarray,
+        ms_t2: np.ndarray,
+        *,
+        model: ObservationModel,
+        fitted: Fitted,
+        region: tuple[slice, slice],
+    ) -> np.ndarray:
+        """Iterate on the whole window in the subspace; expand to ``n_hs`` bands on ``region`` only."""
         with torch.no_grad():
-            x10, dx = self.init.estimate(hs_t1, ms_t1, ms_t2, model=model, fitted=fitted)
             e = torch.as_tensor(np.asarray(fitted["basis"], np.float32))
-            mean = torch.as_tensor(np.asarray(fitted["mean"], np.float32))[:, None, None]
+            mean = torch.as_tensor(np.asarray(fitted["mean"], np.float32))
             p = torch.as_tensor(np.asarray(fitted["preconditioner"], np.float32))
+            t = torch.as_tensor(np.asarray(fitted["spectral_map"], np.float32))
             k = e.shape[1]
             step = float(fitted["step"])
             hs = torch.as_tensor(np.ascontiguousarray(hs_t1, np.float32))
             ms = torch.as_tensor(np.ascontiguousarray(np.stack([ms_t1, ms_t2]), np.float32))
-            a1 = torch.einsum("bk,bhw->khw", e, x10 - mean)
-            prior = torch.einsum("bk,bhw->khw", e, dx)
-            a0 = torch.cat([a1, a1 + prior])
-            data = (mean, hs, ms, prior)
-            a = a0.clone()
-            y = a0.clone()
+            h, w = ms.shape[-2:]
+            # the two-step estimate and change prior, projected on the subspace term by term (all maps
+            # are linear per pixel and bicubic upsampling acts band by band, so E^T commutes with them)
+            te = t[:-1] @ e  # (n_ms, k)
+            residual = hs - torch.einsum("mb,mhw->bhw", t[:-1], model.ms_to_coarse(ms[0])) - t[-1][:, None, None]
+            a1 = (
+                torch.einsum("mk,mhw->khw", te, ms[0])
+                + (e.T @ (t[-1] - mean))[:, None, None]
+                + upsample(torch.einsum("bk,bhw->khw", e, residual), model.ratio)
+            )
+            dms = self.init.ms_change(ms[0], ms[1], fitted=fitted, region=(0, h, 0, w))
+            prior_full = torch.einsum("mk,mhw->khw", te, dms)
+            # each step reads `iteration_reach` pixels around: later steps run on a shrinking window
+            step_reach = iteration_reach(model)
+            win = ShrinkingWindow((h, w), region, model.ratio, self._reach(model))
+            (a1,) = win.narrow(self.iterations * step_reach, a1)
+            prior = win.fine(prior_full)
+            a = torch.cat([a1, a1 + prior])
+            y = a.clone()
             for it in range(self.iterations):
+                data = (mean, win.coarse(hs), win.fine(ms), win.fine(prior_full))
                 a_new = y - step * self._direction(y, e, p, data, model=model)
                 y = a_new + (it / (it + 3.0)) * (a_new - a)
-                a = a_new
-            x2 = mean + torch.einsum("bk,khw->bhw", e, a[k:])
-            return x2.numpy().astype(np.float32, copy=False)
+                a, y = win.narrow((self.iterations - it - 1) * step_reach, a_new, y)
+            cy0, cy1, cx0, cx1 = win.crop_now()
+            a2 = a[k:, cy0:cy1, cx0:cx1]
+            x2 = torch.einsum("bk,khw->bhw", e, a2)
+            x2 += mean[:, None, None]
+            return x2.numpy()
