@@ -14,6 +14,9 @@ from typing import Any
 # variable once, at its first allocation: it takes effect when dcstsf is imported before torch (the CLI,
 # Dask workers, ``python -m``), and a user's own setting wins. ``docs/design.md`` has the details.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+# GDAL's block cache defaults to 5 % of the RAM (1.2 GB here) and fills up over a long batch run. Tiles
+# are read once and written once, so a bounded cache costs nothing and keeps a run's memory flat.
+os.environ.setdefault("GDAL_CACHEMAX", "256")
 
 try:
     __version__ = version("dcstsf")

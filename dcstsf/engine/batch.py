@@ -60,7 +60,7 @@ _LEDGER_VERSION = 1
 # GeoTIFF tiles are multiples of 16 pixels; output chunks are made multiples of lcm(ratio, 16) so every
 # chunk is written as whole GeoTIFF tiles (no partially written, recompressed blocks).
 _GTIFF_ALIGN = 16
-_MAX_GTIFF_BLOCK = 256
+_MAX_GTIFF_BLOCK = 512
 
 TileCallback = Callable[[tuple[int, int], int, int], None]
 

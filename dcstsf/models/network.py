@@ -63,6 +63,8 @@ from dcstsf.windows import ShrinkingWindow
 __all__ = ["DCSTSFConfig", "DCSTSFNet", "ConvUnit", "UNIT_SPACES"]
 
 UNIT_SPACES = ("sensor", "coefficient")
+#: HS bands upsampled at a time when the output is expanded in place (inference).
+_EXPAND_BLOCK = 32
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,7 @@ class DCSTSFNet(nn.Module):
             gate2 = gate[0] if gate else None
 
         y0, y1, x0, x1 = win.region
-        perp_crop = upsample_region(perp, ratio, (y0, y1, x0, x1))
+        crop_region = (y0, y1, x0, x1)
         cy0, cy1, cx0, cx1 = win.crop_now()
 
         def expand(coef: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
@@ -308,13 +310,20 @@ class DCSTSFNet(nn.Module):
             coef = coef[..., cy0:cy1, cx0:cx1]
             gate = gate[..., cy0:cy1, cx0:cx1] if gate is not None else None
             if torch.is_grad_enabled():  # training: out-of-place, autograd-safe
+                perp_crop = upsample_region(perp, ratio, crop_region)
                 rest = perp_crop if gate is None else gate * perp_crop
                 return mu + scale * (_map(basis, coef) + rest)
             # inference: one n_hs-band buffer, updated in place (halves the peak memory of a tile)
-            out = perp_crop.clone(memory_format=torch.contiguous_format)
+            # the upsampled remainder, written band block by band block into the output buffer (a
+            # whole-cube upsampling would hold a second n_hs-band cube, with margins, at the peak)
+            b = coef.shape[0]
+            out = coef.new_empty((b, perp.shape[1], y1 - y0, x1 - x0))
+            for b0 in range(0, perp.shape[1], _EXPAND_BLOCK):
+                bands = slice(b0, b0 + _EXPAND_BLOCK)
+                out[:, bands] = upsample_region(perp[:, bands], ratio, crop_region)
             if gate is not None:
                 out.mul_(gate)
-            b, n = out.shape[:2]
+            n = out.shape[1]
             flat = out.view(b, n, -1)
             flat.baddbmm_(basis.expand(b, -1, -1), coef.reshape(b, coef.shape[1], -1))
             return out.mul_(scale).add_(mu)
