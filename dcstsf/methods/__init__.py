@@ -3,6 +3,7 @@
 from dcstsf.methods.base import (
     Fitted,
     Method,
+    RegionMethod,
     SceneSamples,
     apply_spectral_map,
     available_methods,
@@ -28,6 +29,7 @@ __all__ = (
     "DCSTSF",
     "Fitted",
     "Method",
+    "RegionMethod",
     "SceneSamples",
     "TwoStep",
     "Variational",

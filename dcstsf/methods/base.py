@@ -38,6 +38,7 @@ from dcstsf.scene_stats import (
 __all__ = [
     "Fitted",
     "Method",
+    "RegionMethod",
     "SceneSamples",
     "available_methods",
     "apply_spectral_map",
@@ -105,6 +106,39 @@ class Method(ABC):
     def identity(self) -> dict[str, Any]:
         """What goes into output attrs (name, and e.g. a weights hash)."""
         return {"method": self.name}
+
+
+class RegionMethod(Method):
+    """A method written for regions: :meth:`apply_region` is the implementation and :meth:`apply` is
+    the whole window as the region (DC-STSF, two-step, variational expand to ``n_hs`` bands on the
+    region only, so the engine's halo costs them no 166-band work)."""
+
+    def apply(
+        self,
+        hs_t1: np.ndarray,
+        ms_t1: np.ndarray,
+        ms_t2: np.ndarray,
+        *,
+        model: ObservationModel,
+        fitted: Fitted,
+    ) -> np.ndarray:
+        h, w = np.shape(ms_t1)[1:]
+        return self.apply_region(
+            hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=(slice(0, h), slice(0, w))
+        )
+
+    @abstractmethod
+    def apply_region(
+        self,
+        hs_t1: np.ndarray,
+        ms_t1: np.ndarray,
+        ms_t2: np.ndarray,
+        *,
+        model: ObservationModel,
+        fitted: Fitted,
+        region: tuple[slice, slice],
+    ) -> np.ndarray:
+        """Fuse one window and return ``(n_hs, H, W)`` float32 on the fine-grid ``region`` only."""
 
 
 _REGISTRY: dict[str, Callable[[], Method]] = {}

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from dcstsf.errors import WeightsError
-from dcstsf.methods.base import Fitted, Method
+from dcstsf.methods.base import Fitted, RegionMethod
 from dcstsf.scene_stats import round_up_to_ratio, scene_samples
 from dcstsf.models.checkpoint import default_weights, load_model
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
@@ -19,7 +19,7 @@ from dcstsf.operators import ObservationModel
 __all__ = ["DCSTSF"]
 
 
-class DCSTSF(Method):
+class DCSTSF(RegionMethod):
     """DC-STSF with shipped (or given) weights.
 
     Parameters
@@ -94,20 +94,6 @@ class DCSTSF(Method):
         net = self.network(model)
         samples = scene_samples(hs_t1, ms_t1, ms_t2, model=model, max_pixels=self.max_fit_pixels)
         return dict(fit_scene_state(samples, model=model, rank=net.config.rank))
-
-    def apply(
-        self,
-        hs_t1: np.ndarray,
-        ms_t1: np.ndarray,
-        ms_t2: np.ndarray,
-        *,
-        model: ObservationModel,
-        fitted: Fitted,
-    ) -> np.ndarray:
-        h, w = np.shape(ms_t1)[1:]
-        return self.apply_region(
-            hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=(slice(0, h), slice(0, w))
-        )
 
     def apply_region(
         self,

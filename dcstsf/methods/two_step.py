@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from dcstsf.methods.base import (
     Fitted,
-    Method,
+    RegionMethod,
     SceneSamples,
     fit_spectral_map,
     round_up_to_ratio,
@@ -46,6 +46,7 @@ __all__ = [
     "TwoStep",
     "fine_band_std",
     "fit_two_step",
+    "regression_residual",
     "regression_sharpen",
     "similar_pixel_mean",
     "two_step_reach",
@@ -109,6 +110,17 @@ def _map(t: torch.Tensor, ms: torch.Tensor, *, offset: bool = True) -> torch.Ten
     return out + t[-1][:, None, None] if offset else out
 
 
+def regression_residual(
+    hs: torch.Tensor, ms: torch.Tensor, t: torch.Tensor, *, model: ObservationModel
+) -> torch.Tensor:
+    """``HS - DB(T [MS, 1])`` on the coarse grid: what the MS bands cannot explain.
+
+    ``DB`` blurs every band alike and keeps constants, so ``DB(T [MS, 1]) = T [DB(MS), 1]``: computed
+    from the few MS bands, not from the ``n_hs``-band synthetic cube.
+    """
+    return hs - _map(t, model.ms_to_coarse(ms))
+
+
 def regression_sharpen(
     hs: torch.Tensor,
     ms: torch.Tensor,
@@ -117,13 +129,11 @@ def regression_sharpen(
     model: ObservationModel,
     region: tuple[int, int, int, int] | None = None,
 ) -> torch.Tensor:
-    """``X = T MS + upsample(HS - DB(T MS))``: regression-injection sharpening of a coarse HS window.
-
-    ``DB`` blurs every band alike and keeps constants, so ``DB(T [MS, 1]) = T [DB(MS), 1]``: the
-    coarse residual is computed from the few MS bands, not from the ``n_hs``-band synthetic cube.
-    With ``region = (y0, y1, x0, x1)`` (fine grid) only that part of ``X`` is computed.
+    """``X = T MS + upsample(HS - DB(T MS))``: regression-injection sharpening of a coarse HS window
+    (residual from :func:`regression_residual`). With ``region = (y0, y1, x0, x1)`` (fine grid) only
+    that part of ``X`` is computed.
     """
-    residual = hs - _map(t, model.ms_to_coarse(ms))
+    residual = regression_residual(hs, ms, t, model=model)
     if region is None:
         return _map(t, ms) + upsample(residual, model.ratio)
     y0, y1, x0, x1 = region
@@ -169,7 +179,7 @@ def similar_pixel_mean(
     return num / den
 
 
-class TwoStep(Method):
+class TwoStep(RegionMethod):
     """Regression-injection sharpening of HS(t1) with MS(t1), then a similar-pixel temporal update.
 
     Parameters
@@ -208,20 +218,6 @@ class TwoStep(Method):
     def fit(self, hs_t1: Any, ms_t1: Any, ms_t2: Any, *, model: ObservationModel) -> Fitted:
         samples = scene_samples(hs_t1, ms_t1, ms_t2, model=model)
         return fit_two_step(samples, ms_t1, ms_t2, ridge=self.ridge, n_classes=self.n_classes)
-
-    def apply(
-        self,
-        hs_t1: np.ndarray,
-        ms_t1: np.ndarray,
-        ms_t2: np.ndarray,
-        *,
-        model: ObservationModel,
-        fitted: Fitted,
-    ) -> np.ndarray:
-        h, w = np.shape(ms_t1)[1:]
-        return self.apply_region(
-            hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=(slice(0, h), slice(0, w))
-        )
 
     def apply_region(
         self,

@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 
 from dcstsf.errors import DcstsfInputError
-from dcstsf.methods.base import Fitted, Method, round_up_to_ratio, scene_samples
-from dcstsf.methods.two_step import TwoStep, fit_two_step, two_step_reach
+from dcstsf.methods.base import Fitted, RegionMethod, round_up_to_ratio, scene_samples
+from dcstsf.methods.two_step import TwoStep, fit_two_step, regression_residual, two_step_reach
 from dcstsf.windows import ShrinkingWindow
 from dcstsf.operators import (
     ObservationModel,
@@ -90,7 +90,7 @@ def _neg_laplacian(u: torch.Tensor) -> torch.Tensor:
     return 4.0 * u - up[:, :-2, 1:-1] - up[:, 2:, 1:-1] - up[:, 1:-1, :-2] - up[:, 1:-1, 2:]
 
 
-class Variational(Method):
+class Variational(RegionMethod):
     """Integrated MAP fusion of both dates, fixed-iteration preconditioned Nesterov in a PCA subspace.
 
     Parameters
@@ -252,20 +252,6 @@ class Variational(Method):
         grad[k:] += coupling
         return torch.einsum("jk,khw->jhw", p, grad)
 
-    def apply(
-        self,
-        hs_t1: np.ndarray,
-        ms_t1: np.ndarray,
-        ms_t2: np.ndarray,
-        *,
-        model: ObservationModel,
-        fitted: Fitted,
-    ) -> np.ndarray:
-        h, w = np.shape(ms_t1)[1:]
-        return self.apply_region(
-            hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=(slice(0, h), slice(0, w))
-        )
-
     def apply_region(
         self,
         hs_t1: np.ndarray,
@@ -290,7 +276,7 @@ class Variational(Method):
             # the two-step estimate and change prior, projected on the subspace term by term (all maps
             # are linear per pixel and bicubic upsampling acts band by band, so E^T commutes with them)
             te = t[:-1] @ e  # (n_ms, k)
-            residual = hs - torch.einsum("mb,mhw->bhw", t[:-1], model.ms_to_coarse(ms[0])) - t[-1][:, None, None]
+            residual = regression_residual(hs, ms[0], t, model=model)
             a1 = (
                 torch.einsum("mk,mhw->khw", te, ms[0])
                 + (e.T @ (t[-1] - mean))[:, None, None]
