@@ -414,7 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     _sensor_options(p, defaults=False)
     p.add_argument("--ratio", type=_positive_int, metavar="R", help="HS/MS pixel-size ratio (default: from the grids)")
     g = p.add_argument_group("execution")
-    g.add_argument("--chunk", type=_positive_int, metavar="N", help="tile size in fine pixels (default: the engine's, 512)")
+    g.add_argument(
+        "--chunk", type=_positive_int, metavar="N",
+        help="largest tile size in fine pixels (default 512; balanced so the last tiles are not slivers)",
+    )
     g.add_argument("--blend", type=_non_negative_int, default=0, metavar="N",
                    help="cross-fade neighbouring tiles over N pixels (only for methods with an undeclared receptive field)")
     g.add_argument("--align", choices=("strict", "reproject"), default="strict",

@@ -130,12 +130,96 @@ def decimate_adjoint(y: torch.Tensor, ratio: int) -> torch.Tensor:
     return y.repeat_interleave(ratio, dim=-2).repeat_interleave(ratio, dim=-1) / float(ratio * ratio)
 
 
+#: Keys' cubic convolution parameter, as in PyTorch's ``mode="bicubic"``.
+CUBIC_A = -0.75
+
+
+def _cubic_weights(t: float) -> tuple[float, float, float, float]:
+    """Keys' cubic convolution weights of the samples at offsets -1, 0, 1, 2 for a position ``t`` in [0, 1)."""
+    a = CUBIC_A
+
+    def near(x: float) -> float:  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x: float) -> float:  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    return far(t + 1), near(t), near(1 - t), far(2 - t)
+
+
+def _phases(ratio: int) -> list[tuple[int, tuple[float, ...]]]:
+    """Per fine phase ``p`` (fine pixel ``ratio i + p``): the first coarse tap relative to ``i`` and the taps'
+    weights. Pixel centres aligned (``align_corners=False``): the source position is ``i + (p + 0.5) / ratio - 0.5``.
+    """
+    out = []
+    for p in range(ratio):
+        src = (p + 0.5) / ratio - 0.5
+        f = math.floor(src)
+        out.append((f - 1, _cubic_weights(src - f)))
+    return out
+
+
+def _upsample_axis(x: torch.Tensor, ratio: int, dim: int, lo: int, hi: int) -> torch.Tensor:
+    """Fine samples ``lo:hi`` of the bicubic interpolation of ``x`` (4-D) along ``dim`` (2 = y, 3 = x).
+
+    Separable, exact cubic convolution with clamped edges (what ``F.interpolate`` computes, to rounding):
+    4 taps per fine sample and axis instead of 16 per output pixel, and only the requested range.
+    """
+    n = x.shape[dim]
+    i0, i1 = lo // ratio, -(-hi // ratio)  # coarse blocks holding the range
+    m = i1 - i0
+    # the coarse samples the taps read (two before i0, two after i1 - 1), edges clamped
+    if i0 - 2 >= 0 and i1 + 2 <= n:
+        src = x.narrow(dim, i0 - 2, m + 4)
+    else:
+        idx = torch.arange(i0 - 2, i1 + 2, device=x.device).clamp_(0, n - 1)
+        src = x.index_select(dim, idx)
+    phases = _phases(ratio)
+
+    def tap(k: int) -> torch.Tensor:  # coarse samples i0 + k - 2 .. i1 + k - 3
+        return src.narrow(dim, k + 2, m)
+
+    if torch.is_grad_enabled() and x.requires_grad:  # autograd-safe (training)
+        parts = [sum(w * tap(first + j) for j, w in enumerate(ws) if w != 0.0) for first, ws in phases]
+        out = torch.stack(parts, dim=dim + 1)
+    else:  # inference: write every phase into its strided slot of one buffer
+        shape = list(x.shape)
+        shape[dim : dim + 1] = [m, ratio]
+        out = x.new_empty(shape)
+        for p, (first, ws) in enumerate(phases):
+            slot = out.select(dim + 1, p)
+            started = False
+            for j, w in enumerate(ws):
+                if w == 0.0:
+                    continue
+                if started:
+                    slot.add_(tap(first + j), alpha=w)
+                else:
+                    torch.mul(tap(first + j), w, out=slot)
+                    started = True
+    out = out.flatten(dim, dim + 1)
+    return out.narrow(dim, lo - i0 * ratio, hi - lo)
+
+
+def _bicubic_region(y: torch.Tensor, ratio: int, region: tuple[int, int, int, int]) -> torch.Tensor:
+    yf, lead = _flatten(y)
+    y0, y1, x0, x1 = region
+    out = _upsample_axis(_upsample_axis(yf, ratio, 3, x0, x1), ratio, 2, y0, y1)
+    return out.reshape(*lead, *out.shape[-3:])
+
+
 def upsample(y: torch.Tensor, ratio: int, *, mode: str = "bicubic") -> torch.Tensor:
     """Interpolate a coarse cube onto the fine grid (pixel-centre aligned, ``align_corners=False``).
 
     Not an adjoint: the initial estimate of HS on the fine grid and the ``bicubic`` baseline.
-    Edges are clamped (torch's interpolation replicates border pixels).
+    Edges are clamped (replicated border pixels). ``"bicubic"`` is Keys' cubic convolution
+    (``a = -0.75``), the values of ``F.interpolate(mode="bicubic")``, computed separably (x, then y):
+    about 3x faster, and exact to float rounding where PyTorch's kernel is off by up to ~1e-5 relative
+    (it computes source positions in float32).
     """
+    if mode == "bicubic":
+        h, w = y.shape[-2:]
+        return _bicubic_region(y, ratio, (0, h * ratio, 0, w * ratio))
     yf, lead = _flatten(y)
     if mode == "nearest":
         out = yf.repeat_interleave(ratio, dim=-2).repeat_interleave(ratio, dim=-1)
@@ -150,20 +234,13 @@ def upsample_halo(ratio: int) -> int:
 
 
 def upsample_region(coarse: torch.Tensor, ratio: int, region: tuple[int, int, int, int]) -> torch.Tensor:
-    """``upsample(coarse, ratio)[..., y0:y1, x0:x1]`` computed from a coarse sub-window only.
+    """``upsample(coarse, ratio)[..., y0:y1, x0:x1]`` computed for the region only.
 
-    ``region = (y0, y1, x0, x1)`` on the fine grid. Bicubic interpolation reads two coarse pixels on
-    each side and torch clamps at the image edge, so a margin of two coarse pixels (clipped at the edge)
-    reproduces the full result exactly, at the cost of the region instead of the whole window.
+    ``region = (y0, y1, x0, x1)`` on the fine grid. Each fine pixel reads two coarse pixels on each side
+    (clamped at the image edge), so the result equals the crop of the whole upsampling exactly, at the
+    cost of the region.
     """
-    y0, y1, x0, x1 = region
-    h, w = coarse.shape[-2:]
-    margin = upsample_halo(ratio) // ratio  # coarse pixels
-    cy0, cx0 = max(y0 // ratio - margin, 0), max(x0 // ratio - margin, 0)
-    cy1, cx1 = min(-(-y1 // ratio) + margin, h), min(-(-x1 // ratio) + margin, w)
-    up = upsample(coarse[..., cy0:cy1, cx0:cx1], ratio)
-    oy, ox = cy0 * ratio, cx0 * ratio
-    return up[..., y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    return _bicubic_region(coarse, ratio, region)
 
 
 def spectral(x: torch.Tensor, srf: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ import xarray as xr
 from scipy.ndimage import gaussian_filter
 
 from dcstsf import sensors
-from dcstsf.engine import TilePlan, fuse, run_batch, validate_inputs, work_dir_for
+from dcstsf.engine import TilePlan, balanced_chunk, fuse, run_batch, validate_inputs, work_dir_for
 from dcstsf.errors import DcstsfInputError, WeightsError
 from dcstsf.io import open_raster, write_raster
 from dcstsf.methods import Method, available_methods, fuse_arrays, get_method
@@ -150,6 +150,20 @@ def test_blend_cross_fades_seams_of_an_under_declared_halo(case: Any) -> None:
     # With a correct halo, blending changes nothing beyond rounding.
     exact = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="bicubic", hs_sensor=HS_SENSOR, chunk=30, blend=6)
     np.testing.assert_allclose(exact.values, fuse_arrays(*case.arrays(), method="bicubic", model=model), atol=1e-5)
+
+
+def test_balanced_chunk_keeps_tile_count_without_slivers() -> None:
+    assert balanced_chunk(480, (1023, 1023), 48) == 384  # 384, 384, 255 instead of 480, 480, 63
+    assert balanced_chunk(480, (6000, 6000), 48) == 480  # 13 tiles either way
+    assert balanced_chunk(480, (960, 700), 48) == 480  # already even along y
+    assert balanced_chunk(512, (2049, 2049), 48) == 432
+    for chunk in range(3, 200, 7):
+        for sizes in ((90, 111), (64, 64), (300, 45)):
+            c = balanced_chunk(chunk, sizes, 3)
+            base = max(3, chunk // 3 * 3)
+            assert c % 3 == 0 and c <= base
+            assert all(-(-n // c) == -(-n // base) for n in sizes)  # same tile count
+            assert balanced_chunk(c, sizes, 3) == c  # idempotent: prepare() may re-plan with it
 
 
 def test_tile_plan_windows_are_unions_of_chunks() -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dcstsf import operators as ops
 from dcstsf.errors import DcstsfInputError
-from dcstsf.operators import ObservationModel
+from dcstsf.operators import ObservationModel, upsample, upsample_region
 
 S2_BANDS = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
 
@@ -144,3 +145,33 @@ def test_xarray_entry_points(model: ObservationModel) -> None:
     ms = ops.observe_ms(model, da)
     assert list(ms["band"].values) == S2_BANDS and ms.shape == (10, 9, 12)
     np.testing.assert_allclose(ops.observe_ms(model, data), ms.values, rtol=1e-6)
+
+
+@pytest.mark.parametrize("ratio", [1, 2, 3, 4])
+def test_upsample_is_torch_bicubic(ratio: int) -> None:
+    # the separable implementation computes F.interpolate's values; against float64 it is exact
+    x = torch.randn(2, 5, 13, 17, generator=torch.Generator().manual_seed(ratio))
+    ref64 = F.interpolate(x.double(), scale_factor=ratio, mode="bicubic", align_corners=False)
+    assert torch.allclose(upsample(x.double(), ratio), ref64, atol=1e-12)
+    got = upsample(x, ratio)
+    assert got.shape == (2, 5, 13 * ratio, 17 * ratio)
+    assert (got.double() - ref64).abs().max() < 2e-6
+    ref = F.interpolate(x, scale_factor=ratio, mode="bicubic", align_corners=False)
+    assert torch.allclose(got, ref, atol=1e-4)
+
+
+def test_upsample_region_equals_crop() -> None:
+    x = torch.randn(1, 3, 11, 9, generator=torch.Generator().manual_seed(1))
+    full = upsample(x, 3)
+    for region in [(0, 33, 0, 27), (0, 5, 0, 4), (7, 20, 2, 25), (31, 33, 26, 27), (4, 5, 13, 14), (12, 30, 0, 27)]:
+        y0, y1, x0, x1 = region
+        assert torch.equal(upsample_region(x, 3, region), full[..., y0:y1, x0:x1]), region
+
+
+def test_upsample_gradients_match_inference_path() -> None:
+    x = torch.randn(1, 2, 6, 7, dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():
+        plain = upsample(x, 3)
+    tracked = upsample(x, 3)
+    assert torch.allclose(plain, tracked.detach(), atol=1e-12)
+    assert torch.autograd.gradcheck(lambda z: upsample_region(z, 3, (2, 16, 1, 20)), (x,))

@@ -37,7 +37,7 @@ and the fill values); every output pixel is computed when the result is computed
 """
 
 from dcstsf.engine.batch import BatchResult, run_batch, work_dir_for
-from dcstsf.engine.core import DEFAULT_CHUNK, FusionJob, fuse, make_plan, prepare
+from dcstsf.engine.core import DEFAULT_CHUNK, FusionJob, balanced_chunk, fuse, make_plan, prepare
 from dcstsf.engine.grids import ALIGN_MODES, FusionInputs, validate_inputs
 from dcstsf.engine.tiling import TileContext, TilePlan
 
@@ -50,6 +50,7 @@ __all__ = [
     "TileContext",
     "TilePlan",
     "fuse",
+    "balanced_chunk",
     "make_plan",
     "prepare",
     "run_batch",

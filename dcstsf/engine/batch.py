@@ -417,7 +417,7 @@ def _assembled(job: FusionJob, work: Path) -> Any:
 
 
 def _gtiff_blocksize(chunk: int) -> int:
-    """The largest multiple of 16 that divides ``chunk`` and is at most 256 (small edge-block waste)."""
+    """The largest multiple of 16 that divides ``chunk`` and is at most 512 (small edge-block waste)."""
     best = _GTIFF_ALIGN
     for b in range(_GTIFF_ALIGN, min(chunk, _MAX_GTIFF_BLOCK) + 1, _GTIFF_ALIGN):
         if chunk % b == 0:
@@ -684,8 +684,10 @@ def run_batch(
     method, hs_sensor, ms_sensor, ms_bands, ratio, blend, halo, align
         As in :func:`dcstsf.fuse`.
     chunk
-        Tile size in fine pixels: rounded down to a multiple of the ratio, and for GeoTIFF output of
-        ``lcm(ratio, 16)`` so that tiles are whole GeoTIFF blocks.
+        Largest tile size in fine pixels. Tiles are a multiple of the ratio, and for GeoTIFF output of
+        ``lcm(ratio, 16)`` so that tiles are whole GeoTIFF blocks; they are balanced: as small as keeps the
+        tile count, so the last row and column are not slivers (1023 px with ``chunk=512``: 384, 384, 255
+        rather than 480, 480, 63).
     workers
         Run on a local ``dask.distributed`` cluster of this many single-threaded worker processes.
     scheduler
@@ -808,10 +810,8 @@ def _run_batch(
     arrays = open_all(True, True)
     inputs = validate_inputs(*arrays, **vkw)
     r = inputs.ratio
-    if fmt == "GTiff":
-        step = math.lcm(r, _GTIFF_ALIGN)
-        chunk = max(step, (int(chunk) // step) * step)
-    plan = make_plan(inputs, m, chunk=chunk, blend=blend, halo=halo)
+    step = math.lcm(r, _GTIFF_ALIGN) if fmt == "GTiff" else r
+    plan = make_plan(inputs, m, chunk=chunk, blend=blend, halo=halo, step=step, balance=True)
     if inputs.ms_offset is not None and inputs.hs_offset is not None:
         # Re-open with chunk edges on the window edges: every tile then reads exactly its window.
         (my, mx), (hy, hx) = inputs.ms_offset, inputs.hs_offset
@@ -841,7 +841,9 @@ def _run_batch(
     # Temporaries of earlier runs killed while writing (their pid is gone) would otherwise stay forever.
     dio.remove_stale_temporaries(out_p)
     with _client(workers, scheduler) as client:
-        job = prepare(*arrays, method=m, chunk=plan.chunk, blend=blend, halo=halo, inputs=inputs)
+        job = prepare(
+            *arrays, method=m, chunk=plan.chunk, blend=blend, halo=halo, inputs=inputs, step=step, balance=True
+        )
         plan = job.plan
         fingerprint = _fingerprint(job, paths, options)
         done = _load_ledger(work, fingerprint, plan, job.n_bands)

@@ -195,10 +195,36 @@ def _round_up(pixels: int, ratio: int) -> int:
     return -(-int(pixels) // ratio) * ratio
 
 
+def balanced_chunk(chunk: int, sizes: Sequence[int], step: int) -> int:
+    """The tile size for at most ``chunk`` pixels: a multiple of ``step``, as small as keeps the number of
+    tiles along every axis, so the last row and column are not slivers.
+
+    E.g. 1023 px in tiles of at most 480 (step 48): 3 tiles of 384, 384 and 255 px instead of 480, 480
+    and 63. A sliver costs nearly a whole halo for few pixels, and the last, lone tile of a run leaves a
+    core idle; balanced tiles keep the time per pixel of small scenes close to that of large ones.
+    """
+    c = max(step, (int(chunk) // step) * step)
+    need = max(-(-n // -(-n // c)) for n in sizes)  # the widest tile when each axis keeps its tile count
+    return min(c, _round_up(need, step))
+
+
 def make_plan(
-    inputs: FusionInputs, method: Method, *, chunk: int = DEFAULT_CHUNK, blend: int = 0, halo: int | None = None
+    inputs: FusionInputs,
+    method: Method,
+    *,
+    chunk: int = DEFAULT_CHUNK,
+    blend: int = 0,
+    halo: int | None = None,
+    step: int | None = None,
+    balance: bool = False,
 ) -> TilePlan:
-    """The tile plan for validated inputs: chunk rounded down, halo and blend up, to multiples of the ratio."""
+    """The tile plan for validated inputs.
+
+    Halo and blend are rounded up to multiples of the ratio; the tile size is ``chunk`` rounded down to a
+    multiple of ``step`` (default: the ratio; it must be a multiple of it) or, with ``balance``, the
+    smallest such multiple that keeps the tile count (:func:`balanced_chunk`: batch runs, where the tile
+    size is an internal choice; :func:`fuse` keeps the Dask chunks the user asked for).
+    """
     r = inputs.ratio
     if not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise DcstsfInputError(f"chunk must be a positive number of pixels, got {chunk!r}")
@@ -207,11 +233,14 @@ def make_plan(
     if halo is not None and (not isinstance(halo, (int, np.integer)) or halo < 0):
         raise DcstsfInputError(f"halo must be a non-negative number of pixels, got {halo!r}")
     # Tiles, halos and blend zones start on HS pixel edges, so every window is whole coarse pixels.
-    c = max(r, (int(chunk) // r) * r)
+    s = r if step is None else int(step)
+    if s < 1 or s % r:
+        raise ValueError(f"step must be a positive multiple of the ratio {r}, got {step!r}")
+    H, W = inputs.ms_t1.sizes["y"], inputs.ms_t1.sizes["x"]
+    c = balanced_chunk(int(chunk), (H, W), s) if balance else max(s, (int(chunk) // s) * s)
     declared = int(method.halo(inputs.model))
     h = _round_up(declared if halo is None else int(halo), r)
     b = _round_up(int(blend), r)
-    H, W = inputs.ms_t1.sizes["y"], inputs.ms_t1.sizes["x"]
     return TilePlan(height=H, width=W, ratio=r, chunk=c, halo=h, blend=b)
 
 
@@ -231,8 +260,13 @@ def prepare(
     align: str = "strict",
     model: ObservationModel | None = None,
     inputs: FusionInputs | None = None,
+    step: int | None = None,
+    balance: bool = False,
 ) -> FusionJob:
-    """Validate, fit and build the per-tile tasks (the work behind :func:`fuse` and ``run_batch``)."""
+    """Validate, fit and build the per-tile tasks (the work behind :func:`fuse` and ``run_batch``).
+
+    ``step``, ``balance``: the tile size, see :func:`make_plan`.
+    """
     import dask
 
     m = get_method(method)
@@ -243,7 +277,7 @@ def prepare(
         )
     mdl = inputs.model
     r = inputs.ratio
-    plan = make_plan(inputs, m, chunk=chunk, blend=blend, halo=halo)
+    plan = make_plan(inputs, m, chunk=chunk, blend=blend, halo=halo, step=step, balance=balance)
     c, h, b = plan.chunk, plan.halo, plan.blend
 
     hs_a, ms1_a, ms2_a = (_inf_to_nan(a) for a in (inputs.hs_t1.data, inputs.ms_t1.data, inputs.ms_t2.data))
