@@ -41,6 +41,7 @@ __all__ = [
     "blur_radius",
     "decimate",
     "decimate_adjoint",
+    "decimated_blur_matrix",
     "gaussian_kernels",
     "hs_psf_sigma",
     "observe_hs",
@@ -82,6 +83,32 @@ def gaussian_kernels(sigmas: np.ndarray, *, dtype: torch.dtype = torch.float32) 
             g = (t == 0).astype(float)
         k[i] = g / g.sum()
     return torch.as_tensor(k, dtype=dtype)
+
+
+def decimated_blur_matrix(n: int, ratio: int, sigma: float, coarse: np.ndarray) -> Any:
+    """``decimate(blur(.))`` along one axis of ``n`` fine pixels, restricted to the coarse pixels ``coarse``.
+
+    A ``scipy.sparse`` CSR matrix ``(len(coarse), n)``: row ``k`` holds the weights of the fine pixels that
+    make coarse pixel ``coarse[k]`` (Gaussian ``sigma`` from :func:`gaussian_kernels`, then the block mean;
+    replicated edges fold onto the border pixel, as in :func:`blur`). The blur is separable, so
+    ``W_y @ image @ W_x.T`` is ``decimate(blur(image))`` at the chosen coarse pixels: a per-scene sample
+    costs a few taps per sample instead of blurring every fine pixel (``ObservationModel.ms_to_coarse_at``).
+    """
+    from scipy import sparse
+
+    kern = gaussian_kernels(np.array([sigma], dtype=np.float64), dtype=torch.float64)[0].numpy()
+    rad = (kern.size - 1) // 2
+    coarse = np.asarray(coarse, dtype=np.int64).reshape(-1)
+    # fine pixel i*r + q reads fine pixel i*r + q + t with weight kern[t + rad]; the block mean divides by r
+    q = np.arange(ratio)[:, None]
+    t = np.arange(-rad, rad + 1)[None, :]
+    offsets = (q + t).reshape(-1)
+    weights = np.broadcast_to(kern[None, :] / ratio, (ratio, kern.size)).reshape(-1)
+    cols = np.clip(coarse[:, None] * ratio + offsets[None, :], 0, n - 1)
+    rows = np.broadcast_to(np.arange(coarse.size)[:, None], cols.shape)
+    vals = np.broadcast_to(weights[None, :], cols.shape)
+    # duplicates (clamped edge taps) are summed by the COO -> CSR conversion
+    return sparse.coo_matrix((vals.ravel(), (rows.ravel(), cols.ravel())), shape=(coarse.size, n)).tocsr()
 
 
 def _flatten(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
@@ -356,8 +383,37 @@ class ObservationModel:
         ``D B_hs`` applied to MS; the MS bands are already blurred by ``B_ms``, so this is the standard
         Wald-protocol approximation of what the MS sensor would see at the HS resolution.
         """
-        sigma = np.full(ms.shape[-3], float(np.median(self.hs_sigma)))
+        sigma = np.full(ms.shape[-3], self.ms_to_coarse_sigma)
         return decimate(blur(ms, sigma), self.ratio)
+
+    @property
+    def ms_to_coarse_sigma(self) -> float:
+        """The Gaussian std-dev (fine pixels) :meth:`ms_to_coarse` blurs every MS band with."""
+        return float(np.median(self.hs_sigma))
+
+    def ms_to_coarse_at(
+        self, ms: np.ndarray, rows: np.ndarray, cols: np.ndarray, *, origin: tuple[int, int] = (0, 0),
+        shape: tuple[int, int] | None = None,
+    ) -> np.ndarray:
+        """:meth:`ms_to_coarse` at the coarse pixels ``rows x cols`` only, as float64 ``(n_ms, len(rows), len(cols))``.
+
+        ``ms`` is ``(n_ms, h, w)``, the part at fine offset ``origin`` of an image of fine ``shape``
+        (default: ``ms`` is the whole image). A part gives its contribution to each sample: summed over
+        parts that cover the image, it equals the whole image's value (the operator is linear), which
+        lets a chunked array be sampled chunk by chunk. NaN in a sample's footprint makes it NaN.
+        """
+        oy, ox = origin
+        h, w = ms.shape[-2:]
+        H, W = (h, w) if shape is None else shape
+        wy = decimated_blur_matrix(H, self.ratio, self.ms_to_coarse_sigma, rows)[:, oy : oy + h]
+        wx = decimated_blur_matrix(W, self.ratio, self.ms_to_coarse_sigma, cols)[:, ox : ox + w]
+        nb = ms.shape[0]
+        a = np.asarray(ms, dtype=np.float64)
+        # rows: (ny, h) @ (h, nb * w); then columns: (nx, w) @ (w, nb * ny)
+        by_rows = wy @ a.transpose(1, 0, 2).reshape(h, nb * w)
+        by_rows = by_rows.reshape(len(rows), nb, w).transpose(2, 1, 0).reshape(w, nb * len(rows))
+        out = wx @ by_rows  # (nx, nb * ny)
+        return np.ascontiguousarray(out.reshape(len(cols), nb, len(rows)).transpose(1, 2, 0))
 
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly summary (for checkpoints and output attrs)."""

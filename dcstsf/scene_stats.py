@@ -10,10 +10,9 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 
 from dcstsf.errors import DcstsfInputError
-from dcstsf.operators import ObservationModel, blur, blur_radius
+from dcstsf.operators import ObservationModel, blur_radius
 
 __all__ = [
     "SceneSamples",
@@ -46,11 +45,6 @@ class SceneSamples:
         return self.hs.shape[0]
 
 
-def _ms_to_coarse_numpy(ms: np.ndarray, model: ObservationModel) -> np.ndarray:
-    with torch.no_grad():
-        return model.ms_to_coarse(torch.as_tensor(np.ascontiguousarray(ms, dtype=np.float32))).numpy()
-
-
 def fill_nodata(a: np.ndarray) -> np.ndarray:
     """Fill NaN with per-band means so the blur does not spread them (they are dropped afterwards)."""
     if not np.isnan(a).any():
@@ -58,6 +52,56 @@ def fill_nodata(a: np.ndarray) -> np.ndarray:
     mean = np.nanmean(a.reshape(a.shape[0], -1), axis=1)
     mean = np.where(np.isfinite(mean), mean, 0.0)
     return np.where(np.isnan(a), mean[:, None, None], a).astype(np.float32)
+
+
+def _footprint_range(centres: np.ndarray, lo: int, hi: int, *, ratio: int, radius: int, n: int) -> slice:
+    """The samples (positions in ``centres``, sorted coarse indices) whose footprint meets fine ``[lo, hi)``."""
+    first = np.clip(centres * ratio - radius, 0, n - 1)  # replicated edges fold onto the border pixel
+    last = np.clip(centres * ratio + ratio - 1 + radius, 0, n - 1)
+    hit = np.flatnonzero((first < hi) & (last >= lo))
+    return slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0)
+
+
+def _ms_samples_part(
+    block: np.ndarray, oy: int, ox: int, *, model: ObservationModel, rows: np.ndarray, cols: np.ndarray,
+    shape: tuple[int, int],
+) -> tuple[slice, slice, np.ndarray]:
+    """One chunk's contribution to the sampled ``ms_to_coarse`` values of the samples whose footprint it meets."""
+    radius = blur_radius(model.ms_to_coarse_sigma)
+    h, w = block.shape[-2:]
+    ry = _footprint_range(rows, oy, oy + h, ratio=model.ratio, radius=radius, n=shape[0])
+    rx = _footprint_range(cols, ox, ox + w, ratio=model.ratio, radius=radius, n=shape[1])
+    if ry.stop == ry.start or rx.stop == rx.start:
+        return slice(0, 0), slice(0, 0), np.zeros((block.shape[0], 0, 0))
+    return ry, rx, model.ms_to_coarse_at(block, rows[ry], cols[rx], origin=(oy, ox), shape=shape)
+
+
+def _ms_samples(ms: Any, rows: np.ndarray, cols: np.ndarray, *, model: ObservationModel) -> Any:
+    """``ms_to_coarse(ms)[:, rows][:, :, cols]`` (float64), NumPy, or a Dask delayed summing chunk parts."""
+    shape = (ms.shape[-2], ms.shape[-1])
+    if not _is_dask(ms):
+        return model.ms_to_coarse_at(np.asarray(ms), rows, cols)
+    import dask
+    import dask.array as da
+
+    arr = da.asarray(ms).rechunk({0: -1})
+    oys = np.concatenate([[0], np.cumsum(arr.chunks[1])[:-1]])
+    oxs = np.concatenate([[0], np.cumsum(arr.chunks[2])[:-1]])
+    blocks = arr.to_delayed()[0]
+    part = dask.delayed(_ms_samples_part, pure=True)
+    parts = [
+        part(blocks[i][j], int(oys[i]), int(oxs[j]), model=model, rows=rows, cols=cols, shape=shape)
+        for i in range(len(oys))
+        for j in range(len(oxs))
+    ]
+
+    def total(*pieces: tuple[slice, slice, np.ndarray]) -> np.ndarray:
+        out = np.zeros((arr.shape[0], rows.size, cols.size))
+        for ry, rx, vals in pieces:
+            out[:, ry, rx] += vals
+        return out
+
+    return dask.delayed(total, pure=True)(*parts)
 
 
 def scene_samples(
@@ -70,53 +114,31 @@ def scene_samples(
 ) -> SceneSamples:
     """Matched coarse pixels of the whole scene, subsampled on a regular stride to ``max_pixels``.
 
-    Works on NumPy and Dask arrays (Dask: the MS blur runs chunk-wise with ``map_overlap`` and only
-    the strided samples are computed). Pixels with NaN in any input are dropped.
+    MS values are :meth:`~dcstsf.operators.ObservationModel.ms_to_coarse` evaluated at the sampled coarse
+    pixels only (:meth:`~dcstsf.operators.ObservationModel.ms_to_coarse_at`): a few taps per sample
+    instead of blurring every fine pixel. Works on NumPy and Dask arrays (Dask: every chunk is read once
+    and contributes to the samples whose footprint it meets; only those small sums are kept). Pixels with
+    NaN in any input, or in the footprint of an MS sample, are dropped.
     """
     r = model.ratio
     n_hs, hc, wc = hs_t1.shape
     stride = max(1, int(math.ceil(math.sqrt(hc * wc / max_pixels))))
+    rows = np.arange(stride // 2, hc, stride)
+    cols = np.arange(stride // 2, wc, stride)
     sl = (slice(None), slice(stride // 2, None, stride), slice(stride // 2, None, stride))
     if _is_dask(hs_t1) or _is_dask(ms_t1) or _is_dask(ms_t2):
         import dask
         import dask.array as da
 
-        depth = round_up_to_ratio(blur_radius(model.hs_sigma), r)
-
-        def coarse(ms: Any) -> Any:
-            arr = da.asarray(ms)
-            arr = arr.rechunk({0: -1, 1: _ratio_chunks(arr.chunks[1], r), 2: _ratio_chunks(arr.chunks[2], r)})
-            # map_overlap needs every chunk at least `depth` deep: an axis with a thinner chunk (a narrow
-            # strip) becomes one chunk, which needs no overlap at all
-            depths = {0: 0}
-            for axis in (1, 2):
-                if min(arr.chunks[axis]) < depth:
-                    arr = arr.rechunk({axis: -1})
-                    depths[axis] = 0
-                else:
-                    depths[axis] = depth
-            sigma = np.full(arr.shape[0], float(np.median(model.hs_sigma)))
-
-            def block(b: np.ndarray) -> np.ndarray:
-                with torch.no_grad():
-                    out = blur(torch.as_tensor(fill_nodata(b.astype(np.float32))), sigma)
-                    out = out.numpy()
-                out[np.isnan(b)] = np.nan
-                return out
-
-            blurred = arr.map_overlap(block, depth=depths, boundary="none",
-                                      dtype=np.float32)
-            return da.coarsen(np.mean, blurred, {1: r, 2: r})
-
-        hs_s, m1_s, m2_s = dask.compute(da.asarray(hs_t1)[sl], coarse(ms_t1)[sl], coarse(ms_t2)[sl])
+        hs_s, m1_s, m2_s = dask.compute(
+            da.asarray(hs_t1)[sl],
+            _ms_samples(ms_t1, rows, cols, model=model),
+            _ms_samples(ms_t2, rows, cols, model=model),
+        )
     else:
         hs_s = np.asarray(hs_t1)[sl]
-        m1_s = _ms_to_coarse_numpy(fill_nodata(np.asarray(ms_t1, np.float32)), model)[sl]
-        m2_s = _ms_to_coarse_numpy(fill_nodata(np.asarray(ms_t2, np.float32)), model)[sl]
-        nan1 = np.isnan(np.asarray(ms_t1)).reshape(ms_t1.shape[0], hc, r, wc, r).any(axis=(0, 2, 4))
-        nan2 = np.isnan(np.asarray(ms_t2)).reshape(ms_t2.shape[0], hc, r, wc, r).any(axis=(0, 2, 4))
-        bad = (nan1 | nan2)[sl[1:]]
-        m1_s = np.where(bad[None], np.nan, m1_s)
+        m1_s = _ms_samples(ms_t1, rows, cols, model=model)
+        m2_s = _ms_samples(ms_t2, rows, cols, model=model)
     hs_s = np.asarray(hs_s, np.float64).reshape(n_hs, -1).T
     m1_s = np.asarray(m1_s, np.float64).reshape(m1_s.shape[0], -1).T
     m2_s = np.asarray(m2_s, np.float64).reshape(m2_s.shape[0], -1).T
@@ -129,16 +151,6 @@ def scene_samples(
         )
     hs_s = np.nan_to_num(hs_s[keep])
     return SceneSamples(hs_s, m1_s[keep], m2_s[keep])
-
-
-def _ratio_chunks(chunks: tuple[int, ...], r: int) -> tuple[int, ...]:
-    """Chunk sizes that are multiples of ``r`` (the last may be whatever remains)."""
-    total = sum(chunks)
-    size = max(r, round_up_to_ratio(max(chunks), r))
-    out = [size] * (total // size)
-    if total % size:
-        out.append(total % size)
-    return tuple(out)
 
 
 def _is_dask(a: Any) -> bool:

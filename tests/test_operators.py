@@ -175,3 +175,19 @@ def test_upsample_gradients_match_inference_path() -> None:
     tracked = upsample(x, 3)
     assert torch.allclose(plain, tracked.detach(), atol=1e-12)
     assert torch.autograd.gradcheck(lambda z: upsample_region(z, 3, (2, 16, 1, 20)), (x,))
+
+
+def test_ms_to_coarse_at_equals_whole_image(model: ObservationModel) -> None:
+    rng = np.random.default_rng(3)
+    ms = rng.random((model.n_ms, 60, 75)).astype(np.float32)
+    whole = model.ms_to_coarse(torch.as_tensor(ms)).numpy()
+    rows, cols = np.array([0, 1, 7, 19]), np.array([0, 12, 24])  # both image edges included
+    got = model.ms_to_coarse_at(ms, rows, cols)
+    np.testing.assert_allclose(got, whole[:, rows][:, :, cols], atol=1e-6)
+    # parts of the image sum to the whole (what lets a chunked array be sampled chunk by chunk)
+    parts = sum(
+        model.ms_to_coarse_at(ms[:, y0:y1, x0:x1], rows, cols, origin=(y0, x0), shape=(60, 75))
+        for y0, y1 in ((0, 25), (25, 60))
+        for x0, x1 in ((0, 40), (40, 75))
+    )
+    np.testing.assert_allclose(parts, got, atol=1e-12)

@@ -262,10 +262,13 @@ def prepare(
     inputs: FusionInputs | None = None,
     step: int | None = None,
     balance: bool = False,
+    fit_inputs: FusionInputs | None = None,
 ) -> FusionJob:
     """Validate, fit and build the per-tile tasks (the work behind :func:`fuse` and ``run_batch``).
 
-    ``step``, ``balance``: the tile size, see :func:`make_plan`.
+    ``step``, ``balance``: the tile size, see :func:`make_plan`. ``fit_inputs``: the same data in other
+    chunks to estimate the scene-level state from (``Method.fit`` and the fill values read every chunk
+    once; the file's own blocks read faster than the tile-aligned chunks the tiles use).
     """
     import dask
 
@@ -281,8 +284,16 @@ def prepare(
     c, h, b = plan.chunk, plan.halo, plan.blend
 
     hs_a, ms1_a, ms2_a = (_inf_to_nan(a) for a in (inputs.hs_t1.data, inputs.ms_t1.data, inputs.ms_t2.data))
-    fitted = m.fit(hs_a, ms1_a, ms2_a, model=mdl)
-    fill_hs, fill_ms1, fill_ms2 = _band_means([hs_a, ms1_a, ms2_a])
+    src = inputs if fit_inputs is None else fit_inputs
+    if (src.hs_t1.shape, src.ms_t1.shape, src.ms_t2.shape) != (hs_a.shape, ms1_a.shape, ms2_a.shape):
+        raise ValueError("fit_inputs must hold the same arrays as the inputs (other chunks only)")
+    fit_arrays = (
+        (hs_a, ms1_a, ms2_a)
+        if fit_inputs is None
+        else tuple(_inf_to_nan(a) for a in (src.hs_t1.data, src.ms_t1.data, src.ms_t2.data))
+    )
+    fitted = m.fit(*fit_arrays, model=mdl)
+    fill_hs, fill_ms1, fill_ms2 = _band_means(list(fit_arrays))
     empty_hs = ~np.isfinite(fill_hs)
     good = np.asarray(mdl.hs_sensor.good, bool) & ~empty_hs
     if not good.any():
