@@ -62,6 +62,24 @@ def _positive_int(text: str) -> int:
     return v
 
 
+_SIZE_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 10**3, "KIB": 2**10, "M": 2**20, "MB": 10**6, "MIB": 2**20,
+               "G": 2**30, "GB": 10**9, "GIB": 2**30, "T": 2**40, "TB": 10**12, "TIB": 2**40}
+
+
+def _byte_size(text: str) -> int:
+    """``3GiB``, ``2.5GB``, ``3000MB`` or a number of bytes."""
+    t = text.strip().upper().replace(" ", "")
+    num = t.rstrip("KMGTIB")
+    unit = t[len(num):]
+    try:
+        v = float(num) * _SIZE_UNITS[unit]
+    except (ValueError, KeyError) as exc:
+        raise argparse.ArgumentTypeError(f"expected a size such as 3GiB, 2.5GB or 3000MB, got {text!r}") from exc
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive size, got {text!r}")
+    return int(v)
+
+
 def _non_negative_int(text: str) -> int:
     try:
         v = int(text)
@@ -174,7 +192,8 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
             args.hs_t1, args.ms_t1, args.ms_t2, args.output,
             method=method, hs_sensor=args.hs_sensor, ms_sensor=args.ms_sensor, ms_bands=args.ms_bands,
             ratio=args.ratio, blend=args.blend, align=args.align, workers=args.workers, scheduler=args.scheduler,
-            parallel_tiles=args.parallel_tiles, overwrite=args.overwrite, progress=_progress(args), cog=args.cog,
+            parallel_tiles=args.parallel_tiles, memory_limit=args.memory_limit, overwrite=args.overwrite,
+            progress=_progress(args), cog=args.cog,
             hs_scale=hs_scale, ms_scale=ms_scale, hs_offset=hs_offset, ms_offset=ms_offset,
             hs_nodata=args.hs_nodata, ms_nodata=args.ms_nodata,
             keep_work=args.keep_work, **kwargs,
@@ -426,7 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--workers", type=_positive_int, metavar="N", help="run on a local Dask cluster of N worker processes")
     ex.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask scheduler, e.g. tcp://host:8786")
     g.add_argument("--parallel-tiles", type=_positive_int, metavar="N",
-                   help="tiles computed at once on the local threaded scheduler (default: 2 on 2+ cores)")
+                   help="tiles computed at once on the local threaded scheduler (default: 2 on 2+ cores, "
+                        "fewer if they would not fit --memory-limit)")
+    g.add_argument("--memory-limit", type=_byte_size, metavar="SIZE",
+                   help="memory the run aims to stay within, e.g. 3GiB (default: 1/8 of the RAM, at least 3 GiB); "
+                        "sets how many tiles run at once, measured on the first tile")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output")
     g.add_argument("--keep-work", action="store_true", help="keep the per-tile work directory after success")
     g = p.add_argument_group("input and output encoding")

@@ -82,6 +82,8 @@ def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "required" in err
     code, _, err = run(capsys, "-v", "-q", "methods")
     assert code == 2
+    code, _, err = run(capsys, "fuse", "a.tif", "b.tif", "c.tif", "-o", "x.tif", "--memory-limit", "3 lots")
+    assert code == 2 and "--memory-limit" in err and "3GiB" in err
 
 
 def test_methods_and_sensors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -139,7 +141,8 @@ class _Imgs(HTMLParser):
 def test_fuse_then_evaluate(capsys: pytest.CaptureFixture[str], case_dir: Path, tmp_path: Path) -> None:
     fused = tmp_path / "bicubic.tif"
     code, out, err = run(capsys, "-q", "fuse", str(case_dir / "hs_t1.tif"), str(case_dir / "ms_t1.tif"),
-                         str(case_dir / "ms_t2.tif"), "-o", str(fused), "--method", "bicubic", "--chunk", "15")
+                         str(case_dir / "ms_t2.tif"), "-o", str(fused), "--method", "bicubic", "--chunk", "15",
+                         "--memory-limit", "2GiB")
     assert code == 0, err
     assert fused.is_file() and str(fused) in out
     # existing output without --overwrite: a one-line error, exit code 2

@@ -519,3 +519,33 @@ def test_local_cluster_with_worker_processes(files: dict[str, Path], tmp_path: P
     res = run_batch(*_args(files), out, method="bicubic", chunk=48, progress=False, workers=1)
     assert res.tiles_computed == res.tiles_total
     np.testing.assert_array_equal(open_raster(out).values, open_raster(ref).values)
+
+
+def test_parallel_tiles_from_memory() -> None:
+    from dcstsf.engine.batch import _parallel_for_memory
+
+    gib = 2**30
+    # 1.5x headroom per tile: two 0.6 GiB tiles need 1.8 GiB next to 1 GiB of base and writer
+    assert _parallel_for_memory(2, limit=3 * gib, base=gib // 2, writer=gib // 2, tile_peak=int(0.6 * gib)) == 2
+    assert _parallel_for_memory(2, limit=3 * gib, base=gib // 2, writer=gib // 2, tile_peak=int(0.8 * gib)) == 1
+    assert _parallel_for_memory(4, limit=64 * gib, base=gib, writer=gib, tile_peak=gib) == 4  # never above asked
+    assert _parallel_for_memory(2, limit=gib, base=2 * gib, writer=0, tile_peak=gib) == 1  # never below one
+
+
+def test_run_batch_memory_limit_sets_tiles_at_once(files: dict[str, Path], case: Any, tmp_path: Path) -> None:
+    ref = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="bicubic", chunk=48).values
+    tight = run_batch(*_args(files), tmp_path / "tight.tif", method="bicubic", chunk=50, progress=False,
+                      memory_limit=1)
+    assert tight.parallel_tiles == 1  # a limit below one tile is not an error: one tile at a time
+    roomy = run_batch(*_args(files), tmp_path / "roomy.tif", method="bicubic", chunk=50, progress=False,
+                      memory_limit=2**40)
+    assert roomy.parallel_tiles == (2 if (os.cpu_count() or 1) >= 2 else 1)
+    if roomy.parallel_tiles == 2:
+        assert roomy.tile_peak_bytes is not None and tight.tile_peak_bytes is not None  # measured on tile 1
+    fixed = run_batch(*_args(files), tmp_path / "fixed.tif", method="bicubic", chunk=50, progress=False,
+                      parallel_tiles=2)
+    assert fixed.parallel_tiles == 2 and fixed.tile_peak_bytes is None  # asked for: not measured, not changed
+    for res in (tight, roomy, fixed):
+        np.testing.assert_allclose(open_raster(res.path).values, ref, atol=1e-6)
+    with pytest.raises(DcstsfInputError, match="memory_limit"):
+        run_batch(*_args(files), tmp_path / "bad.tif", method="bicubic", progress=False, memory_limit=-5)

@@ -36,7 +36,7 @@ and the fill values); every output pixel is computed when the result is computed
 :func:`run_batch` streams the tiles to disk with a resume ledger and writes the output atomically.
 """
 
-from dcstsf.engine.batch import BatchResult, run_batch, work_dir_for
+from dcstsf.engine.batch import BatchResult, default_memory_limit, run_batch, work_dir_for
 from dcstsf.engine.core import DEFAULT_CHUNK, FusionJob, balanced_chunk, fuse, make_plan, prepare
 from dcstsf.engine.grids import ALIGN_MODES, FusionInputs, validate_inputs
 from dcstsf.engine.tiling import TileContext, TilePlan
@@ -49,6 +49,7 @@ __all__ = [
     "FusionJob",
     "TileContext",
     "TilePlan",
+    "default_memory_limit",
     "fuse",
     "balanced_chunk",
     "make_plan",

@@ -82,6 +82,11 @@ class BatchResult:
         SHA-256 identifying inputs and parameters (the resume key).
     plan
         The tile plan (``TilePlan.describe()``).
+    parallel_tiles
+        Tiles computed at once by the local threaded scheduler (``None`` on a Dask cluster).
+    tile_peak_bytes
+        Resident memory one tile added at its peak, measured on the first tile when the number of
+        tiles at once was chosen from ``memory_limit`` (``None`` otherwise).
     """
 
     path: Path
@@ -92,6 +97,8 @@ class BatchResult:
     seconds_write: float
     fingerprint: str
     plan: dict[str, int]
+    parallel_tiles: int | None = None
+    tile_peak_bytes: int | None = None
 
 
 def work_dir_for(out: str | os.PathLike[str]) -> Path:
@@ -278,12 +285,59 @@ def _trim_heap() -> None:
 
 
 _MALLOC_TRIM: Any = None
+logger = logging.getLogger(__name__)
 
 
 def _default_parallel(parallel_tiles: int | None) -> int:
     if parallel_tiles is not None:
         return int(parallel_tiles)
     return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+#: Headroom for what one isolated tile's peak does not show in a long run: freed memory that glibc keeps
+#: in each tile thread's arena between trims, the finished tile waiting to be saved, the read buffers.
+#: Measured: a tile adds 0.66 GB (DC-STSF) / 0.76 GB (variational) alone and about 1.4-1.9 times that
+#: per tile in a two-tile 6000^2 run.
+_TILE_MEMORY_HEADROOM = 1.5
+
+
+def default_memory_limit() -> int:
+    """The memory a batch run aims to stay within by default: 1/8 of the RAM, at least 3 GiB."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 0
+    return max(3 * 2**30, ram // 8)
+
+
+def _rss_bytes() -> int | None:
+    """This process's resident memory (Linux ``/proc``; ``None`` elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class _PeakRss(threading.Thread):
+    """Samples the resident memory every 10 ms until stopped; ``peak`` is the highest seen."""
+
+    def __init__(self) -> None:
+        super().__init__(name="dcstsf-rss", daemon=True)
+        self.stop = threading.Event()
+        self.peak = _rss_bytes() or 0
+
+    def run(self) -> None:
+        while not self.stop.wait(0.01):
+            self.peak = max(self.peak, _rss_bytes() or 0)
+
+
+def _parallel_for_memory(
+    parallel: int, *, limit: int, base: int, tile_peak: int, writer: int
+) -> int:
+    """The most tiles at once (at most ``parallel``, at least 1) whose memory fits ``limit``."""
+    per_tile = max(1, int(tile_peak * _TILE_MEMORY_HEADROOM))
+    return max(1, min(parallel, (limit - base - writer) // per_tile))
 
 
 @contextmanager
@@ -308,6 +362,57 @@ def _compute_tile_local(job: FusionJob, t: tuple[int, int]) -> np.ndarray:
     (arr,) = dask.compute(job.predictions[t], scheduler="synchronous")
     _trim_heap()
     return arr
+
+
+def _first_tile_alone(
+    job: FusionJob, t: tuple[int, int], finish: Callable[[tuple[int, int], np.ndarray], None]
+) -> int | None:
+    """Compute tile ``t`` alone on every core and return the resident memory it added at its peak."""
+    _trim_heap()
+    before = _rss_bytes()
+    if before is None:
+        arr = _compute_tile_local(job, t)
+        finish(t, arr)
+        return None
+    sampler = _PeakRss()
+    sampler.start()
+    try:
+        arr = _compute_tile_local(job, t)
+    finally:
+        sampler.stop.set()
+        sampler.join()
+    finish(t, arr)
+    return max(0, sampler.peak - before)
+
+
+def _run_tiles_adaptive(
+    job: FusionJob,
+    todo: list[tuple[int, int]],
+    parallel: int,
+    finish: Callable[[tuple[int, int], np.ndarray], None],
+    *,
+    memory_limit: int | None,
+    writer_bytes: int,
+) -> tuple[int, int | None]:
+    """Run the tiles locally; with a ``memory_limit``, measure the first tile alone and run the rest with
+    as many tiles at once (up to ``parallel``) as fit the limit. Returns ``(tiles at once, tile peak)``.
+    """
+    if memory_limit is None or parallel <= 1 or len(todo) <= 1 or _rss_bytes() is None:
+        _run_tiles_local(job, todo, parallel, finish)
+        return parallel, None
+    peak = _first_tile_alone(job, todo[0], finish)
+    _trim_heap()
+    base = _rss_bytes() or 0
+    chosen = parallel
+    if peak is not None:
+        chosen = _parallel_for_memory(parallel, limit=memory_limit, base=base, tile_peak=peak, writer=writer_bytes)
+        if chosen < parallel:
+            logger.info(
+                "a tile adds %.2f GiB at its peak; computing %d tile(s) at once to stay within %.2f GiB "
+                "(memory_limit)", peak / 2**30, chosen, memory_limit / 2**30,
+            )
+    _run_tiles_local(job, todo[1:], chosen, finish)
+    return chosen, peak
 
 
 def _run_tiles_local(
@@ -434,7 +539,7 @@ def _tag(value: Any) -> str:
 def _gtiff_profile(compress: str | None, level: int | None) -> dict[str, Any]:
     """Creation options: band-interleaved (166 planes compress and write ~10x faster than pixel
     interleave), float predictor, fast codec levels by default."""
-    profile: dict[str, Any] = {"interleave": "band", "bigtiff": "IF_SAFER"}
+    profile: dict[str, Any] = {"interleave": "band", "bigtiff": "IF_SAFER", "num_threads": "ALL_CPUS"}
     if compress:
         c = compress.lower()
         profile["compress"] = c
@@ -653,6 +758,7 @@ def run_batch(
     workers: int | None = None,
     scheduler: str | None = None,
     parallel_tiles: int | None = None,
+    memory_limit: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
     cog: bool = False,
@@ -697,7 +803,13 @@ def run_batch(
         among them (``cores // parallel_tiles`` each). Default: 2 on a machine with 2 or more cores,
         measured about 10 % faster than one tile using both cores (the model's padding, upsampling and
         element-wise steps do not use every core), at the cost of a second tile in memory
-        (``experiments/results/bench_scale.json``).
+        (``experiments/results/bench_scale.json``); fewer when they would not fit ``memory_limit``.
+    memory_limit
+        Bytes of resident memory the run aims to stay within (default :func:`default_memory_limit`: 1/8 of
+        the RAM, at least 3 GiB). Unless ``parallel_tiles`` is given, the first tile is computed alone
+        while its memory is measured, and the other tiles run as many at once (up to the default) as fit
+        the limit with a 1.5x headroom (``BatchResult.parallel_tiles``). A limit below what one tile
+        needs is not an error: tiles then run one at a time. Local threaded runs only.
     overwrite
         Replace an existing output (otherwise it is an error).
     progress
@@ -737,7 +849,7 @@ def run_batch(
 
     kwargs = {k: v for k, v in locals().items() if k not in ("rasterio", "gdal_cache_mb")}
     with rasterio.Env(GDAL_CACHEMAX=int(gdal_cache_mb) * 2**20):
-        return _run_batch(**kwargs)
+        return _run_batch(**kwargs, gdal_cache_bytes=int(gdal_cache_mb) * 2**20)
 
 
 def _run_batch(
@@ -758,6 +870,7 @@ def _run_batch(
     workers: int | None,
     scheduler: str | None,
     parallel_tiles: int | None,
+    memory_limit: int | None,
     overwrite: bool,
     progress: bool,
     cog: bool,
@@ -774,6 +887,7 @@ def _run_batch(
     ms_nodata: float | None,
     keep_work: bool,
     on_tile: TileCallback | None,
+    gdal_cache_bytes: int,
 ) -> BatchResult:
     from dcstsf import io as dio
 
@@ -793,6 +907,8 @@ def _run_batch(
         raise DcstsfInputError(f"{out_p}: the directory {out_p.parent} does not exist; create it first")
     if parallel_tiles is not None and (not isinstance(parallel_tiles, (int, np.integer)) or parallel_tiles < 1):
         raise DcstsfInputError(f"parallel_tiles must be a positive integer, got {parallel_tiles!r}")
+    if memory_limit is not None and (not isinstance(memory_limit, (int, np.integer)) or memory_limit < 1):
+        raise DcstsfInputError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
     paths = [Path(p).expanduser() for p in (hs_t1, ms_t1, ms_t2)]
     hs_kw = {"scale": hs_scale, "offset": hs_offset, "nodata": hs_nodata}
     ms_kw = {"scale": ms_scale, "offset": ms_offset, "nodata": ms_nodata}
@@ -868,6 +984,8 @@ def _run_batch(
         bar = tqdm(total=len(tiles), initial=skipped, unit="tile", desc=f"dcstsf {job.method.name}",
                    disable=not progress)
         computed = 0
+        ran_parallel: int | None = None
+        tile_peak: int | None = None
 
         def finish(t: tuple[int, int], arr: np.ndarray) -> None:
             nonlocal computed
@@ -884,7 +1002,15 @@ def _run_batch(
         try:
             if todo:
                 if client is None:
-                    _run_tiles_local(job, todo, _default_parallel(parallel_tiles), finish)
+                    # Adapt to the memory only when the caller left the number of tiles at once to us.
+                    limit = (default_memory_limit() if memory_limit is None else int(memory_limit)) if (
+                        parallel_tiles is None
+                    ) else None
+                    tile_bytes = job.n_bands * plan.chunk * plan.chunk * 4
+                    writer = (tile_bytes + int(gdal_cache_bytes)) if stream is not None else 0
+                    ran_parallel, tile_peak = _run_tiles_adaptive(
+                        job, todo, _default_parallel(parallel_tiles), finish, memory_limit=limit, writer_bytes=writer
+                    )
                 else:
                     _run_tiles_distributed(job, todo, client, finish)
         except BaseException:
@@ -921,4 +1047,6 @@ def _run_batch(
         seconds_write=t_end - t_fused,
         fingerprint=fingerprint,
         plan=plan.describe(),
+        parallel_tiles=ran_parallel,
+        tile_peak_bytes=tile_peak,
     )
