@@ -87,7 +87,7 @@ def _abundance(y: np.ndarray, x: np.ndarray, k: int) -> np.ndarray:
 
 
 def write_inputs(directory: Path, size: int, *, seed: int = 0) -> dict[str, Path]:
-    """HS(t1) (166 bands, 30 m) and MS(t1), MS(t2) (4 bands, 10 m) GeoTIFFs for a ``size^2`` output."""
+    """HS(t1) (166 bands, 30 m) and MS(t1), MS(t2) (the 10 ``MS_BANDS``, 10 m grid) GeoTIFFs for a ``size^2`` output."""
     import dask.array as da
     import xarray as xr
 
@@ -224,6 +224,8 @@ def worker_run(args: dict[str, Any]) -> dict[str, Any]:
         "write_s": res.seconds_write,
         "tiles": res.tiles_total,
         "plan": res.plan,
+        "parallel_tiles": res.parallel_tiles,
+        "tile_peak_bytes": res.tile_peak_bytes,
         "peak_rss_bytes": max(ru_self, ru_children, sampler.peak),
         "peak_rss_sampled_bytes": sampler.peak,
         "output_bytes": out_bytes,
