@@ -22,12 +22,16 @@ def _fmt(v: Any, spec: str) -> str:
 
 def runs_table(doc: dict[str, Any]) -> str:
     lines = [
-        "| method | output | wall (s) | Mpx/s | peak RSS (GiB) | x bare core | x bare tile window | measured |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | output | tile (px) | tiles at once | wall (s) | Mpx/s | CPU s/Mpx | peak RSS (GiB) | "
+        "x bare core | x bare tile window | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in doc["runs"]:
+        peak = e.get("tile_peak_bytes")
+        at_once = _fmt(e.get("parallel_tiles"), "d") + (f" ({peak / 2**30:.2f} GiB/tile)" if peak else "")
         lines.append(
-            f"| {e['method']} | {e['size']}² x {e['bands']} | {e['wall_s']:.0f} | {e['mpx_s']:.3f} | "
+            f"| {e['method']} | {e['size']}² x {e['bands']} | {e.get('plan', {}).get('chunk', '-')} | {at_once} | "
+            f"{e['wall_s']:.0f} | {e['mpx_s']:.3f} | {_fmt(e.get('cpu_s_per_mpx'), '.1f')} | "
             f"{_fmt(e.get('peak_rss_gib'), '.2f')} | {_fmt(e.get('ratio_vs_bare'), '.2f')} | "
             f"{_fmt(e.get('ratio_vs_tile_window'), '.2f')} | "
             f"{'extrapolated from ' + str(e.get('extrapolated_from')) if e.get('extrapolated') else 'yes'} |"

@@ -1,8 +1,10 @@
 """Batch fusion of files: stream tile by tile, resumable, atomic output, any Dask scheduler.
 
 :func:`run_batch` opens the three rasters lazily (chunks aligned with the tile windows, so each tile reads
-exactly its window), fits the method once, then computes the prediction tiles one by one (several in
-parallel) and saves each to a work directory next to the output, ``OUT.dcstsf-work/``:
+exactly its window), fits the method once (on the files' own blocks, read once), then computes the
+prediction tiles one by one (the first alone while its memory is measured, then as many at once as fit
+``memory_limit``, at most 2 by default) and saves each to a work directory next to the output,
+``OUT.dcstsf-work/``:
 
 * ``tile_<ty>_<tx>.npy`` -- one finished prediction tile (written to a temporary name, then renamed);
 * ``ledger.json`` -- the run's fingerprint (input files' paths, sizes and modification times, method
