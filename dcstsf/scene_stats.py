@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from dcstsf.errors import DcstsfInputError
-from dcstsf.operators import ObservationModel, blur_radius
+from dcstsf.operators import ObservationModel, decimated_blur_matrix
 
 __all__ = [
     "SceneSamples",
@@ -54,11 +54,11 @@ def fill_nodata(a: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(a), mean[:, None, None], a).astype(np.float32)
 
 
-def _footprint_range(centres: np.ndarray, lo: int, hi: int, *, ratio: int, radius: int, n: int) -> slice:
-    """The samples (positions in ``centres``, sorted coarse indices) whose footprint meets fine ``[lo, hi)``."""
-    first = np.clip(centres * ratio - radius, 0, n - 1)  # replicated edges fold onto the border pixel
-    last = np.clip(centres * ratio + ratio - 1 + radius, 0, n - 1)
-    hit = np.flatnonzero((first < hi) & (last >= lo))
+def _samples_meeting(centres: np.ndarray, lo: int, hi: int, *, n: int, model: ObservationModel) -> slice:
+    """The samples (positions in the sorted coarse indices ``centres``) whose ``ms_to_coarse`` footprint meets
+    fine pixels ``[lo, hi)`` of an axis of ``n``, read off the operator's own matrix."""
+    weights = decimated_blur_matrix(n, model.ratio, model.ms_to_coarse_sigma, centres)[:, lo:hi]
+    hit = np.flatnonzero(weights.getnnz(axis=1))
     return slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0)
 
 
@@ -67,10 +67,9 @@ def _ms_samples_part(
     shape: tuple[int, int],
 ) -> tuple[slice, slice, np.ndarray]:
     """One chunk's contribution to the sampled ``ms_to_coarse`` values of the samples whose footprint it meets."""
-    radius = blur_radius(model.ms_to_coarse_sigma)
     h, w = block.shape[-2:]
-    ry = _footprint_range(rows, oy, oy + h, ratio=model.ratio, radius=radius, n=shape[0])
-    rx = _footprint_range(cols, ox, ox + w, ratio=model.ratio, radius=radius, n=shape[1])
+    ry = _samples_meeting(rows, oy, oy + h, n=shape[0], model=model)
+    rx = _samples_meeting(cols, ox, ox + w, n=shape[1], model=model)
     if ry.stop == ry.start or rx.stop == rx.start:
         return slice(0, 0), slice(0, 0), np.zeros((block.shape[0], 0, 0))
     return ry, rx, model.ms_to_coarse_at(block, rows[ry], cols[rx], origin=(oy, ox), shape=shape)
@@ -78,11 +77,12 @@ def _ms_samples_part(
 
 def _ms_samples(ms: Any, rows: np.ndarray, cols: np.ndarray, *, model: ObservationModel) -> Any:
     """``ms_to_coarse(ms)[:, rows][:, :, cols]`` (float64), NumPy, or a Dask delayed summing chunk parts."""
-    shape = (ms.shape[-2], ms.shape[-1])
     if not _is_dask(ms):
         return model.ms_to_coarse_at(np.asarray(ms), rows, cols)
     import dask
     import dask.array as da
+
+    shape = (ms.shape[-2], ms.shape[-1])
 
     arr = da.asarray(ms).rechunk({0: -1})
     oys = np.concatenate([[0], np.cumsum(arr.chunks[1])[:-1]])
@@ -120,7 +120,6 @@ def scene_samples(
     and contributes to the samples whose footprint it meets; only those small sums are kept). Pixels with
     NaN in any input, or in the footprint of an MS sample, are dropped.
     """
-    r = model.ratio
     n_hs, hc, wc = hs_t1.shape
     stride = max(1, int(math.ceil(math.sqrt(hc * wc / max_pixels))))
     rows = np.arange(stride // 2, hc, stride)

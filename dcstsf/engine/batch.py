@@ -368,14 +368,10 @@ def _compute_tile_local(job: FusionJob, t: tuple[int, int]) -> np.ndarray:
 
 def _first_tile_alone(
     job: FusionJob, t: tuple[int, int], finish: Callable[[tuple[int, int], np.ndarray], None]
-) -> int | None:
+) -> int:
     """Compute tile ``t`` alone on every core and return the resident memory it added at its peak."""
     _trim_heap()
-    before = _rss_bytes()
-    if before is None:
-        arr = _compute_tile_local(job, t)
-        finish(t, arr)
-        return None
+    before = _rss_bytes() or 0
     sampler = _PeakRss()
     sampler.start()
     try:
@@ -405,14 +401,12 @@ def _run_tiles_adaptive(
     peak = _first_tile_alone(job, todo[0], finish)
     _trim_heap()
     base = _rss_bytes() or 0
-    chosen = parallel
-    if peak is not None:
-        chosen = _parallel_for_memory(parallel, limit=memory_limit, base=base, tile_peak=peak, writer=writer_bytes)
-        if chosen < parallel:
-            logger.info(
-                "a tile adds %.2f GiB at its peak; computing %d tile(s) at once to stay within %.2f GiB "
-                "(memory_limit)", peak / 2**30, chosen, memory_limit / 2**30,
-            )
+    chosen = _parallel_for_memory(parallel, limit=memory_limit, base=base, tile_peak=peak, writer=writer_bytes)
+    if chosen < parallel:
+        logger.info(
+            "a tile adds %.2f GiB at its peak; computing %d tile(s) at once to stay within %.2f GiB "
+            "(memory_limit)", peak / 2**30, chosen, memory_limit / 2**30,
+        )
     _run_tiles_local(job, todo[1:], chosen, finish)
     return chosen, peak
 
@@ -1005,9 +999,9 @@ def _run_batch(
             if todo:
                 if client is None:
                     # Adapt to the memory only when the caller left the number of tiles at once to us.
-                    limit = (default_memory_limit() if memory_limit is None else int(memory_limit)) if (
-                        parallel_tiles is None
-                    ) else None
+                    limit = None
+                    if parallel_tiles is None:
+                        limit = default_memory_limit() if memory_limit is None else int(memory_limit)
                     tile_bytes = job.n_bands * plan.chunk * plan.chunk * 4
                     writer = (tile_bytes + int(gdal_cache_bytes)) if stream is not None else 0
                     ran_parallel, tile_peak = _run_tiles_adaptive(

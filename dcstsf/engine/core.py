@@ -195,6 +195,11 @@ def _round_up(pixels: int, ratio: int) -> int:
     return -(-int(pixels) // ratio) * ratio
 
 
+def _round_down(pixels: int, step: int) -> int:
+    """The largest multiple of ``step`` that is <= ``pixels``, at least ``step``."""
+    return max(step, (int(pixels) // step) * step)
+
+
 def balanced_chunk(chunk: int, sizes: Sequence[int], step: int) -> int:
     """The tile size for at most ``chunk`` pixels: a multiple of ``step``, as small as keeps the number of
     tiles along every axis, so the last row and column are not slivers.
@@ -203,7 +208,7 @@ def balanced_chunk(chunk: int, sizes: Sequence[int], step: int) -> int:
     and 63. A sliver costs nearly a whole halo for few pixels, and the last, lone tile of a run leaves a
     core idle; balanced tiles keep the time per pixel of small scenes close to that of large ones.
     """
-    c = max(step, (int(chunk) // step) * step)
+    c = _round_down(chunk, step)
     need = max(-(-n // -(-n // c)) for n in sizes)  # the widest tile when each axis keeps its tile count
     return min(c, _round_up(need, step))
 
@@ -237,7 +242,7 @@ def make_plan(
     if s < 1 or s % r:
         raise ValueError(f"step must be a positive multiple of the ratio {r}, got {step!r}")
     H, W = inputs.ms_t1.sizes["y"], inputs.ms_t1.sizes["x"]
-    c = balanced_chunk(int(chunk), (H, W), s) if balance else max(s, (int(chunk) // s) * s)
+    c = balanced_chunk(int(chunk), (H, W), s) if balance else _round_down(chunk, s)
     declared = int(method.halo(inputs.model))
     h = _round_up(declared if halo is None else int(halo), r)
     b = _round_up(int(blend), r)
@@ -284,14 +289,11 @@ def prepare(
     c, h, b = plan.chunk, plan.halo, plan.blend
 
     hs_a, ms1_a, ms2_a = (_inf_to_nan(a) for a in (inputs.hs_t1.data, inputs.ms_t1.data, inputs.ms_t2.data))
-    src = inputs if fit_inputs is None else fit_inputs
-    if (src.hs_t1.shape, src.ms_t1.shape, src.ms_t2.shape) != (hs_a.shape, ms1_a.shape, ms2_a.shape):
-        raise ValueError("fit_inputs must hold the same arrays as the inputs (other chunks only)")
-    fit_arrays = (
-        (hs_a, ms1_a, ms2_a)
-        if fit_inputs is None
-        else tuple(_inf_to_nan(a) for a in (src.hs_t1.data, src.ms_t1.data, src.ms_t2.data))
-    )
+    fit_arrays = (hs_a, ms1_a, ms2_a)
+    if fit_inputs is not None:
+        fit_arrays = tuple(_inf_to_nan(x.data) for x in (fit_inputs.hs_t1, fit_inputs.ms_t1, fit_inputs.ms_t2))
+        if [a.shape for a in fit_arrays] != [hs_a.shape, ms1_a.shape, ms2_a.shape]:
+            raise ValueError("fit_inputs must hold the same arrays as the inputs (other chunks only)")
     fitted = m.fit(*fit_arrays, model=mdl)
     fill_hs, fill_ms1, fill_ms2 = _band_means(list(fit_arrays))
     empty_hs = ~np.isfinite(fill_hs)

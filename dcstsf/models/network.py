@@ -302,7 +302,7 @@ class DCSTSFNet(nn.Module):
             gate2 = gate[0] if gate else None
 
         y0, y1, x0, x1 = win.region
-        crop_region = (y0, y1, x0, x1)
+        crop_region = win.region
         cy0, cy1, cx0, cx1 = win.crop_now()
 
         def expand(coef: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
