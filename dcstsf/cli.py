@@ -194,6 +194,8 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
             ratio=args.ratio, blend=args.blend, align=args.align, workers=args.workers, scheduler=args.scheduler,
             parallel_tiles=args.parallel_tiles, memory_limit=args.memory_limit, overwrite=args.overwrite,
             progress=_progress(args), cog=args.cog,
+            compress=None if args.compress == "none" else args.compress, compress_level=args.compress_level,
+            predictor=args.predictor,
             hs_scale=hs_scale, ms_scale=ms_scale, hs_offset=hs_offset, ms_offset=ms_offset,
             hs_nodata=args.hs_nodata, ms_nodata=args.ms_nodata,
             keep_work=args.keep_work, **kwargs,
@@ -465,6 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hs-nodata", type=float, metavar="V", help="stored nodata value of HS_T1 (overrides the file)")
     g.add_argument("--ms-nodata", type=float, metavar="V", help="stored nodata value of the MS files")
     g.add_argument("--cog", action="store_true", help="write a Cloud-Optimised GeoTIFF")
+    g.add_argument("--compress", choices=("zstd", "deflate", "lzw", "none"), default="zstd",
+                   help="output codec (default: %(default)s; deflate for readers without ZSTD)")
+    g.add_argument("--compress-level", type=_positive_int, metavar="N",
+                   help="codec level (default: 1 for zstd, GDAL's 6 for deflate)")
+    g.add_argument("--predictor", choices=("none", "horizontal", "float"),
+                   help="GeoTIFF predictor (default: none for float output; 'float' makes reflectance files "
+                        "about 7%% smaller and writing about twice as costly)")
     p.set_defaults(func=_cmd_fuse)
 
     # evaluate

@@ -38,7 +38,10 @@ import xarray as xr
 from dcstsf.errors import DcstsfInputError
 
 __all__ = [
+    "PREDICTORS",
     "RASTER_SUFFIXES",
+    "cog_codec_options",
+    "gtiff_codec_options",
     "open_raster",
     "parse_envi_header",
     "read_envi",
@@ -191,6 +194,63 @@ def _unit_factor(units: Any, values: np.ndarray) -> float:
 
 def _is_integer_dtype(dtype: Any) -> bool:
     return bool(np.issubdtype(np.dtype(dtype), np.integer))
+
+
+#: TIFF predictors by name (GDAL ``PREDICTOR`` 1, 2, 3) and their names in GDAL's COG driver.
+PREDICTORS = {"none": 1, "horizontal": 2, "float": 3}
+_COG_PREDICTORS = {2: "STANDARD", 3: "FLOATING_POINT"}
+_PREDICTED_CODECS = ("deflate", "zstd", "lzw", "lzma")
+
+
+def gtiff_codec_options(
+    compress: str | None,
+    *,
+    level: int | None = None,
+    predictor: str | None = None,
+    dtype: Any = np.float32,
+    path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """GDAL GeoTIFF creation options (``compress``, ``predictor``, ``zstd_level``/``zlevel``) for a codec.
+
+    ``predictor=None`` chooses ``"horizontal"`` for integer data (neighbouring counts differ little) and
+    ``"none"`` for floating point: on reflectance the floating-point predictor makes ZSTD files about 7 %
+    smaller but doubles the CPU time of writing them (``docs/design.md``). ZSTD defaults to level 1.
+    """
+    if not compress or str(compress).lower() == "none":
+        if predictor not in (None, "none"):
+            raise _err(path, f"predictor={predictor!r} needs a codec", "pass compress='zstd' (or 'deflate') with it")
+        return {}
+    codec = str(compress).lower()
+    integer = _is_integer_dtype(dtype)
+    opts: dict[str, Any] = {"compress": codec}
+    if codec in _PREDICTED_CODECS:
+        name = predictor if predictor is not None else ("horizontal" if integer else "none")
+        if name not in PREDICTORS:
+            raise _err(path, f"unknown predictor {predictor!r}", f"use one of {', '.join(PREDICTORS)}")
+        if name == "float" and integer:
+            raise _err(path, "the float predictor needs floating-point output", "use predictor='horizontal' for integers")
+        if PREDICTORS[name] != 1:
+            opts["predictor"] = PREDICTORS[name]
+    elif predictor not in (None, "none"):
+        raise _err(path, f"compress={compress!r} takes no predictor", f"use one of {', '.join(_PREDICTED_CODECS)}")
+    if codec == "zstd":
+        opts["zstd_level"] = 1 if level is None else int(level)
+    elif codec == "deflate" and level is not None:
+        opts["zlevel"] = int(level)
+    return opts
+
+
+def cog_codec_options(gtiff_options: dict[str, Any]) -> dict[str, Any]:
+    """The same codec as :func:`gtiff_codec_options` in GDAL's COG driver terms."""
+    opts: dict[str, Any] = {}
+    if "compress" in gtiff_options:
+        opts["compress"] = gtiff_options["compress"]
+    if gtiff_options.get("predictor") in _COG_PREDICTORS:
+        opts["predictor"] = _COG_PREDICTORS[gtiff_options["predictor"]]
+    level = gtiff_options.get("zstd_level", gtiff_options.get("zlevel"))
+    if level is not None:
+        opts["level"] = level
+    return opts
 
 
 def _sample_slices(height: int, width: int) -> list[tuple[slice, slice]]:
@@ -1183,6 +1243,7 @@ def write_raster(
     driver: str | None = None,
     cog: bool = False,
     compress: str | None = "deflate",
+    predictor: str | None = None,
     blocksize: int = 256,
     dtype: Any = None,
     nodata: float = float("nan"),
@@ -1215,6 +1276,9 @@ def write_raster(
         Write a Cloud-Optimised GeoTIFF (``.tif`` only).
     compress
         GeoTIFF/NetCDF compression (``"deflate"``, ``"lzw"``, ``"zstd"``, ... or ``None``).
+    predictor
+        GeoTIFF predictor: ``"none"``, ``"horizontal"`` or ``"float"``; by default horizontal for integer
+        ``dtype`` and none for float (:func:`gtiff_codec_options`).
     blocksize
         GeoTIFF tile size and Zarr/NetCDF chunk size in pixels (a multiple of 16).
     dtype
@@ -1260,8 +1324,8 @@ def write_raster(
         with progress_ctx:
             if fmt in ("GTiff", "COG"):
                 _write_gtiff(
-                    da, tmp, cog=fmt == "COG", compress=compress, blocksize=blocksize, dtype=out_dtype,
-                    nodata=nodata, scale=sc, offset=of,
+                    da, tmp, cog=fmt == "COG", codec=gtiff_codec_options(compress, predictor=predictor, dtype=out_dtype, path=p),
+                    blocksize=blocksize, dtype=out_dtype, nodata=nodata, scale=sc, offset=of,
                 )
             else:
                 _write_xarray(
@@ -1293,7 +1357,7 @@ def _write_gtiff(
     tmp: Path,
     *,
     cog: bool,
-    compress: str | None,
+    codec: dict[str, Any],
     blocksize: int,
     dtype: np.dtype,
     nodata: float,
@@ -1333,11 +1397,10 @@ def _write_gtiff(
         assert scale is not None
         tags["scales"] = tuple(float(s) for s in scale)
         tags["offsets"] = tuple(float(o) for o in (offset if offset is not None else np.zeros(len(names))))
-    profile: dict[str, Any] = {"tiled": True, "blockxsize": bx, "blockysize": by}
-    if compress:
-        profile["compress"] = compress
-        if compress.lower() in ("deflate", "lzw", "zstd"):
-            profile["predictor"] = 2 if _is_integer_dtype(dtype) else 3
+    # Band-interleaved, like the batch writer and the HS products themselves (EnMAP L2A, AHSI): a window
+    # of a pixel-interleaved cube decodes every band of every block it meets, and a reader that wants a
+    # few bands pays for all of them.
+    profile: dict[str, Any] = {"tiled": True, "blockxsize": bx, "blockysize": by, "interleave": "band", **codec}
     target = tmp if not cog else tmp.with_name(tmp.name + ".gtiff")
     try:
         if clean.chunks is not None:
@@ -1349,11 +1412,10 @@ def _write_gtiff(
         else:
             clean.rio.to_raster(target, driver="GTiff", dtype=dtype.name, tags=tags, windowed=True, **profile)
         if cog:
-            opts: dict[str, Any] = {"blocksize": blocksize, "overview_resampling": "average", "resampling": "average"}
-            if compress:
-                opts["compress"] = compress
-                if "predictor" in profile:
-                    opts["predictor"] = "YES"
+            opts: dict[str, Any] = {
+                "blocksize": blocksize, "overview_resampling": "average", "resampling": "average",
+                **cog_codec_options(codec),
+            }
             rasterio.shutil.copy(target, tmp, driver="COG", **opts)
     finally:
         if cog:

@@ -149,6 +149,21 @@ def test_fuse_then_evaluate(capsys: pytest.CaptureFixture[str], case_dir: Path, 
     code, _, err = run(capsys, "fuse", str(case_dir / "hs_t1.tif"), str(case_dir / "ms_t1.tif"),
                        str(case_dir / "ms_t2.tif"), "-o", str(fused), "--method", "bicubic")
     assert code == 2 and err.startswith("dcstsf: error:") and len(err.strip().splitlines()) == 1
+    # the output codec is the user's: DEFLATE with the floating-point predictor here
+    small = tmp_path / "small.tif"
+    code, _, err = run(capsys, "-q", "fuse", str(case_dir / "hs_t1.tif"), str(case_dir / "ms_t1.tif"),
+                       str(case_dir / "ms_t2.tif"), "-o", str(small), "--method", "bicubic", "--compress", "deflate",
+                       "--predictor", "float")
+    assert code == 0, err
+    import rasterio
+
+    with rasterio.open(small) as src:
+        structure = src.tags(ns="IMAGE_STRUCTURE")
+        assert structure["COMPRESSION"] == "DEFLATE" and structure["PREDICTOR"] == "3"
+    code, _, err = run(capsys, "fuse", str(case_dir / "hs_t1.tif"), str(case_dir / "ms_t1.tif"),
+                       str(case_dir / "ms_t2.tif"), "-o", str(tmp_path / "raw.tif"), "--compress", "none",
+                       "--predictor", "float")
+    assert code == 2 and "needs a codec" in err and not (tmp_path / "raw.tif").exists()
 
     report = tmp_path / "report"
     code, out, err = run(capsys, "-q", "evaluate", str(fused), str(case_dir / "hs_t2_truth.tif"), "--case",

@@ -385,6 +385,31 @@ def test_run_batch_writes_geotiff_readable_with_wavelengths(files: dict[str, Pat
     run_batch(*_args(files), out, method="bicubic", progress=False, overwrite=True)
 
 
+def test_run_batch_hands_finished_tiles_to_the_writer_in_memory(
+    files: dict[str, Path], case: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rasterio
+
+    from dcstsf.engine import batch
+
+    reads: list[str] = []
+    real_load = np.load
+    monkeypatch.setattr(batch.np, "load", lambda f, *a, **k: (reads.append(str(f)), real_load(f, *a, **k))[1])
+    out = tmp_path / "fused.tif"
+    run_batch(*_args(files), out, method="bicubic", chunk=48, parallel_tiles=1, predictor="float", progress=False)
+    assert reads == []  # every tile reached the writer in memory; the .npy files only serve a resume
+    with rasterio.open(out) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "3"
+    ref = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="bicubic", chunk=48).values
+    np.testing.assert_allclose(open_raster(out).values, ref, atol=1e-6)
+    with pytest.raises(DcstsfInputError, match="GeoTIFF output only"):
+        run_batch(*_args(files), tmp_path / "f.zarr", method="bicubic", predictor="float", progress=False)
+    with pytest.raises(DcstsfInputError, match="floating-point output"):
+        run_batch(*_args(files), tmp_path / "i.tif", method="bicubic", dtype="int16", out_scale=1e-4,
+                  predictor="float", progress=False)
+    assert not work_dir_for(tmp_path / "i.tif").exists()  # refused before any work
+
+
 def test_run_batch_reads_zarr_and_netcdf_and_writes_zarr(files: dict[str, Path], case: Any, tmp_path: Path) -> None:
     out = tmp_path / "fused.zarr"
     run_batch(files["hs"], files["ms1_zarr"], files["ms2_nc"], out, method="bicubic", chunk=33, blend=3,

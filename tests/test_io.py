@@ -14,7 +14,15 @@ import xarray as xr
 from rasterio.transform import from_origin
 
 from dcstsf.errors import DcstsfInputError
-from dcstsf.io import RASTER_SUFFIXES, open_raster, parse_envi_header, read_envi, write_raster
+from dcstsf.io import (
+    RASTER_SUFFIXES,
+    cog_codec_options,
+    gtiff_codec_options,
+    open_raster,
+    parse_envi_header,
+    read_envi,
+    write_raster,
+)
 
 CRS = "EPSG:32633"
 TRANSFORM = from_origin(366975.0, 5808045.0, 30.0, 30.0)
@@ -269,6 +277,42 @@ def test_geotiff_layout_and_band_metadata(tmp_path: Path) -> None:
         assert src.descriptions == ("B02", "B03", "B04", "B05")
         assert float(src.tags(1)["wavelength"]) == 450.0
         assert src.tags()["method"] == "unit-test"
+
+
+def test_geotiff_is_band_interleaved_with_the_predictor_asked_for(tmp_path: Path) -> None:
+    da = reflectance_cube(h=40, w=40)
+    plain = write_raster(da, tmp_path / "plain.tif", compress="zstd")
+    with rasterio.open(plain) as src:
+        structure = src.tags(ns="IMAGE_STRUCTURE")
+        assert structure["INTERLEAVE"] == "BAND" and structure["COMPRESSION"] == "ZSTD"
+        assert structure.get("PREDICTOR", "1") == "1"  # float output: no predictor by default
+    floated = write_raster(da, tmp_path / "float.tif", compress="zstd", predictor="float")
+    with rasterio.open(floated) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "3"
+    assert_same_raster(open_raster(floated), da)
+    counts = write_raster(da, tmp_path / "int.tif", dtype="int16", scale=1e-4)
+    with rasterio.open(counts) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"  # integers: horizontal by default
+
+
+def test_codec_options() -> None:
+    assert gtiff_codec_options("zstd") == {"compress": "zstd", "zstd_level": 1}
+    assert gtiff_codec_options("ZSTD", level=5, predictor="float") == {"compress": "zstd", "predictor": 3, "zstd_level": 5}
+    assert gtiff_codec_options("deflate", dtype="uint16") == {"compress": "deflate", "predictor": 2}
+    assert gtiff_codec_options(None) == {} and gtiff_codec_options("none") == {}
+    assert cog_codec_options(gtiff_codec_options("zstd", predictor="float")) == {
+        "compress": "zstd", "predictor": "FLOATING_POINT", "level": 1,
+    }
+    assert cog_codec_options(gtiff_codec_options("deflate", dtype="int16")) == {"compress": "deflate", "predictor": "STANDARD"}
+    for kwargs, words in [
+        ({"compress": "zstd", "predictor": "fancy"}, "unknown predictor 'fancy'"),
+        ({"compress": "zstd", "predictor": "float", "dtype": "int16"}, "floating-point output"),
+        ({"compress": None, "predictor": "float"}, "needs a codec"),
+        ({"compress": "jpeg", "predictor": "horizontal"}, "takes no predictor"),
+    ]:
+        with pytest.raises(DcstsfInputError, match=words) as info:
+            gtiff_codec_options(path="out.tif", **kwargs)
+        assert "out.tif" in str(info.value)
 
 
 def test_cog_output(tmp_path: Path) -> None:

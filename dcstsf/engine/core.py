@@ -76,13 +76,11 @@ def _band_means(arrays: Sequence[Any], *, max_pixels: int = 100_000) -> list[np.
 
 def _inf_to_nan(a: Any) -> Any:
     """+/-Inf is nodata like NaN: one Inf would otherwise spread through every blur and scene mean."""
-    nan = np.asarray(np.nan, dtype=a.dtype)
     if _is_dask(a):
-        import dask.array as da
-
-        return da.where(da.isinf(a), nan, a)
+        # One task per chunk that returns the chunk itself when it holds no Inf (the usual case): no copy.
+        return a.map_blocks(_inf_to_nan, dtype=a.dtype)
     a = np.asarray(a)
-    return np.where(np.isinf(a), nan, a) if np.isinf(a).any() else a
+    return np.where(np.isinf(a), np.asarray(np.nan, dtype=a.dtype), a) if np.isinf(a).any() else a
 
 
 def _hash_fitted(fitted: Any) -> str:
