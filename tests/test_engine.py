@@ -404,9 +404,10 @@ def test_run_batch_hands_finished_tiles_to_the_writer_in_memory(
     np.testing.assert_allclose(open_raster(out).values, ref, atol=1e-6)
     with pytest.raises(DcstsfInputError, match="GeoTIFF output only"):
         run_batch(*_args(files), tmp_path / "f.zarr", method="bicubic", predictor="float", progress=False)
-    with pytest.raises(DcstsfInputError, match="floating-point output"):
-        run_batch(*_args(files), tmp_path / "i.tif", method="bicubic", dtype="int16", out_scale=1e-4,
-                  predictor="float", progress=False)
+    for int16 in ("int16", np.dtype(np.int16)):
+        with pytest.raises(DcstsfInputError, match="floating-point output"):
+            run_batch(*_args(files), tmp_path / "i.tif", method="bicubic", dtype=int16, out_scale=1e-4,
+                      predictor="float", progress=False)
     assert not work_dir_for(tmp_path / "i.tif").exists()  # refused before any work
 
 

@@ -924,8 +924,8 @@ def _run_batch(
         raise DcstsfInputError(f"{out_p}: a predictor applies to GeoTIFF output only; drop it or write a .tif")
     if fmt == "GTiff":
         # Checked before any work: a bad codec option would otherwise fail only when the writer starts.
-        dio.gtiff_codec_options(compress, level=compress_level, predictor=predictor, dtype=dtype or np.float32,
-                                path=out_p)
+        dio.gtiff_codec_options(compress, level=compress_level, predictor=predictor,
+                                dtype=np.float32 if dtype is None else dtype, path=out_p)
     if out_p.exists() and not overwrite:
         raise DcstsfInputError(f"{out_p} exists; pass overwrite=True (CLI --overwrite) to replace it")
     if not out_p.parent.exists():
@@ -1002,7 +1002,7 @@ def _run_batch(
 
         stream = None
         if fmt == "GTiff":
-            # The GeoTIFF is written while tiles are computed (from the saved tiles, in order).
+            # The GeoTIFF is written while tiles are computed (each finished tile in memory, in order).
             stream = _GTiffStream(
                 job, work, out_p, compress=compress, level=compress_level, predictor=predictor, cog=cog,
                 progress=progress, dtype=dtype, scale=out_scale, offset=out_offset,
