@@ -228,7 +228,9 @@ def gtiff_codec_options(
         if name not in PREDICTORS:
             raise _err(path, f"unknown predictor {predictor!r}", f"use one of {', '.join(PREDICTORS)}")
         if name == "float" and integer:
-            raise _err(path, "the float predictor needs floating-point output", "use predictor='horizontal' for integers")
+            raise _err(
+                path, "the float predictor needs floating-point output", "use predictor='horizontal' for integers"
+            )
         if PREDICTORS[name] != 1:
             opts["predictor"] = PREDICTORS[name]
     elif predictor not in (None, "none"):
@@ -1323,9 +1325,10 @@ def write_raster(
     try:
         with progress_ctx:
             if fmt in ("GTiff", "COG"):
+                codec = gtiff_codec_options(compress, predictor=predictor, dtype=out_dtype, path=p)
                 _write_gtiff(
-                    da, tmp, cog=fmt == "COG", codec=gtiff_codec_options(compress, predictor=predictor, dtype=out_dtype, path=p),
-                    blocksize=blocksize, dtype=out_dtype, nodata=nodata, scale=sc, offset=of,
+                    da, tmp, cog=fmt == "COG", codec=codec, blocksize=blocksize, dtype=out_dtype, nodata=nodata,
+                    scale=sc, offset=of,
                 )
             else:
                 _write_xarray(

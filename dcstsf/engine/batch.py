@@ -14,7 +14,7 @@ Run the same command again after a crash or a kill and the finished tiles are sk
 fingerprint (other inputs or parameters) discards the work directory with a warning. The final output
 is assembled from the tiles and written to a temporary name, then renamed: there is never a partial file
 under the final name (temporaries left by killed runs are removed by the next run). GeoTIFF (tiled,
-band-interleaved, ZSTD or DEFLATE with the floating-point predictor, BigTIFF when needed, band
+band-interleaved, ZSTD level 1 by default (:func:`dcstsf.io.gtiff_codec_options`), BigTIFF when needed, band
 descriptions and wavelength/FWHM tags as :mod:`dcstsf.io` reads them; optionally a COG) is written here
 tile by tile with rasterio; Zarr and NetCDF by :func:`dcstsf.io.write_raster`.
 The work directory is removed after success. It needs about as much disk space as the uncompressed
@@ -185,9 +185,14 @@ def _save_tile(work: Path, t: tuple[int, int], arr: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def _load_tile(work: Path, t: tuple[int, int]) -> np.ndarray:
+    """A saved prediction tile, memory-mapped (read only where it is used)."""
+    return np.load(_tile_path(work, t), mmap_mode="r")
+
+
 def _tile_ok(work: Path, t: tuple[int, int], shape: tuple[int, int, int]) -> bool:
     try:
-        a = np.load(_tile_path(work, t), mmap_mode="r")
+        a = _load_tile(work, t)
     except (OSError, ValueError):
         return False
     return a.shape == shape and a.dtype == np.float32
@@ -497,7 +502,7 @@ def _run_tiles_distributed(
 
 def _compose_from_files(work: str, plan: TilePlan, region: Region, n_bands: int) -> np.ndarray:
     w = Path(work)
-    return compose(plan, region, lambda ty, tx: np.load(_tile_path(w, (ty, tx)), mmap_mode="r"), n_bands=n_bands)
+    return compose(plan, region, lambda ty, tx: _load_tile(w, (ty, tx)), n_bands=n_bands)
 
 
 def _assembled(job: FusionJob, work: Path) -> Any:
@@ -555,9 +560,7 @@ class _GTiffStream:
         work: Path,
         out: Path,
         *,
-        compress: str | None,
-        level: int | None,
-        predictor: str | None,
+        codec: dict[str, Any],
         cog: bool,
         progress: bool,
         dtype: Any = None,
@@ -597,7 +600,7 @@ class _GTiffStream:
             "blockxsize": block if plan.width > block else max(16, -(-plan.width // 16) * 16),
             "blockysize": block if plan.height > block else max(16, -(-plan.height // 16) * 16),
             **_GTIFF_LAYOUT,
-            **dio.gtiff_codec_options(compress, level=level, predictor=predictor, dtype=out_dtype, path=out),
+            **codec,
         }
         if job.inputs.crs is not None:
             self.profile["crs"] = job.inputs.crs
@@ -687,7 +690,7 @@ class _GTiffStream:
 
         def prediction(ty: int, tx: int) -> np.ndarray:
             arr = self.in_memory.get((ty, tx))
-            return arr if arr is not None else np.load(_tile_path(self.work, (ty, tx)), mmap_mode="r")
+            return arr if arr is not None else _load_tile(self.work, (ty, tx))
 
         if len(needs) == 1 and plan.extended(*needs[0]) == region:
             return np.asarray(prediction(*needs[0]))
@@ -922,10 +925,11 @@ def _run_batch(
         raise DcstsfInputError(f"{out_p}: cog=True needs a .tif output")
     if predictor is not None and fmt != "GTiff":
         raise DcstsfInputError(f"{out_p}: a predictor applies to GeoTIFF output only; drop it or write a .tif")
+    codec: dict[str, Any] = {}
     if fmt == "GTiff":
-        # Checked before any work: a bad codec option would otherwise fail only when the writer starts.
-        dio.gtiff_codec_options(compress, level=compress_level, predictor=predictor,
-                                dtype=np.float32 if dtype is None else dtype, path=out_p)
+        # Before any work: a bad codec option would otherwise fail only when the writer starts.
+        codec = dio.gtiff_codec_options(compress, level=compress_level, predictor=predictor,
+                                        dtype=np.float32 if dtype is None else dtype, path=out_p)
     if out_p.exists() and not overwrite:
         raise DcstsfInputError(f"{out_p} exists; pass overwrite=True (CLI --overwrite) to replace it")
     if not out_p.parent.exists():
@@ -1004,8 +1008,8 @@ def _run_batch(
         if fmt == "GTiff":
             # The GeoTIFF is written while tiles are computed (each finished tile in memory, in order).
             stream = _GTiffStream(
-                job, work, out_p, compress=compress, level=compress_level, predictor=predictor, cog=cog,
-                progress=progress, dtype=dtype, scale=out_scale, offset=out_offset,
+                job, work, out_p, codec=codec, cog=cog, progress=progress, dtype=dtype, scale=out_scale,
+                offset=out_offset,
             )
             stream.start(done)
         bar = tqdm(total=len(tiles), initial=skipped, unit="tile", desc=f"dcstsf {job.method.name}",
