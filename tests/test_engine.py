@@ -551,9 +551,10 @@ def test_parallel_tiles_from_memory() -> None:
     from dcstsf.engine.batch import _parallel_for_memory
 
     gib = 2**30
-    # 1.5x headroom per tile: two 0.6 GiB tiles need 1.8 GiB next to 1 GiB of base and writer
-    assert _parallel_for_memory(2, limit=3 * gib, base=gib // 2, writer=gib // 2, tile_peak=int(0.6 * gib)) == 2
-    assert _parallel_for_memory(2, limit=3 * gib, base=gib // 2, writer=gib // 2, tile_peak=int(0.8 * gib)) == 1
+    # 1.15x headroom per tile: two 0.8 GiB tiles need 1.84 GiB next to 1 GiB of base and writer, two
+    # 0.9 GiB tiles 2.07 GiB
+    assert _parallel_for_memory(2, limit=3 * gib, base=gib // 2, writer=gib // 2, tile_peak=int(0.8 * gib)) == 2
+    assert _parallel_for_memory(2, limit=3 * gib, base=gib // 2, writer=gib // 2, tile_peak=int(0.9 * gib)) == 1
     assert _parallel_for_memory(4, limit=64 * gib, base=gib, writer=gib, tile_peak=gib) == 4  # never above asked
     assert _parallel_for_memory(2, limit=gib, base=2 * gib, writer=0, tile_peak=gib) == 1  # never below one
 
@@ -575,3 +576,32 @@ def test_run_batch_memory_limit_sets_tiles_at_once(files: dict[str, Path], case:
         np.testing.assert_allclose(open_raster(res.path).values, ref, atol=1e-6)
     with pytest.raises(DcstsfInputError, match="memory_limit"):
         run_batch(*_args(files), tmp_path / "bad.tif", method="bicubic", progress=False, memory_limit=-5)
+
+
+def test_one_tile_at_a_time_runs_in_the_calling_thread(
+    files: dict[str, Path], case: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With one tile at a time every tile is computed in the calling thread: a tile thread would start a
+    second OpenMP team next to the calling thread's, and libgomp then ran the model on about one core."""
+    import threading
+
+    from dcstsf.engine import batch
+
+    threads: list[str] = []
+    compute = batch._compute_tile_local
+
+    def recording(job: Any, t: tuple[int, int]) -> Any:
+        threads.append(threading.current_thread().name)
+        return compute(job, t)
+
+    monkeypatch.setattr(batch, "_compute_tile_local", recording)
+    res = run_batch(*_args(files), tmp_path / "one.tif", method="bicubic", chunk=48, progress=False,
+                    parallel_tiles=1)
+    assert res.tiles_computed == res.tiles_total > 1
+    assert threads == [threading.current_thread().name] * res.tiles_total
+    threads.clear()
+    run_batch(*_args(files), tmp_path / "two.tif", method="bicubic", chunk=48, progress=False, parallel_tiles=2)
+    assert all(name.startswith("dcstsf-tile") for name in threads)
+    ref = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="bicubic", chunk=48).values
+    for name in ("one.tif", "two.tif"):
+        np.testing.assert_allclose(open_raster(tmp_path / name).values, ref, atol=1e-6)

@@ -226,3 +226,26 @@ def test_v1_checkpoints_load_with_coefficient_space_units(tmp_path: Path, model:
     assert loaded.config.unit_space == "coefficient"
     with pytest.raises(ValueError, match="unit_space"):
         DCSTSFConfig(n_ms=4, unit_space="pixels")
+
+
+@pytest.mark.parametrize("height", [1, 9, 23])
+def test_unit_row_strips_give_the_whole_window_result(monkeypatch: pytest.MonkeyPatch, height: int) -> None:
+    """In inference a learned unit runs strip by strip; edge rows (replicate padding) and strip seams
+    must equal one call on the concatenated input, and training (autograd) keeps the single call."""
+    import dcstsf.models.network as network
+
+    torch.manual_seed(0)
+    unit = network.ConvUnit(5, 3, hidden=4, layers=2)
+    torch.nn.init.normal_(unit.head.weight)  # the zero-initialised head would hide every difference
+    parts = [torch.randn(1, 2, height, 9), torch.randn(1, 3, height, 9)]
+    with torch.no_grad():
+        whole = unit(torch.cat(parts, dim=1))
+    # the fewest rows a strip may have (4 x layers = 8): 9 rows make a strip of 8 and one of 1, 23 make
+    # three; a single row is one call
+    monkeypatch.setattr(network, "_UNIT_STRIP_ELEMENTS", 4 * 9 * 2)
+    with torch.inference_mode():
+        strips = unit.apply(parts)
+    torch.testing.assert_close(strips, whole, rtol=1e-5, atol=1e-6)
+    trained = unit.apply([p.requires_grad_() for p in parts])
+    assert trained.requires_grad
+    torch.testing.assert_close(trained.detach(), whole, rtol=1e-5, atol=1e-6)

@@ -305,11 +305,12 @@ def _default_parallel(parallel_tiles: int | None) -> int:
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
-#: Headroom for what one isolated tile's peak does not show in a long run: freed memory that glibc keeps
-#: in each tile thread's arena between trims, the finished tile waiting to be saved, the read buffers.
-#: Measured: a tile adds 0.66 GB (DC-STSF) / 0.76 GB (variational) alone and about 1.4-1.9 times that
-#: per tile in a two-tile 6000^2 run.
-_TILE_MEMORY_HEADROOM = 1.5
+#: Headroom on the first tile's measured peak for each tile of a run with several at once. The first
+#: tile's peak also holds what stays allocated after it (kernels, caches, first-use buffers), which later
+#: tiles do not add again; the rest is what a tile alone does not show (freed memory that glibc keeps in
+#: each tile thread's arena between trims). Measured at 6000^2, two tiles at once: each tile added 0.90x
+#: (DC-STSF), 1.05x (variational) and 0.71x (two-step) of the first tile's peak (docs/design.md).
+_TILE_MEMORY_HEADROOM = 1.15
 
 
 def default_memory_limit() -> int:
@@ -423,6 +424,15 @@ def _run_tiles_adaptive(
 def _run_tiles_local(
     job: FusionJob, todo: list[tuple[int, int]], parallel: int, finish: Callable[[tuple[int, int], np.ndarray], None]
 ) -> None:
+    if parallel <= 1:
+        # One tile at a time runs in the calling thread, like the fit and the first tile before it. A
+        # second thread would start a second OpenMP team beside the calling thread's idle one; libgomp then
+        # manages more threads than there are cores and stops spinning between parallel regions, and the
+        # model ran on about one core: 15 s instead of 10.8 s per variational tile, 6.0 s instead of 2.7 s
+        # per DC-STSF tile at 6000^2 (docs/design.md, "Threads").
+        for t in todo:
+            finish(t, _compute_tile_local(job, t))
+        return
     # Results come back through a queue, not futures: a finished future would keep its tile alive
     # while the next one computes.
     results: queue.Queue[tuple[tuple[int, int], np.ndarray | None, BaseException | None]] = queue.Queue()
@@ -828,7 +838,7 @@ def run_batch(
         Bytes of resident memory the run aims to stay within (default :func:`default_memory_limit`: 1/8 of
         the RAM, at least 3 GiB). Unless ``parallel_tiles`` is given, the first tile is computed alone
         while its memory is measured, and the other tiles run as many at once (up to the default) as fit
-        the limit with a 1.5x headroom (``BatchResult.parallel_tiles``). A limit below what one tile
+        the limit with a 1.15x headroom (``BatchResult.parallel_tiles``). A limit below what one tile
         needs is not an error: tiles then run one at a time. Local threaded runs only.
     overwrite
         Replace an existing output (otherwise it is an error).

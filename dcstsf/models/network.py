@@ -65,6 +65,9 @@ __all__ = ["DCSTSFConfig", "DCSTSFNet", "ConvUnit", "UNIT_SPACES"]
 UNIT_SPACES = ("sensor", "coefficient")
 #: HS bands upsampled at a time when the output is expanded in place (inference).
 _EXPAND_BLOCK = 32
+#: Elements of one hidden activation of a learned unit evaluated at a time in inference (row strips):
+#: 4 M float32 = 16 MB, against 51 MB for a 630^2 window with 32 hidden channels.
+_UNIT_STRIP_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -112,11 +115,36 @@ class ConvUnit(nn.Module):
             c = hidden
         self.body = nn.Sequential(*mods)
         self.head = nn.Conv2d(c, c_out, 1)
+        self.layers, self.hidden = layers, hidden
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.head(self.body(x))
+
+    def apply(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """The unit on ``torch.cat(parts, dim=1)``; in inference, row strip by row strip.
+
+        A tile's hidden activations are the largest tensors of the network (``hidden`` channels on the
+        whole working window, with a padded copy per layer). Output rows ``[a, b)`` depend only on input
+        rows ``[a - layers, b + layers)``, and the replicate padding of a strip cut from inside the window
+        only reaches the ``layers`` rows that are dropped again, so the strips give the whole-window result
+        while the activations of one strip only are alive. Training keeps the single call (autograd).
+        """
+        h, w = parts[0].shape[-2:]
+        rows = max(4 * self.layers, _UNIT_STRIP_ELEMENTS // max(1, self.hidden * w))
+        if torch.is_grad_enabled() or rows >= h:
+            return self(torch.cat(parts, dim=1))
+        out: torch.Tensor | None = None
+        for a in range(0, h, rows):
+            b = min(h, a + rows)
+            a0, b0 = max(0, a - self.layers), min(h, b + self.layers)
+            strip = self(torch.cat([p[..., a0:b0, :] for p in parts], dim=1))
+            if out is None:
+                out = strip.new_empty((*strip.shape[:-2], h, w))
+            out[..., a:b, :] = strip[..., a - a0 : b - a0, :]
+        assert out is not None
+        return out
 
 
 def _map(mat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -235,6 +263,7 @@ class DCSTSFNet(nn.Module):
         hs_n = (hs_t1 - mu) / scale
         c_hs_full = _map(basis.T, hs_n)
         perp = hs_n - _map(basis, c_hs_full)
+        del hs_n  # a whole-window HS cube: not needed beyond the projection
         ms1_full = (ms_t1 - state["ms_mu"][None, :, None, None]) / state["ms_sigma"][None, :, None, None]
         ms2_full = (ms_t2 - state["ms_mu"][None, :, None, None]) / state["ms_sigma"][None, :, None, None]
         reach, rs = self._reach_schedule(ratio=ratio, hs_sigma=hs_sigma, ms_sigma=ms_sigma)
@@ -250,6 +279,7 @@ class DCSTSFNet(nn.Module):
         # --- SSJE: spatial-spectral joint enhancement ---------------------------------------------
         reg1_full = _affine(t_map, ms1_full)
         (c,) = step(rs["hs_projection"], reg1_full + upsample(c_hs_full - dc(reg1_full), ratio))
+        del reg1_full  # recomputed on the (smaller) TVE window below rather than kept through SSJE
         for k in range(cfg.stages):
             predicted = ms_model(c)
             r_ms = win.fine(ms1_full) - predicted
@@ -257,26 +287,25 @@ class DCSTSFNet(nn.Module):
             c, r_ms, predicted = step(rs["ms_projection"], c, r_ms, predicted)
             ms1 = win.fine(ms1_full)
             if cfg.learned_units and sensor_units:
-                c = c + _map(t_lin, self.seu[k](torch.cat([predicted, r_ms, ms1], dim=1)))
+                c = c + _map(t_lin, self.seu[k].apply([predicted, r_ms, ms1]))
             elif cfg.learned_units:
-                c = c + self.seu[k](torch.cat([c, r_ms, ms1], dim=1))
+                c = c + self.seu[k].apply([c, r_ms, ms1])
             (c,) = step(rs["unit"], c)
             u = upsample(win.coarse(c_hs_full) - dc(c), ratio)
             c, u = step(rs["hs_projection"], c, u)
             if cfg.learned_units and sensor_units:
-                feats = torch.cat([_map(fwd, u), norm(u), ms_model(c), win.fine(ms1_full)], dim=1)
-                out = self.ecu[k](feats)
+                out = self.ecu[k].apply([_map(fwd, u), norm(u), ms_model(c), win.fine(ms1_full)])
                 c = c + (self.beta[k] + out[:, :1]) * u + _map(pinv, out[:, 1:])
             else:
                 c = c + self.beta[k] * u
                 if cfg.learned_units:
-                    c = c + self.ecu[k](torch.cat([u, c], dim=1))
+                    c = c + self.ecu[k].apply([u, c])
             (c,) = step(rs["ecu_ms"] + rs["unit"], c)
         c1 = c
 
         # --- TVE: temporal variation estimation ----------------------------------------------------
         ms1, ms2 = win.fine(ms1_full), win.fine(ms2_full)
-        resid1 = c1 - win.fine(reg1_full)
+        resid1 = c1 - _affine(t_map, ms1)
         reg2 = _affine(t_map, ms2)
         if cfg.use_sftn:
             feats = [_map(fwd, c1), norm(resid1)] if sensor_units else [c1]
@@ -286,13 +315,16 @@ class DCSTSFNet(nn.Module):
                 if cfg.zero_difference:
                     diff = torch.zeros_like(diff)
                 feats += [diff, diff.abs()]
-            out = self.sftn(torch.cat(feats, dim=1))
+                del diff
+            out = self.sftn.apply(feats)
             gate2: torch.Tensor | None = torch.sigmoid(out[:, :1] + 4.0)
             delta = _map(t_lin, out[:, 1:]) if sensor_units else out[:, 1:]
             c2 = reg2 + gate2 * resid1 + delta
+            del feats, out, delta  # the unit's inputs and output: dead before the n_hs-band expansion
         else:
             gate2 = None
             c2 = reg2 + resid1
+        del resid1, reg2
         # the SSJE result is wanted on the crop too: keep c1 on the same window as c2
         c2, c1, *gate = step(rs["sftn"], c2, c1, *([gate2] if gate2 is not None else []))
         gate2 = gate[0] if gate else None
