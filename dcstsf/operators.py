@@ -134,9 +134,37 @@ def blur(x: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) -> torch
 
 
 def blur_adjoint(y: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) -> torch.Tensor:
-    """Exact adjoint of :func:`blur` (including its replicated edges)."""
-    _, vjp = torch.func.vjp(lambda z: blur(z, sigmas), torch.zeros_like(y))
-    return vjp(y)[0]
+    """Exact adjoint of :func:`blur` (including its replicated edges).
+
+    The two passes of :func:`blur` transposed, in reverse order, on the padded grid, then the adjoint of
+    the replicate padding: each padded border row and column is summed onto the edge pixel it copies.
+    Written out rather than taken from autograd (``torch.func.vjp``), which would also run the forward
+    blur and keep its padded intermediates: the variational solver calls this on whole windows every
+    iteration.
+    """
+    yf, lead = _flatten(y)
+    c = yf.shape[1]
+    sig = np.broadcast_to(np.asarray(sigmas, dtype=float), (c,))
+    radius = blur_radius(sig)
+    if radius == 0:
+        return y
+    k = gaussian_kernels(sig, dtype=y.dtype).to(y.device)
+    z = F.conv_transpose2d(yf, k[:, None, None, :], groups=c)
+    z = F.conv_transpose2d(z, k[:, None, :, None], groups=c)
+    out = _replicate_pad_adjoint(z, radius)
+    return out.reshape(*lead, *out.shape[-3:])
+
+
+def _replicate_pad_adjoint(z: torch.Tensor, radius: int) -> torch.Tensor:
+    """Adjoint of ``F.pad(x, (radius,) * 4, mode="replicate")`` for a padded ``z``."""
+    h, w = z.shape[-2] - 2 * radius, z.shape[-1] - 2 * radius
+    rows = z[..., radius : radius + h, :].clone()
+    rows[..., :1, :] += z[..., :radius, :].sum(dim=-2, keepdim=True)
+    rows[..., h - 1 :, :] += z[..., radius + h :, :].sum(dim=-2, keepdim=True)
+    out = rows[..., radius : radius + w].clone()
+    out[..., :1] += rows[..., :radius].sum(dim=-1, keepdim=True)
+    out[..., w - 1 :] += rows[..., radius + w :].sum(dim=-1, keepdim=True)
+    return out
 
 
 def decimate(x: torch.Tensor, ratio: int) -> torch.Tensor:
@@ -154,7 +182,10 @@ def decimate(x: torch.Tensor, ratio: int) -> torch.Tensor:
 
 def decimate_adjoint(y: torch.Tensor, ratio: int) -> torch.Tensor:
     """Adjoint of :func:`decimate`: each coarse value spread evenly over its block (``/ ratio**2``)."""
-    return y.repeat_interleave(ratio, dim=-2).repeat_interleave(ratio, dim=-1) / float(ratio * ratio)
+    scaled = y / float(ratio * ratio)  # on the coarse grid: one fine-grid copy below, not three
+    *lead, h, w = scaled.shape
+    blocks = scaled[..., :, None, :, None].expand(*lead, h, ratio, w, ratio)
+    return blocks.reshape(*lead, h * ratio, w * ratio)
 
 
 #: Keys' cubic convolution parameter, as in PyTorch's ``mode="bicubic"``.

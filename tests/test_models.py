@@ -244,8 +244,11 @@ def test_unit_row_strips_give_the_whole_window_result(monkeypatch: pytest.Monkey
     # three; a single row is one call
     monkeypatch.setattr(network, "_UNIT_STRIP_ELEMENTS", 4 * 9 * 2)
     with torch.inference_mode():
-        strips = unit.apply(parts)
+        strips = unit.forward_parts(parts)
     torch.testing.assert_close(strips, whole, rtol=1e-5, atol=1e-6)
-    trained = unit.apply([p.requires_grad_() for p in parts])
+    trained = unit.forward_parts([p.requires_grad_() for p in parts])
     assert trained.requires_grad
     torch.testing.assert_close(trained.detach(), whole, rtol=1e-5, atol=1e-6)
+    seen: list[str] = []
+    unit.apply(lambda module: seen.append(type(module).__name__))  # nn.Module.apply is not shadowed
+    assert seen[-1] == "ConvUnit"

@@ -40,6 +40,18 @@ def test_blur_adjoint_identity() -> None:
     assert err < 1e-5
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 4), (2, 1, 6), (2, 7, 5)])
+def test_blur_adjoint_is_the_transposed_matrix(shape: tuple[int, int, int]) -> None:
+    """Column by column against the blur's own matrix, with blur radii larger than the image (every
+    replicated border row folds back onto an edge pixel) and one band left unblurred."""
+    sig = np.array([0.0, 2.5])[: shape[0]]
+    n = int(np.prod(shape))
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, *shape)
+    forward = ops.blur(eye, sig).reshape(n, n)  # row j: the blur of basis image j
+    adjoint = ops.blur_adjoint(eye, sig).reshape(n, n)
+    torch.testing.assert_close(adjoint, forward.T, rtol=0, atol=1e-12)
+
+
 def test_decimate_adjoint_identity() -> None:
     g = torch.Generator().manual_seed(1)
     x = torch.rand(4, 12, 15, generator=g, dtype=torch.float64)

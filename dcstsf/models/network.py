@@ -122,7 +122,7 @@ class ConvUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.head(self.body(x))
 
-    def apply(self, parts: list[torch.Tensor]) -> torch.Tensor:
+    def forward_parts(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """The unit on ``torch.cat(parts, dim=1)``; in inference, row strip by row strip.
 
         A tile's hidden activations are the largest tensors of the network (``hidden`` channels on the
@@ -287,19 +287,19 @@ class DCSTSFNet(nn.Module):
             c, r_ms, predicted = step(rs["ms_projection"], c, r_ms, predicted)
             ms1 = win.fine(ms1_full)
             if cfg.learned_units and sensor_units:
-                c = c + _map(t_lin, self.seu[k].apply([predicted, r_ms, ms1]))
+                c = c + _map(t_lin, self.seu[k].forward_parts([predicted, r_ms, ms1]))
             elif cfg.learned_units:
-                c = c + self.seu[k].apply([c, r_ms, ms1])
+                c = c + self.seu[k].forward_parts([c, r_ms, ms1])
             (c,) = step(rs["unit"], c)
             u = upsample(win.coarse(c_hs_full) - dc(c), ratio)
             c, u = step(rs["hs_projection"], c, u)
             if cfg.learned_units and sensor_units:
-                out = self.ecu[k].apply([_map(fwd, u), norm(u), ms_model(c), win.fine(ms1_full)])
+                out = self.ecu[k].forward_parts([_map(fwd, u), norm(u), ms_model(c), win.fine(ms1_full)])
                 c = c + (self.beta[k] + out[:, :1]) * u + _map(pinv, out[:, 1:])
             else:
                 c = c + self.beta[k] * u
                 if cfg.learned_units:
-                    c = c + self.ecu[k].apply([u, c])
+                    c = c + self.ecu[k].forward_parts([u, c])
             (c,) = step(rs["ecu_ms"] + rs["unit"], c)
         c1 = c
 
@@ -316,7 +316,7 @@ class DCSTSFNet(nn.Module):
                     diff = torch.zeros_like(diff)
                 feats += [diff, diff.abs()]
                 del diff
-            out = self.sftn.apply(feats)
+            out = self.sftn.forward_parts(feats)
             gate2: torch.Tensor | None = torch.sigmoid(out[:, :1] + 4.0)
             delta = _map(t_lin, out[:, 1:]) if sensor_units else out[:, 1:]
             c2 = reg2 + gate2 * resid1 + delta
