@@ -426,10 +426,10 @@ def _run_tiles_local(
 ) -> None:
     if parallel <= 1:
         # One tile at a time runs in the calling thread, like the fit and the first tile before it. A
-        # second thread would start a second OpenMP team beside the calling thread's idle one; libgomp then
-        # manages more threads than there are cores and stops spinning between parallel regions, and the
-        # model ran on about one core: 15 s instead of 10.8 s per variational tile, 6.0 s instead of 2.7 s
-        # per DC-STSF tile at 6000^2 (docs/design.md, "Threads").
+        # second thread starts a second OpenMP team beside the calling thread's idle one, and the model
+        # then ran on about one core: 15 s instead of 10.8 s per variational window, 6.0 s instead of
+        # 3.4 s per DC-STSF tile at 6000^2 (our reading: libgomp, managing more threads than cores, stops
+        # spinning between parallel regions; docs/design.md, "One tile at a time").
         for t in todo:
             finish(t, _compute_tile_local(job, t))
         return
