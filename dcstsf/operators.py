@@ -118,15 +118,23 @@ def _flatten(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
     return x.reshape(-1, *x.shape[-3:]), lead
 
 
+def _blur_kernels(x: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) -> tuple[int, torch.Tensor]:
+    """``(radius, kernels (C, 2 radius + 1))`` of the per-band blur of ``x``: shared by :func:`blur` and
+    :func:`blur_adjoint` so the two always use the same operator."""
+    sig = np.broadcast_to(np.asarray(sigmas, dtype=float), (x.shape[-3],))
+    radius = blur_radius(sig)
+    if radius == 0:
+        return 0, x.new_empty((0,))
+    return radius, gaussian_kernels(sig, dtype=x.dtype).to(x.device)
+
+
 def blur(x: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) -> torch.Tensor:
     """Per-band Gaussian blur of ``x`` (``(..., C, H, W)``); ``sigmas`` in pixels, scalar or length C."""
     xf, lead = _flatten(x)
     c = xf.shape[1]
-    sig = np.broadcast_to(np.asarray(sigmas, dtype=float), (c,))
-    radius = blur_radius(sig)
+    radius, k = _blur_kernels(xf, sigmas)
     if radius == 0:
         return x
-    k = gaussian_kernels(sig, dtype=x.dtype).to(x.device)
     xp = F.pad(xf, (radius, radius, radius, radius), mode="replicate")
     out = F.conv2d(xp, k[:, None, :, None], groups=c)
     out = F.conv2d(out, k[:, None, None, :], groups=c)
@@ -144,11 +152,9 @@ def blur_adjoint(y: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) 
     """
     yf, lead = _flatten(y)
     c = yf.shape[1]
-    sig = np.broadcast_to(np.asarray(sigmas, dtype=float), (c,))
-    radius = blur_radius(sig)
+    radius, k = _blur_kernels(yf, sigmas)
     if radius == 0:
         return y
-    k = gaussian_kernels(sig, dtype=y.dtype).to(y.device)
     z = F.conv_transpose2d(yf, k[:, None, None, :], groups=c)
     z = F.conv_transpose2d(z, k[:, None, :, None], groups=c)
     out = _replicate_pad_adjoint(z, radius)

@@ -135,15 +135,12 @@ class ConvUnit(nn.Module):
         rows = max(4 * self.layers, _UNIT_STRIP_ELEMENTS // max(1, self.hidden * w))
         if torch.is_grad_enabled() or rows >= h:
             return self(torch.cat(parts, dim=1))
-        out: torch.Tensor | None = None
+        out = parts[0].new_empty((parts[0].shape[0], self.head.out_channels, h, w))
         for a in range(0, h, rows):
             b = min(h, a + rows)
             a0, b0 = max(0, a - self.layers), min(h, b + self.layers)
             strip = self(torch.cat([p[..., a0:b0, :] for p in parts], dim=1))
-            if out is None:
-                out = strip.new_empty((*strip.shape[:-2], h, w))
             out[..., a:b, :] = strip[..., a - a0 : b - a0, :]
-        assert out is not None
         return out
 
 
