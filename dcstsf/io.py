@@ -36,6 +36,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor used on every resul
 import xarray as xr
 
 from dcstsf.errors import DcstsfInputError
+from dcstsf.nodata import inf_to_nan
 
 __all__ = [
     "PREDICTORS",
@@ -622,7 +623,7 @@ def _decode(raw: xr.DataArray, dec: _Decoding) -> xr.DataArray:
     """
     out = raw.astype(np.float32)
     if np.issubdtype(raw.dtype, np.floating):
-        out = out.where(np.isfinite(out))
+        out = out.copy(data=inf_to_nan(out.data))  # no copy of a block without Inf
     if dec.nodata is not None and np.any(np.isfinite(dec.nodata)):
         nd = xr.DataArray(dec.nodata.astype(np.float32), dims="band")
         out = out.where(out != nd)

@@ -11,11 +11,18 @@ subprocess (so peak RSS is that run's alone) and writes a tiled, compressed GeoT
 * ``peak_rss_gib`` -- the run's peak resident memory (``getrusage`` high-water mark, process + children);
 * ``cpu_s`` -- CPU seconds (user + system) of the run, and the same for the bare model: on a shared,
   busy machine CPU-time ratios (``cpu_ratio_*``) are steadier than wall-time ratios;
+* ``steal_fraction`` -- the share of the machine's CPU time the hypervisor gave to other guests during the
+  run (``/proc/stat``): wall time measured while it is high is not this code's;
 * the **bare model** -- ``Method.apply`` on one in-memory tile in the same process setup: on a ``chunk^2``
   window (``bare_mpx_s``: no halo, nothing else) and ``Method.apply_region`` on the engine's tile window
   ``(chunk + 2 halo)^2`` keeping the ``chunk^2`` core, as the engine calls it (``tile_window_mpx_s``). ``ratio_vs_bare`` = ``mpx_s / bare_mpx_s`` is the
   issue's end-to-end target (>= 0.85); ``ratio_vs_tile_window`` isolates the engine's own overhead
   (I/O, scheduling, writing) from the halo recomputation a method's receptive field requires.
+  The bare model is measured before and after a method's runs (each time at least 3 repetitions and
+  5 s), and the ratios use the median of every repetition.
+
+Sizes up to ``--repeat-below`` run ``--repeats`` times and keep the median run by wall time: a short run
+is the one a burst of load on a shared machine distorts most. Every repetition is kept in the JSON.
 
 Without shipped weights the ``dcstsf`` method is benchmarked with its default architecture and untrained
 (zero-initialised) learned units: the same computation, flagged in the JSON.
@@ -177,7 +184,13 @@ def _method(name: str) -> tuple[Any, str]:
 
 class _RssSampler(threading.Thread):
     """Peak RSS of this process and its children, sampled every 50 ms (children are not in getrusage
-    until they exit)."""
+    until they exit).
+
+    Listing the children scans every process on the machine (``/proc/*/stat``): done every 50 ms it cost
+    about 3 % of a core, taken from the run being measured. The list is refreshed once a second, which
+    is enough for the workers of a distributed cluster (they live for the whole run); each known child's
+    RSS is still read every 50 ms.
+    """
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -188,12 +201,22 @@ class _RssSampler(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
+        children: list[Any] = []
+        tick = 0
         while not self.stop.is_set():
-            try:
-                rss = self.proc.memory_info().rss + sum(c.memory_info().rss for c in self.proc.children(recursive=True))
-            except Exception:  # a child exited between listing and reading
-                rss = 0
+            if tick % 20 == 0:
+                try:
+                    children = self.proc.children(recursive=True)
+                except Exception:  # a process exited while the list was read: keep the last list
+                    pass
+            rss = self.proc.memory_info().rss
+            for c in children:
+                try:
+                    rss += c.memory_info().rss
+                except Exception:  # this child exited
+                    pass
             self.peak = max(self.peak, rss)
+            tick += 1
             time.sleep(0.05)
 
 
@@ -204,6 +227,7 @@ def worker_run(args: dict[str, Any]) -> dict[str, Any]:
     sampler = _RssSampler()
     sampler.start()
     load0 = os.getloadavg()[0]
+    stat0 = _machine_cpu_ticks()
     cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
     res = run_batch(
@@ -213,6 +237,7 @@ def worker_run(args: dict[str, Any]) -> dict[str, Any]:
     )
     wall = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0
+    steal = _steal_fraction(stat0, _machine_cpu_ticks())
     sampler.stop.set()
     sampler.join()
     ru_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -231,6 +256,7 @@ def worker_run(args: dict[str, Any]) -> dict[str, Any]:
         "output_bytes": out_bytes,
         "load_avg_1min": [load0, os.getloadavg()[0]],
         "cpu_s": cpu,
+        "steal_fraction": steal,
         "note": note,
     }
 
@@ -269,15 +295,21 @@ def worker_bare(args: dict[str, Any]) -> dict[str, Any]:
             m.apply_region(*arrays, model=model, fitted=fitted, region=core)
 
         run()  # warm-up: kernels, oneDNN primitives for this shape
-        times, cpus = [], []
-        for _ in range(repeats):
+        times: list[float] = []
+        cpus: list[float] = []
+        # At least ``repeats``, and enough for 5 s of measuring: a fast method's tile (bicubic, 0.2 s)
+        # measured three times is at the mercy of one scheduling hiccup.
+        while len(times) < repeats or (sum(times) < 5.0 and len(times) < 25):
             c0, t0 = _cpu_seconds(), time.perf_counter()
             run()
             times.append(time.perf_counter() - t0)
             cpus.append(_cpu_seconds() - c0)
+        samples[n] = {"wall_s": times, "cpu_s": cpus}
         return float(np.median(times)), float(np.median(cpus))
 
+    samples: dict[int, dict[str, list[float]]] = {}
     load0 = os.getloadavg()[0]
+    stat0 = _machine_cpu_ticks()
     t_core, c_core = timed(chunk, args.get("repeats", 3))
     window = min(chunk + 2 * halo, args["size"])
     t_window, c_window = timed(window, args.get("repeats", 3))
@@ -295,9 +327,48 @@ def worker_bare(args: dict[str, Any]) -> dict[str, Any]:
         "cpu_window_s": c_window,
         "bare_cpu_s_per_mpx": c_core / mpx,
         "tile_window_cpu_s_per_mpx": c_window / mpx,
+        "repetitions": {"core": samples[chunk], "window": samples[window]},
         "load_avg_1min": [load0, os.getloadavg()[0]],
+        "steal_fraction": _steal_fraction(stat0, _machine_cpu_ticks()),
         "note": note,
     }
+
+
+def pooled_bare(measurements: list[dict[str, Any]]) -> dict[str, Any]:
+    """One bare figure from several measurements (taken before and after a method's runs): the median of
+    every repetition, so one burst of load on a shared machine moves it less than it moves any single one."""
+    first = measurements[0]
+    mpx = first["chunk"] ** 2 / 1e6
+    pooled = dict(first)
+    for part, key_mpx, key_cpu in (("core", "bare_mpx_s", "bare_cpu_s_per_mpx"),
+                                   ("window", "tile_window_mpx_s", "tile_window_cpu_s_per_mpx")):
+        walls = [t for m in measurements for t in m["repetitions"][part]["wall_s"]]
+        cpus = [c for m in measurements for c in m["repetitions"][part]["cpu_s"]]
+        pooled[key_mpx] = mpx / float(np.median(walls))
+        pooled[key_cpu] = float(np.median(cpus)) / mpx
+    pooled["t_core_s"] = mpx / pooled["bare_mpx_s"]
+    pooled["t_window_s"] = mpx / pooled["tile_window_mpx_s"]
+    pooled["measurements"] = len(measurements)
+    return pooled
+
+
+def _machine_cpu_ticks() -> list[int] | None:
+    """The machine-wide CPU tick counters of ``/proc/stat`` (user .. steal); ``None`` off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+
+
+def _steal_fraction(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Share of the machine's CPU time the hypervisor gave to other guests between two readings: wall time
+    measured while it is high is not this code's."""
+    if before is None or after is None:
+        return None
+    delta = [b - a for a, b in zip(before, after)]
+    total = sum(delta)
+    return delta[7] / total if total > 0 else None
 
 
 def _cpu_seconds() -> float:
@@ -359,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compress", default="zstd", help="GeoTIFF codec (zstd level 1 by default; 'none')")
     p.add_argument("--workers", type=int, default=None, help="run on a LocalCluster of this many workers")
     p.add_argument("--parallel-tiles", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=3,
+                   help="runs per method at sizes <= --repeat-below; the median by wall time is kept (default 3)")
+    p.add_argument("--repeat-below", type=int, default=2049,
+                   help="largest output size that is repeated (default 2049: the short runs)")
     p.add_argument("--workdir", default=None, help="scratch directory (default: a temporary one)")
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--merge", action="store_true", help="add to / replace entries in an existing JSON")
@@ -405,58 +480,91 @@ def main(argv: list[str] | None = None) -> int:
     doc["invocations"] = [*doc.get("invocations", []), {**settings, "sizes": sizes, "started": time.ctime()}]
     doc["settings"] = settings
     try:
-        for name in methods:
-            m, note = _method(name)
-            halo = -(-int(m.halo(model)) // RATIO) * RATIO
+        bare_measurements: dict[str, list[dict[str, Any]]] = {}
+
+        def measure_bare(name: str, when: str) -> None:
+            halo = -(-int(_method(name)[0].halo(model)) // RATIO) * RATIO
             bare = _subprocess("bare", {"method": name, "chunk": chunk, "halo": halo, "size": max(run_sizes)})
-            doc["bare"][name] = bare
-            print(f"[bare] {name}: {bare['bare_mpx_s']:.4f} Mpx/s (chunk {chunk}), "
+            bare_measurements.setdefault(name, []).append({**bare, "when": when})
+            doc["bare"][name] = pooled_bare(bare_measurements[name])
+            doc["bare"][name]["each"] = [
+                {k: m[k] for k in ("when", "bare_mpx_s", "tile_window_mpx_s", "steal_fraction")}
+                for m in bare_measurements[name]
+            ]
+            print(f"[bare {when}] {name}: {bare['bare_mpx_s']:.4f} Mpx/s (chunk {chunk}), "
                   f"{bare['tile_window_mpx_s']:.4f} Mpx/s with halo {halo}", flush=True)
+
+        for name in methods:
+            measure_bare(name, "before")
+        this_invocation: list[dict[str, Any]] = []
         for size in run_sizes:
             d = work / f"in-{size}"
             t0 = time.perf_counter()
             paths = write_inputs(d, size)
             print(f"[inputs] {size}^2 written in {time.perf_counter() - t0:.1f} s", flush=True)
+            repeats = a.repeats if size <= a.repeat_below else 1
             for name in methods:
                 out = work / f"out-{name}-{size}{suffix}"
-                r = _subprocess("run", {
-                    "method": name, "hs": str(paths["hs"]), "ms1": str(paths["ms1"]), "ms2": str(paths["ms2"]),
-                    "out": str(out), "chunk": chunk, "compress": a.compress, "workers": a.workers,
-                    "parallel": a.parallel_tiles,
-                })
-                shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
-                mpx = size * size / 1e6
-                bare = doc["bare"][name]
-                entry = {
-                    "method": name, "size": size, "bands": 166, "output_gib": size * size * 166 * 4 / 2**30,
-                    **r,
-                    "mpx_s": mpx / r["wall_s"],
-                    "tile_mpx_s": mpx / r["fuse_s"],
-                    "peak_rss_gib": r["peak_rss_bytes"] / 2**30,
-                    "ratio_vs_bare": (mpx / r["wall_s"]) / bare["bare_mpx_s"],
-                    "ratio_vs_tile_window": (mpx / r["wall_s"]) / bare["tile_window_mpx_s"],
-                    "cpu_s_per_mpx": r["cpu_s"] / mpx,
-                    # CPU-time efficiency: bare CPU seconds per Mpx over end-to-end CPU seconds per Mpx.
-                    "cpu_ratio_vs_bare": bare["bare_cpu_s_per_mpx"] / (r["cpu_s"] / mpx),
-                    "cpu_ratio_vs_tile_window": bare["tile_window_cpu_s_per_mpx"] / (r["cpu_s"] / mpx),
-                    "extrapolated": False,
-                    "format": a.format,
-                }
+                reps = []
+                for _ in range(repeats):
+                    reps.append(_subprocess("run", {
+                        "method": name, "hs": str(paths["hs"]), "ms1": str(paths["ms1"]), "ms2": str(paths["ms2"]),
+                        "out": str(out), "chunk": chunk, "compress": a.compress, "workers": a.workers,
+                        "parallel": a.parallel_tiles,
+                    }))
+                    shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+                # The median repetition by wall time (a short run is the one a burst of load distorts most).
+                r = sorted(reps, key=lambda x: x["wall_s"])[len(reps) // 2]
+                if len(reps) > 1:
+                    r = {**r, "repetitions": [{k: x[k] for k in ("wall_s", "cpu_s", "steal_fraction", "peak_rss_bytes")}
+                                              for x in reps]}
+                entry = _entry(name, size, r, doc["bare"][name], a.format)
                 doc["runs"] = [e for e in doc["runs"] if not (e["method"] == name and e["size"] == size
                                                                 and not e.get("extrapolated"))]
                 doc["runs"].append(entry)
+                this_invocation.append(entry)
+                steal = r.get("steal_fraction")
                 print(f"[run] {name} {size}^2: {r['wall_s']:.1f} s ({entry['mpx_s']:.3f} Mpx/s, tiles "
                       f"{r['fuse_s']:.1f} s, write {r['write_s']:.1f} s), peak RSS {entry['peak_rss_gib']:.2f} GiB, "
-                      f"{entry['ratio_vs_bare']:.2f} x bare", flush=True)
+                      f"{entry['ratio_vs_bare']:.2f} x bare"
+                      + (f", steal {100 * steal:.0f} %" if steal is not None else "")
+                      + (f" (median of {len(reps)}: " + ", ".join(f"{x['wall_s']:.1f}" for x in reps) + " s)"
+                         if len(reps) > 1 else ""), flush=True)
                 out_path.parent.mkdir(parents=True, exist_ok=True)
                 out_path.write_text(json.dumps(_summarise(doc, sizes), indent=1))
             shutil.rmtree(d, ignore_errors=True)
+        # The bare model again after the runs: the ratios use every repetition of both measurements.
+        for name in methods:
+            measure_bare(name, "after")
+            for e in this_invocation:
+                if e["method"] == name:
+                    e.update(_entry(name, e["size"], e, doc["bare"][name], e["format"]))
     finally:
         if not a.workdir:
             shutil.rmtree(work, ignore_errors=True)
     out_path.write_text(json.dumps(_summarise(doc, sizes), indent=1))
     print(f"wrote {out_path}")
     return 0
+
+
+def _entry(name: str, size: int, r: dict[str, Any], bare: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """One run's JSON entry: the measurements and the ratios to the bare model."""
+    mpx = size * size / 1e6
+    return {
+        **r,
+        "method": name, "size": size, "bands": 166, "output_gib": size * size * 166 * 4 / 2**30,
+        "mpx_s": mpx / r["wall_s"],
+        "tile_mpx_s": mpx / r["fuse_s"],
+        "peak_rss_gib": r["peak_rss_bytes"] / 2**30,
+        "ratio_vs_bare": (mpx / r["wall_s"]) / bare["bare_mpx_s"],
+        "ratio_vs_tile_window": (mpx / r["wall_s"]) / bare["tile_window_mpx_s"],
+        "cpu_s_per_mpx": r["cpu_s"] / mpx,
+        # CPU-time efficiency: bare CPU seconds per Mpx over end-to-end CPU seconds per Mpx.
+        "cpu_ratio_vs_bare": bare["bare_cpu_s_per_mpx"] / (r["cpu_s"] / mpx),
+        "cpu_ratio_vs_tile_window": bare["tile_window_cpu_s_per_mpx"] / (r["cpu_s"] / mpx),
+        "extrapolated": False,
+        "format": fmt,
+    }
 
 
 def per_area_spread(per_size: dict[str, float], *, min_size: int = 1023, fallback: bool = True) -> float | None:
@@ -468,6 +576,21 @@ def per_area_spread(per_size: dict[str, float], *, min_size: int = 1023, fallbac
     if not vals and fallback:
         vals = list(per_size.values())
     return (max(vals) - min(vals)) / min(vals) if len(vals) > 1 else None
+
+
+def affine_fit(per_mpx: dict[str, float], wall: dict[str, float], *, min_size: int = 1023) -> dict[str, Any] | None:
+    """``wall = fixed + rate * Mpx`` by least squares over sizes ``>= min_size``: the once-per-run cost
+    (``fixed_s``), the cost per megapixel (``s_per_mpx``) and the largest relative residual. Reported beside
+    the per-area spread, which is the target's own reading (it counts the fixed cost against small runs)."""
+    sizes = [s for s in wall if int(s) >= min_size]
+    if len(sizes) < 2:
+        return None
+    mpx = np.array([int(s) ** 2 / 1e6 for s in sizes])
+    t = np.array([wall[s] for s in sizes])
+    (rate, fixed), *_ = np.linalg.lstsq(np.stack([mpx, np.ones_like(mpx)], axis=1), t, rcond=None)
+    residual = np.abs(fixed + rate * mpx - t) / t
+    return {"fixed_s": float(fixed), "s_per_mpx": float(rate), "max_relative_residual": float(residual.max()),
+            "sizes": [int(s) for s in sizes]}
 
 
 def _summarise(doc: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
@@ -502,6 +625,9 @@ def _summarise(doc: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
             "cpu_time_per_area_spread": cpu_spread,
             "linear_within_15pct": None if spread is None else spread <= 0.15,
             "cpu_linear_within_15pct": None if cpu_spread is None else cpu_spread <= 0.15,
+            "affine_fit": affine_fit(per, {str(e["size"]): e["wall_s"] for e in rs}),
+            "steal_fraction_max": max((e["steal_fraction"] for e in rs if e.get("steal_fraction") is not None),
+                                      default=None),
             "largest_measured": big_run["size"],
             "peak_rss_gib_max": max(e["peak_rss_gib"] for e in rs),
             "peak_rss_le_3gib_at_6000": next((e["peak_rss_gib"] <= 3.0 for e in rs if e["size"] == 6000), None),

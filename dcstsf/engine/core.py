@@ -27,6 +27,7 @@ from dcstsf.engine.grids import FusionInputs, validate_inputs
 from dcstsf.engine.tiling import Region, TileContext, TilePlan, compose, predict_tile
 from dcstsf.errors import DcstsfInputError
 from dcstsf.methods import Method, get_method
+from dcstsf.nodata import inf_to_nan
 from dcstsf.operators import ObservationModel
 from dcstsf.sensors import Sensor
 
@@ -72,15 +73,6 @@ def _band_means(arrays: Sequence[Any], *, max_pixels: int = 100_000) -> list[np.
                 m = np.nanmean(s.reshape(s.shape[0], -1), axis=1, dtype=np.float64)
             out.append(np.asarray(m, dtype=np.float64))
     return out
-
-
-def _inf_to_nan(a: Any) -> Any:
-    """+/-Inf is nodata like NaN: one Inf would otherwise spread through every blur and scene mean."""
-    if _is_dask(a):
-        # One task per chunk that returns the chunk itself when it holds no Inf (the usual case): no copy.
-        return a.map_blocks(_inf_to_nan, dtype=a.dtype)
-    a = np.asarray(a)
-    return np.where(np.isinf(a), np.asarray(np.nan, dtype=a.dtype), a) if np.isinf(a).any() else a
 
 
 def _hash_fitted(fitted: Any) -> str:
@@ -286,10 +278,10 @@ def prepare(
     plan = make_plan(inputs, m, chunk=chunk, blend=blend, halo=halo, step=step, balance=balance)
     c, h, b = plan.chunk, plan.halo, plan.blend
 
-    hs_a, ms1_a, ms2_a = (_inf_to_nan(a) for a in (inputs.hs_t1.data, inputs.ms_t1.data, inputs.ms_t2.data))
+    hs_a, ms1_a, ms2_a = (inf_to_nan(a) for a in (inputs.hs_t1.data, inputs.ms_t1.data, inputs.ms_t2.data))
     fit_arrays = (hs_a, ms1_a, ms2_a)
     if fit_inputs is not None:
-        fit_arrays = tuple(_inf_to_nan(x.data) for x in (fit_inputs.hs_t1, fit_inputs.ms_t1, fit_inputs.ms_t2))
+        fit_arrays = tuple(inf_to_nan(x.data) for x in (fit_inputs.hs_t1, fit_inputs.ms_t1, fit_inputs.ms_t2))
         if [a.shape for a in fit_arrays] != [hs_a.shape, ms1_a.shape, ms2_a.shape]:
             raise ValueError("fit_inputs must hold the same arrays as the inputs (other chunks only)")
     fitted = m.fit(*fit_arrays, model=mdl)

@@ -1,0 +1,60 @@
+"""dcstsf.nodata: +/-Inf to NaN, NumPy and Dask alike, without copying blocks that hold no Inf."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from dcstsf.nodata import has_inf, inf_to_nan
+
+
+def _cube(seed: int = 0) -> np.ndarray:
+    a = np.random.default_rng(seed).normal(size=(4, 9, 11)).astype(np.float32)
+    a[0, 1, 2] = np.nan
+    return a
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+@pytest.mark.parametrize("ndim", [2, 3, 4])
+def test_has_inf_finds_one_inf_anywhere(value: float, ndim: int) -> None:
+    a = _cube()[(0,) * (3 - ndim)] if ndim < 3 else _cube()
+    if ndim == 4:
+        a = np.stack([a, a])
+    assert not has_inf(a)  # NaN is not Inf
+    a = a.copy()
+    a.reshape(-1)[-1] = value  # the last value of the last plane
+    assert has_inf(a)
+
+
+def test_has_inf_is_false_for_integers() -> None:
+    assert not has_inf(np.arange(12, dtype=np.int16).reshape(1, 3, 4))
+
+
+def test_numpy_block_without_inf_is_returned_as_is() -> None:
+    a = _cube()
+    assert inf_to_nan(a) is a
+
+
+def test_inf_becomes_nan_and_nothing_else_changes() -> None:
+    a = _cube()
+    a[1, 3, 4], a[2, 0, 0] = np.inf, -np.inf
+    out = inf_to_nan(a)
+    assert out.dtype == np.float32 and out is not a
+    assert np.isnan(out[1, 3, 4]) and np.isnan(out[2, 0, 0]) and np.isnan(out[0, 1, 2])
+    keep = np.isfinite(a)
+    np.testing.assert_array_equal(out[keep], a[keep])
+    assert np.isinf(a[1, 3, 4])  # the input is not modified
+
+
+def test_dask_matches_numpy_and_stays_lazy() -> None:
+    a = _cube()
+    a[3, 8, 10] = np.inf
+    lazy = inf_to_nan(da.from_array(a, chunks=(2, 4, 5)))
+    assert isinstance(lazy, da.Array) and lazy.dtype == a.dtype
+    np.testing.assert_array_equal(lazy.compute(), inf_to_nan(a))
+
+
+def test_dask_integer_array_is_left_alone() -> None:
+    d = da.zeros((2, 3, 3), dtype=np.uint16, chunks=2)
+    assert inf_to_nan(d) is d
