@@ -24,7 +24,8 @@ def has_inf(a: np.ndarray) -> bool:
     # engine tile) instead of one byte per value of the whole block.
     if a.ndim < 3:
         return bool(np.isinf(a).any())
-    return any(bool(np.isinf(plane).any()) for plane in a.reshape(-1, *a.shape[-2:]))
+    # Indexing, not reshape: a reshape of a non-contiguous view would copy the whole block.
+    return any(bool(np.isinf(a[lead]).any()) for lead in np.ndindex(*a.shape[:-2]))
 
 
 def inf_to_nan(a: Any) -> Any:

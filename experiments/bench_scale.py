@@ -18,8 +18,8 @@ subprocess (so peak RSS is that run's alone) and writes a tiled, compressed GeoT
   ``(chunk + 2 halo)^2`` keeping the ``chunk^2`` core, as the engine calls it (``tile_window_mpx_s``). ``ratio_vs_bare`` = ``mpx_s / bare_mpx_s`` is the
   issue's end-to-end target (>= 0.85); ``ratio_vs_tile_window`` isolates the engine's own overhead
   (I/O, scheduling, writing) from the halo recomputation a method's receptive field requires.
-  The bare model is measured before and after a method's runs (each time at least 3 repetitions and
-  5 s), and the ratios use the median of every repetition.
+  The bare model is measured before and after all the runs of an invocation (each time at least 3
+  repetitions and 5 s), and the ratios use the median of every repetition.
 
 Sizes up to ``--repeat-below`` run ``--repeats`` times and keep the median run by wall time: a short run
 is the one a burst of load on a shared machine distorts most. Every repetition is kept in the JSON.
@@ -335,7 +335,7 @@ def worker_bare(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def pooled_bare(measurements: list[dict[str, Any]]) -> dict[str, Any]:
-    """One bare figure from several measurements (taken before and after a method's runs): the median of
+    """One bare figure from several measurements (taken before and after the runs): the median of
     every repetition, so one burst of load on a shared machine moves it less than it moves any single one."""
     first = measurements[0]
     mpx = first["chunk"] ** 2 / 1e6

@@ -27,6 +27,14 @@ def test_has_inf_finds_one_inf_anywhere(value: float, ndim: int) -> None:
     assert has_inf(a)
 
 
+def test_has_inf_on_a_strided_view() -> None:
+    a = np.zeros((3, 10, 12), dtype=np.float32)
+    a[2, 8, 10] = -np.inf
+    assert has_inf(a[:, ::2, ::2]) and not has_inf(a[:, 1::2, ::2])
+    out = inf_to_nan(a[:, ::2, ::2])
+    assert np.isnan(out[2, 4, 5]) and np.isfinite(out).sum() == out.size - 1
+
+
 def test_has_inf_is_false_for_integers() -> None:
     assert not has_inf(np.arange(12, dtype=np.int16).reshape(1, 3, 4))
 
