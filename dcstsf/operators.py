@@ -162,14 +162,16 @@ def blur_adjoint(y: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) 
 
 
 def _replicate_pad_adjoint(z: torch.Tensor, radius: int) -> torch.Tensor:
-    """Adjoint of ``F.pad(x, (radius,) * 4, mode="replicate")`` for a padded ``z``."""
-    h, w = z.shape[-2] - 2 * radius, z.shape[-1] - 2 * radius
-    rows = z[..., radius : radius + h, :].clone()
-    rows[..., :1, :] += z[..., :radius, :].sum(dim=-2, keepdim=True)
-    rows[..., h - 1 :, :] += z[..., radius + h :, :].sum(dim=-2, keepdim=True)
-    out = rows[..., radius : radius + w].clone()
-    out[..., :1] += rows[..., :radius].sum(dim=-1, keepdim=True)
-    out[..., w - 1 :] += rows[..., radius + w :].sum(dim=-1, keepdim=True)
+    """Adjoint of ``F.pad(x, (radius,) * 4, mode="replicate")`` for a padded ``z``: rows, then columns."""
+    return _fold_replicated_edges(_fold_replicated_edges(z, radius, dim=-2), radius, dim=-1)
+
+
+def _fold_replicated_edges(z: torch.Tensor, radius: int, *, dim: int) -> torch.Tensor:
+    """Along ``dim``: the unpadded part of ``z``, with each padded border summed onto the edge it copies."""
+    n = z.shape[dim] - 2 * radius
+    out = z.narrow(dim, radius, n).clone()
+    out.narrow(dim, 0, 1).add_(z.narrow(dim, 0, radius).sum(dim=dim, keepdim=True))
+    out.narrow(dim, n - 1, 1).add_(z.narrow(dim, radius + n, radius).sum(dim=dim, keepdim=True))
     return out
 
 
