@@ -559,6 +559,45 @@ def test_parallel_tiles_from_memory() -> None:
     assert _parallel_for_memory(2, limit=gib, base=2 * gib, writer=0, tile_peak=gib) == 1  # never below one
 
 
+@pytest.mark.parametrize(
+    ("readings", "expected_alone", "expected_parallel"),
+    [
+        ([0.60], 1, 2),  # fits: no second reading
+        ([0.80, 0.62], 2, 2),  # borderline: the mean (0.71) fits
+        ([0.80, 0.80], 2, 1),  # borderline twice: one at a time
+        ([1.50], 1, 1),  # far above: one reading is enough
+    ],
+)
+def test_borderline_tile_memory_is_read_twice(
+    monkeypatch: pytest.MonkeyPatch, readings: list[float], expected_alone: int, expected_parallel: int
+) -> None:
+    from dcstsf.engine import batch
+
+    gib = 2**30
+    # limit 3 GiB, base 0.9, writer 0.4: two tiles fit up to a reading of 1.7 / 2 / 1.15 = 0.739 GiB
+    values = iter(readings)
+    alone: list[tuple[int, int]] = []
+    rest: dict[str, Any] = {}
+
+    def first_tile_alone(job: Any, t: tuple[int, int], finish: Any) -> int:
+        alone.append(t)
+        return int(next(values) * gib)
+
+    def run_local(job: Any, todo: list[tuple[int, int]], parallel: int, finish: Any) -> None:
+        rest.update(todo=todo, parallel=parallel)
+
+    monkeypatch.setattr(batch, "_first_tile_alone", first_tile_alone)
+    monkeypatch.setattr(batch, "_run_tiles_local", run_local)
+    monkeypatch.setattr(batch, "_rss_bytes", lambda: int(0.9 * gib))
+    todo = [(0, i) for i in range(6)]
+    chosen, peak = batch._run_tiles_adaptive(
+        None, todo, 2, lambda t, a: None, memory_limit=3 * gib, writer_bytes=int(0.4 * gib)  # type: ignore[arg-type]
+    )
+    assert alone == todo[:expected_alone]
+    assert rest == {"todo": todo[expected_alone:], "parallel": expected_parallel} and chosen == expected_parallel
+    assert peak == pytest.approx(np.mean(readings) * gib, rel=1e-6)
+
+
 def test_run_batch_memory_limit_sets_tiles_at_once(files: dict[str, Path], case: Any, tmp_path: Path) -> None:
     ref = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="bicubic", chunk=48).values
     tight = run_batch(*_args(files), tmp_path / "tight.tif", method="bicubic", chunk=50, progress=False,

@@ -313,6 +313,13 @@ def _default_parallel(parallel_tiles: int | None) -> int:
 _TILE_MEMORY_HEADROOM = 1.15
 
 
+#: A first-tile reading that misses the limit for more tiles at once, but would fit if it were this
+#: fraction of what it is, is checked by a second reading (the next tile, also alone) and the two are
+#: averaged. The same window read 0.63, 0.67 and 0.78 GiB in three runs (variational, 4095^2): a single
+#: high reading made a whole run one tile at a time, 1.5x slower (docs/design.md, "The memory rule").
+_SECOND_READING_BELOW = 0.8
+
+
 def default_memory_limit() -> int:
     """The memory a batch run aims to stay within by default: 1/8 of the RAM, at least 3 GiB."""
     try:
@@ -379,7 +386,10 @@ def _compute_tile_local(job: FusionJob, t: tuple[int, int]) -> np.ndarray:
 def _first_tile_alone(
     job: FusionJob, t: tuple[int, int], finish: Callable[[tuple[int, int], np.ndarray], None]
 ) -> int:
-    """Compute tile ``t`` alone on every core and return the resident memory it added at its peak."""
+    """Compute tile ``t`` alone on every core and return the resident memory it added at its peak.
+
+    Called for the first tile of a run, and for the second when the first one's reading is borderline.
+    """
     _trim_heap()
     before = _rss_bytes() or 0
     sampler = _PeakRss()
@@ -403,21 +413,31 @@ def _run_tiles_adaptive(
     writer_bytes: int,
 ) -> tuple[int, int | None]:
     """Run the tiles locally; with a ``memory_limit``, measure the first tile alone and run the rest with
-    as many tiles at once (up to ``parallel``) as fit the limit. Returns ``(tiles at once, tile peak)``.
+    as many tiles at once (up to ``parallel``) as fit the limit. A borderline first reading (see
+    :data:`_SECOND_READING_BELOW`) is averaged with a second tile's, also run alone. Returns
+    ``(tiles at once, tile peak)``.
     """
     if memory_limit is None or parallel <= 1 or len(todo) <= 1 or _rss_bytes() is None:
         _run_tiles_local(job, todo, parallel, finish)
         return parallel, None
+
+    def decide(tile_peak: int) -> int:
+        _trim_heap()
+        base = _rss_bytes() or 0
+        return _parallel_for_memory(parallel, limit=memory_limit, base=base, tile_peak=tile_peak, writer=writer_bytes)
+
     peak = _first_tile_alone(job, todo[0], finish)
-    _trim_heap()
-    base = _rss_bytes() or 0
-    chosen = _parallel_for_memory(parallel, limit=memory_limit, base=base, tile_peak=peak, writer=writer_bytes)
+    chosen, done = decide(peak), 1
+    if chosen < parallel and len(todo) > 2 and decide(int(peak * _SECOND_READING_BELOW)) > chosen:
+        # A borderline reading: one more tile alone, and the mean of the two decides.
+        peak = (peak + _first_tile_alone(job, todo[1], finish)) // 2
+        chosen, done = decide(peak), 2
     if chosen < parallel:
         logger.info(
             "a tile adds %.2f GiB at its peak; computing %d tile(s) at once to stay within %.2f GiB "
             "(memory_limit)", peak / 2**30, chosen, memory_limit / 2**30,
         )
-    _run_tiles_local(job, todo[1:], chosen, finish)
+    _run_tiles_local(job, todo[done:], chosen, finish)
     return chosen, peak
 
 
