@@ -446,8 +446,14 @@ class ObservationModel:
         H, W = (h, w) if shape is None else shape
         wy = decimated_blur_matrix(H, self.ratio, self.ms_to_coarse_sigma, rows)[:, oy : oy + h]
         wx = decimated_blur_matrix(W, self.ratio, self.ms_to_coarse_sigma, cols)[:, ox : ox + w]
+        # Only the fine rows and columns some footprint covers (about 60 % of each axis at the fit's
+        # sample stride) are converted to float64 and multiplied: the same nonzeros in the same order,
+        # so the same sums, from about a third of the memory traffic of converting the whole part.
+        used_y, used_x = np.flatnonzero(wy.getnnz(axis=0)), np.flatnonzero(wx.getnnz(axis=0))
+        wy, wx = wy[:, used_y], wx[:, used_x]
+        h, w = used_y.size, used_x.size
         nb = ms.shape[0]
-        a = np.asarray(ms, dtype=np.float64)
+        a = np.asarray(np.asarray(ms)[:, used_y[:, None], used_x[None, :]], dtype=np.float64)
         # rows: (ny, h) @ (h, nb * w); then columns: (nx, w) @ (w, nb * ny)
         by_rows = wy @ a.transpose(1, 0, 2).reshape(h, nb * w)
         by_rows = by_rows.reshape(len(rows), nb, w).transpose(2, 1, 0).reshape(w, nb * len(rows))
