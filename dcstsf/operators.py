@@ -128,6 +128,20 @@ def _blur_kernels(x: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray)
     return radius, gaussian_kernels(sig, dtype=x.dtype).to(x.device)
 
 
+def _depthwise_layout(x: torch.Tensor) -> torch.Tensor:
+    """``x`` laid out for a per-band (grouped) convolution: channels-last on the CPU when the band count is
+    not a multiple of 16.
+
+    oneDNN runs such a convolution on channel blocks of 16, padded, and converting a padded result back
+    took 25-125 ms to *set up* for every new image shape (10 MS bands: 1.8 of the 30 CPU s of a 1023^2
+    DC-STSF run, whose windows shrink step by step). Channels-last needs no padding: the same values,
+    no per-shape cost, about 6 % more time per call once set up (docs/design.md).
+    """
+    if x.device.type == "cpu" and x.shape[1] % 16:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
 def blur(x: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) -> torch.Tensor:
     """Per-band Gaussian blur of ``x`` (``(..., C, H, W)``); ``sigmas`` in pixels, scalar or length C."""
     xf, lead = _flatten(x)
@@ -135,9 +149,9 @@ def blur(x: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) -> torch
     radius, k = _blur_kernels(xf, sigmas)
     if radius == 0:
         return x
-    xp = F.pad(xf, (radius, radius, radius, radius), mode="replicate")
+    xp = _depthwise_layout(F.pad(xf, (radius, radius, radius, radius), mode="replicate"))
     out = F.conv2d(xp, k[:, None, :, None], groups=c)
-    out = F.conv2d(out, k[:, None, None, :], groups=c)
+    out = F.conv2d(out, k[:, None, None, :], groups=c).contiguous()
     return out.reshape(*lead, *out.shape[-3:])
 
 
@@ -155,8 +169,8 @@ def blur_adjoint(y: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) 
     radius, k = _blur_kernels(yf, sigmas)
     if radius == 0:
         return y
-    z = F.conv_transpose2d(yf, k[:, None, None, :], groups=c)
-    z = F.conv_transpose2d(z, k[:, None, :, None], groups=c)
+    z = F.conv_transpose2d(_depthwise_layout(yf), k[:, None, None, :], groups=c)
+    z = F.conv_transpose2d(z, k[:, None, :, None], groups=c).contiguous()
     out = _replicate_pad_adjoint(z, radius)
     return out.reshape(*lead, *out.shape[-3:])
 
