@@ -363,6 +363,22 @@ def _args(files: dict[str, Path]) -> tuple[Path, Path, Path]:
     return files["hs"], files["ms1"], files["ms2"]
 
 
+def test_local_batch_run_does_not_import_distributed(files: dict[str, Path], tmp_path: Path) -> None:
+    """Without workers= or scheduler= a batch run uses Dask's local schedulers by function, and its tile
+    tasks take their input chunks by key: nothing imports dask.distributed (0.6 s on a small run)."""
+    hs, ms1, ms2 = (str(p) for p in _args(files))
+    code = textwrap.dedent(f"""
+        import sys
+        from dcstsf.engine import run_batch
+        res = run_batch({hs!r}, {ms1!r}, {ms2!r}, {str(tmp_path / "out.tif")!r}, method="bicubic", chunk=50,
+                        progress=False)
+        assert res.tiles_computed == res.tiles_total > 1
+        print("distributed" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
 def test_run_batch_writes_geotiff_readable_with_wavelengths(files: dict[str, Path], case: Any, tmp_path: Path) -> None:
     out = tmp_path / "fused.tif"
     res = run_batch(*_args(files), out, method="bicubic", chunk=50, progress=False)

@@ -316,7 +316,8 @@ _TILE_MEMORY_HEADROOM = 1.15
 #: A first-tile reading that misses the limit for more tiles at once, but would fit if it were this
 #: fraction of what it is, is checked by a second reading (the next tile, also alone) and the two are
 #: averaged. The same window read 0.63, 0.67 and 0.78 GiB in three runs (variational, 4095^2): a single
-#: high reading made a whole run one tile at a time, 1.5x slower (docs/design.md, "The memory rule").
+#: high reading made a whole run one tile at a time, 1.5x slower (docs/design.md, "A borderline first
+#: reading").
 _SECOND_READING_BELOW = 0.8
 
 
@@ -374,11 +375,24 @@ def _torch_threads_per_tile(parallel: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _local_scheduler(kind: str) -> Callable[..., Any]:
+    """Dask's ``"threads"`` or ``"synchronous"`` scheduler, as the function itself.
+
+    Dask resolves a scheduler given by name by importing ``dask.distributed`` to look for a client (0.6 s,
+    a tenth of a small run); a function is used as given. Local batch runs want the local scheduler even
+    when the caller has a global Client: ``workers``/``scheduler`` choose the cluster.
+    """
+    import dask.local
+    import dask.threaded
+
+    return dask.threaded.get if kind == "threads" else dask.local.get_sync
+
+
 def _compute_tile_local(job: FusionJob, t: tuple[int, int]) -> np.ndarray:
     import dask
 
     # All of a tile's tasks (window reads, apply) run in this thread; tiles run in parallel threads.
-    (arr,) = dask.compute(job.predictions[t], scheduler="synchronous")
+    (arr,) = dask.compute(job.predictions[t], scheduler=_local_scheduler("synchronous"))
     _trim_heap()
     return arr
 
@@ -1019,10 +1033,14 @@ def _run_batch(
     # Temporaries of earlier runs killed while writing (their pid is gone) would otherwise stay forever.
     dio.remove_stale_temporaries(out_p)
     with _client(workers, scheduler) as client:
-        job = prepare(
-            *arrays, method=m, chunk=plan.chunk, blend=blend, halo=halo, inputs=inputs, step=step, balance=True,
-            fit_inputs=fit_inputs,
-        )
+        import dask
+
+        # The scene-level fit and fill values run on the cluster when there is one, else on local threads.
+        with dask.config.set(scheduler=client if client is not None else _local_scheduler("threads")):
+            job = prepare(
+                *arrays, method=m, chunk=plan.chunk, blend=blend, halo=halo, inputs=inputs, step=step,
+                balance=True, fit_inputs=fit_inputs,
+            )
         plan = job.plan
         fingerprint = _fingerprint(job, paths, options)
         done = _load_ledger(work, fingerprint, plan, job.n_bands)
@@ -1091,7 +1109,7 @@ def _run_batch(
 
         result = job.to_dataarray(_assembled(job, work))
         # Assembly reads the local work directory: always on local threads, whatever scheduler fused the tiles.
-        with dask.config.set(scheduler="threads"):
+        with dask.config.set(scheduler=_local_scheduler("threads")):
             dio.write_raster(
                 result, out_p, overwrite=overwrite, compress=compress, blocksize=256, dtype=dtype,
                 scale=out_scale, offset=out_offset, progress=progress,

@@ -18,6 +18,7 @@ import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -265,8 +266,6 @@ def prepare(
     chunks to estimate the scene-level state from (``Method.fit`` and the fill values read every chunk
     once; the file's own blocks read faster than the tile-aligned chunks the tiles use).
     """
-    import dask
-
     m = get_method(method)
     if inputs is None:
         inputs = validate_inputs(
@@ -305,24 +304,15 @@ def prepare(
     yb, xb = plan.chunk_bounds(0), plan.chunk_bounds(1)
     fine_chunks = ((mdl.n_ms,), _bounds_to_chunks(yb), _bounds_to_chunks(xb))
     coarse_chunks = ((mdl.n_hs,), _bounds_to_chunks([v // r for v in yb]), _bounds_to_chunks([v // r for v in xb]))
-    hs_d = _dask_input(hs_a, coarse_chunks, "hs", token)
-    ms1_d = _dask_input(ms1_a, fine_chunks, "ms1", token)
-    ms2_d = _dask_input(ms2_a, fine_chunks, "ms2", token)
-
+    # Chunk edges on the window edges (a no-op for batch runs, which read the files so): every tile's
+    # window is then a union of whole chunks, and its task takes those chunks by key.
+    inputs_d = (
+        _dask_input(hs_a, coarse_chunks, "hs", token).rechunk(coarse_chunks),
+        _dask_input(ms1_a, fine_chunks, "ms1", token).rechunk(fine_chunks),
+        _dask_input(ms2_a, fine_chunks, "ms2", token).rechunk(fine_chunks),
+    )
     name = f"dcstsf-{m.name}-{token}"
-    ctx_d = dask.delayed(ctx, name=f"{name}-context", traverse=False)
-    predictions: dict[tuple[int, int], Any] = {}
-    for ty, tx in plan.tiles():
-        wy0, wy1, wx0, wx1 = plan.window(ty, tx)
-        predictions[(ty, tx)] = dask.delayed(predict_tile, pure=True)(
-            ctx_d,
-            hs_d[:, wy0 // r : wy1 // r, wx0 // r : wx1 // r],
-            ms1_d[:, wy0:wy1, wx0:wx1],
-            ms2_d[:, wy0:wy1, wx0:wx1],
-            window=(wy0, wy1, wx0, wx1),
-            extended=plan.extended(ty, tx),
-            dask_key_name=f"{name}-predict-{ty}-{tx}",
-        )
+    predictions = _tile_tasks(name, ctx, plan, inputs_d)
 
     spatial = {k: inputs.ms_t1[k] for k in ("y", "x") if k in inputs.ms_t1.coords}
     ident = {str(k): v for k, v in m.identity().items()}
@@ -362,6 +352,51 @@ def prepare(
         fitted_sha256=fitted_sha,
         name=name,
     )
+
+
+def _predict_blocks(
+    ctx: TileContext,
+    hs: list[list[np.ndarray]],
+    ms1: list[list[np.ndarray]],
+    ms2: list[list[np.ndarray]],
+    *,
+    window: Region,
+    extended: Region,
+) -> np.ndarray:
+    """:func:`predict_tile` on a window given as rows of chunks of each input."""
+
+    def joined(blocks: list[list[np.ndarray]]) -> np.ndarray:
+        return blocks[0][0] if len(blocks) == 1 and len(blocks[0]) == 1 else np.block(blocks)
+
+    return predict_tile(ctx, joined(hs), joined(ms1), joined(ms2), window=window, extended=extended)
+
+
+def _tile_tasks(
+    name: str, ctx: TileContext, plan: TilePlan, inputs: tuple[Any, Any, Any]
+) -> dict[tuple[int, int], Any]:
+    """One ``Delayed`` per tile, reading its window's chunks of ``inputs`` (HS, MS(t1), MS(t2)) by key.
+
+    The inputs are chunked on the plan's chunk bounds (coarse ones for the HS). Written as one graph
+    layer rather than a ``dask.delayed`` call per tile on sliced arrays: slicing three Dask arrays per tile
+    and unpacking them as arguments took 3.2 s for the 169 tiles of a 6000^2 scene, and unpacking
+    imports ``dask.distributed`` (0.6 s) even when no cluster is used.
+    """
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    yb, xb = plan.chunk_bounds(0), plan.chunk_bounds(1)
+    y_at, x_at = {v: i for i, v in enumerate(yb)}, {v: i for i, v in enumerate(xb)}
+    keys = [a.__dask_keys__()[0] for a in inputs]  # [y chunk][x chunk], one band chunk
+    ctx_key = f"{name}-context"
+    layer: dict[Any, Any] = {ctx_key: ctx}
+    for ty, tx in plan.tiles():
+        wy0, wy1, wx0, wx1 = plan.window(ty, tx)
+        rows, cols = slice(y_at[wy0], y_at[wy1]), slice(x_at[wx0], x_at[wx1])
+        blocks = [[list(row[cols]) for row in k[rows]] for k in keys]
+        task = partial(_predict_blocks, window=(wy0, wy1, wx0, wx1), extended=plan.extended(ty, tx))
+        layer[f"{name}-predict-{ty}-{tx}"] = (task, ctx_key, *blocks)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=list(inputs))
+    return {t: Delayed(f"{name}-predict-{t[0]}-{t[1]}", graph, layer=name) for t in plan.tiles()}
 
 
 def _compose_task(plan: TilePlan, region: Region, n_bands: int, preds: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
