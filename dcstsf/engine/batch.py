@@ -316,8 +316,8 @@ _TILE_MEMORY_HEADROOM = 1.15
 #: A first-tile reading that misses the limit for more tiles at once, but would fit if it were this
 #: fraction of what it is, is checked by a second reading (the next tile, also alone) and the two are
 #: averaged. The same window read 0.63, 0.67 and 0.78 GiB in three runs (variational, 4095^2): a single
-#: high reading made a whole run one tile at a time, 1.5x slower (docs/design.md, "A borderline first
-#: reading").
+#: high reading made a whole run one tile at a time, 1.2-1.3x slower per Mpx (docs/design.md, "A
+#: borderline first reading").
 _SECOND_READING_BELOW = 0.8
 
 
