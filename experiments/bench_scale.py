@@ -22,7 +22,9 @@ subprocess (so peak RSS is that run's alone) and writes a tiled, compressed GeoT
   repetitions and 5 s), and the ratios use the median of every repetition.
 
 Sizes up to ``--repeat-below`` run ``--repeats`` times and keep the median run by wall time: a short run
-is the one a burst of load on a shared machine distorts most. Every repetition is kept in the JSON.
+is the one a burst of load on a shared machine distorts most. Their repetitions are split between the way
+up (ascending sizes) and the way back down after the largest size, so a drift of the machine's speed over
+the invocation weighs on small and large sizes alike. Every repetition is kept in the JSON.
 
 Without shipped weights the ``dcstsf`` method is benchmarked with its default architecture and untrained
 (zero-initialised) learned units: the same computation, flagged in the JSON.
@@ -497,15 +499,16 @@ def main(argv: list[str] | None = None) -> int:
         for name in methods:
             measure_bare(name, "before")
         this_invocation: list[dict[str, Any]] = []
-        for size in run_sizes:
+        reps_of: dict[tuple[str, int], list[dict[str, Any]]] = {}
+
+        def run_size(size: int, repeats: int) -> None:
             d = work / f"in-{size}"
             t0 = time.perf_counter()
             paths = write_inputs(d, size)
             print(f"[inputs] {size}^2 written in {time.perf_counter() - t0:.1f} s", flush=True)
-            repeats = a.repeats if size <= a.repeat_below else 1
             for name in methods:
                 out = work / f"out-{name}-{size}{suffix}"
-                reps = []
+                reps = reps_of.setdefault((name, size), [])
                 for _ in range(repeats):
                     reps.append(_subprocess("run", {
                         "method": name, "hs": str(paths["hs"]), "ms1": str(paths["ms1"]), "ms2": str(paths["ms2"]),
@@ -522,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
                 doc["runs"] = [e for e in doc["runs"] if not (e["method"] == name and e["size"] == size
                                                                 and not e.get("extrapolated"))]
                 doc["runs"].append(entry)
+                this_invocation[:] = [e for e in this_invocation if not (e["method"] == name and e["size"] == size)]
                 this_invocation.append(entry)
                 steal = r.get("steal_fraction")
                 print(f"[run] {name} {size}^2: {r['wall_s']:.1f} s ({entry['mpx_s']:.3f} Mpx/s, tiles "
@@ -533,6 +537,15 @@ def main(argv: list[str] | None = None) -> int:
                 out_path.parent.mkdir(parents=True, exist_ok=True)
                 out_path.write_text(json.dumps(_summarise(doc, sizes), indent=1))
             shutil.rmtree(d, ignore_errors=True)
+
+        # Repeated (small) sizes run part of their repetitions on the way up and the rest on the way back
+        # down, after the largest: a VM whose speed drifts over the invocation (the bare model once ran 18-42 %
+        # faster after the runs than before them) then weighs on small and large sizes alike.
+        repeated = [s for s in run_sizes if s <= a.repeat_below and a.repeats > 1]
+        for size in run_sizes:
+            run_size(size, (a.repeats + 1) // 2 if size in repeated else 1)
+        for size in reversed(repeated):
+            run_size(size, a.repeats // 2)
         # The bare model again after the runs: the ratios use every repetition of both measurements.
         for name in methods:
             measure_bare(name, "after")
