@@ -435,10 +435,12 @@ def _run_tiles_adaptive(
         _run_tiles_local(job, todo, parallel, finish)
         return parallel, None
 
+    limit = memory_limit
+
     def decide(tile_peak: int) -> int:
         _trim_heap()
         base = _rss_bytes() or 0
-        return _parallel_for_memory(parallel, limit=memory_limit, base=base, tile_peak=tile_peak, writer=writer_bytes)
+        return _parallel_for_memory(parallel, limit=limit, base=base, tile_peak=tile_peak, writer=writer_bytes)
 
     peak = _first_tile_alone(job, todo[0], finish)
     chosen, done = decide(peak), 1
