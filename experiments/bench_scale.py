@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(a.out).write_text(json.dumps(_summarise(doc, sizes), indent=1))
         return 0
 
-    from dcstsf.methods import available_methods
+    from dcstsf.methods import available_methods, round_up_to_ratio
     from dcstsf.operators import ObservationModel
 
     sizes = [int(s) for s in a.sizes.split(",")] if a.sizes else list(ALL_SIZES)
@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         bare_measurements: dict[str, list[dict[str, Any]]] = {}
 
         def measure_bare(name: str, when: str) -> None:
-            halo = -(-int(_method(name)[0].halo(model)) // RATIO) * RATIO
+            halo = round_up_to_ratio(_method(name)[0].halo(model), RATIO)
             bare = _subprocess("bare", {"method": name, "chunk": chunk, "halo": halo, "size": max(run_sizes)})
             bare_measurements.setdefault(name, []).append({**bare, "when": when})
             doc["bare"][name] = pooled_bare(bare_measurements[name])

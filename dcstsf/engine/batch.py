@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -435,19 +436,18 @@ def _run_tiles_adaptive(
         _run_tiles_local(job, todo, parallel, finish)
         return parallel, None
 
-    limit = memory_limit
+    fits = partial(_parallel_for_memory, parallel, limit=memory_limit, writer=writer_bytes)
 
-    def decide(tile_peak: int) -> int:
+    def base_now() -> int:
         _trim_heap()
-        base = _rss_bytes() or 0
-        return _parallel_for_memory(parallel, limit=limit, base=base, tile_peak=tile_peak, writer=writer_bytes)
+        return _rss_bytes() or 0
 
-    peak = _first_tile_alone(job, todo[0], finish)
-    chosen, done = decide(peak), 1
-    if chosen < parallel and len(todo) > 2 and decide(int(peak * _SECOND_READING_BELOW)) > chosen:
+    peak, base = _first_tile_alone(job, todo[0], finish), base_now()
+    chosen, done = fits(base=base, tile_peak=peak), 1
+    if chosen < parallel and len(todo) > 2 and fits(base=base, tile_peak=int(peak * _SECOND_READING_BELOW)) > chosen:
         # A borderline reading: one more tile alone, and the mean of the two decides.
         peak = (peak + _first_tile_alone(job, todo[1], finish)) // 2
-        chosen, done = decide(peak), 2
+        chosen, done = fits(base=base_now(), tile_peak=peak), 2
     if chosen < parallel:
         logger.info(
             "a tile adds %.2f GiB at its peak; computing %d tile(s) at once to stay within %.2f GiB "

@@ -170,10 +170,11 @@ def _band_coords(hs: xr.DataArray, model: ObservationModel) -> dict[str, Any]:
 
 
 def _dask_input(a: Any, chunks: tuple[tuple[int, ...], ...], label: str, token: str) -> Any:
+    """``a`` as a Dask array in ``chunks`` (a no-op rechunk for Dask inputs already chunked so)."""
     import dask.array as da
 
     if _is_dask(a):
-        return a
+        return a.rechunk(chunks)
     # NumPy input: one graph key holds the array, the window-aligned chunks are views of it.
     return da.from_array(np.asarray(a, dtype=np.float32), chunks=chunks, name=f"dcstsf-input-{label}-{token}")
 
@@ -307,9 +308,9 @@ def prepare(
     # Chunk edges on the window edges (a no-op for batch runs, which read the files so): every tile's
     # window is then a union of whole chunks, and its task takes those chunks by key.
     inputs_d = (
-        _dask_input(hs_a, coarse_chunks, "hs", token).rechunk(coarse_chunks),
-        _dask_input(ms1_a, fine_chunks, "ms1", token).rechunk(fine_chunks),
-        _dask_input(ms2_a, fine_chunks, "ms2", token).rechunk(fine_chunks),
+        _dask_input(hs_a, coarse_chunks, "hs", token),
+        _dask_input(ms1_a, fine_chunks, "ms1", token),
+        _dask_input(ms2_a, fine_chunks, "ms2", token),
     )
     name = f"dcstsf-{m.name}-{token}"
     predictions = _tile_tasks(name, ctx, plan, inputs_d)
