@@ -1,6 +1,6 @@
 # Two entry points, both create or reuse .venv and install what they need:
 #   make demo   fuse the bundled real EnMAP sample with DC-STSF and every baseline, write GeoTIFFs + report
-#   make test   run the test suite
+#   make test   lint with ruff, then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -21,6 +21,7 @@ demo: install
 	$(BIN)/dcstsf demo -o demo-output --overwrite
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 clean:

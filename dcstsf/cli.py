@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
+import math
+import os
+import signal
 import sys
 import traceback
 import warnings
@@ -75,6 +79,8 @@ def _byte_size(text: str) -> int:
         v = float(num) * _SIZE_UNITS[unit]
     except (ValueError, KeyError) as exc:
         raise argparse.ArgumentTypeError(f"expected a size such as 3GiB, 2.5GB or 3000MB, got {text!r}") from exc
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite size such as 3GiB, got {text!r}")
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive size, got {text!r}")
     return int(v)
@@ -106,15 +112,82 @@ def _snr(text: str) -> float | None:
     return _positive_float(text)
 
 
-def _scale(text: str) -> float | list[float]:
+def _numbers(text: str, what: str) -> list[float]:
     vals = [t for t in text.replace(",", " ").split() if t]
     try:
         nums = [float(v) for v in vals]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number or a comma-separated list per band, got {text!r}") from exc
+        raise argparse.ArgumentTypeError(f"expected {what} or a comma-separated list per band, got {text!r}") from exc
     if not nums:
-        raise argparse.ArgumentTypeError("expected a number, e.g. 0.0001")
+        raise argparse.ArgumentTypeError(f"expected {what}")
+    if not all(math.isfinite(v) for v in nums):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return nums
+
+
+def _scale(text: str) -> float | list[float]:
+    """A scale factor per file or per band: reflectance = stored value x scale + offset, scale > 0."""
+    nums = _numbers(text, "a scale factor such as 0.0001")
+    if not all(v > 0 for v in nums):
+        # A zero scale maps every pixel to the offset and a negative one inverts the image: neither is a
+        # reflectance encoding, and fusing with it would give a wrong result without an error.
+        raise argparse.ArgumentTypeError(f"a scale factor must be positive, got {text!r} (e.g. 0.0001 for DN/10000)")
     return nums[0] if len(nums) == 1 else nums
+
+
+def _offset(text: str) -> float | list[float]:
+    """An offset per file or per band (may be negative, e.g. -0.1 for Sentinel-2 baseline 04.00)."""
+    nums = _numbers(text, "an offset such as -0.1")
+    return nums[0] if len(nums) == 1 else nums
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every command stops the same way: work kept, temporaries removed."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM (``kill``, a batch system's time limit) into :class:`_Terminated` for one command.
+
+    Python's default for SIGTERM ends the process at once: no message, temporaries left behind. Signal
+    handlers can only be set from the main thread; elsewhere (``main`` called from a worker thread) the
+    default stays.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _quiet_unraisable() -> Iterator[None]:
+    """Log exceptions raised in finalizers (``__del__``) at debug level instead of printing tracebacks.
+
+    After a failed write, libraries such as h5py raise in finalizers of objects that can no longer be
+    closed; the command's own error line says what happened and what to do, and ``-v`` shows the rest.
+    """
+    previous = sys.unraisablehook
+
+    def log_it(unraisable: Any) -> None:
+        logging.getLogger("dcstsf").debug(
+            "exception ignored in %r: %r", getattr(unraisable, "object", None), unraisable.exc_value
+        )
+
+    sys.unraisablehook = log_it
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 @contextlib.contextmanager
@@ -459,11 +532,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reflectance = stored value x S for all inputs, overriding the files (e.g. 0.0001)")
     g.add_argument("--hs-scale", type=_scale, metavar="S", help="as --scale, for HS_T1 only (one value or one per band)")
     g.add_argument("--ms-scale", type=_scale, metavar="S", help="as --scale, for both MS files only")
-    g.add_argument("--offset", type=_scale, metavar="O",
+    g.add_argument("--offset", type=_offset, metavar="O",
                    help="reflectance = stored value x scale + O for all inputs, overriding the files (e.g. -0.1 "
                         "for Sentinel-2 L2A from baseline 04.00 whose files lack BOA_ADD_OFFSET)")
-    g.add_argument("--hs-offset", type=_scale, metavar="O", help="as --offset, for HS_T1 only (one value or one per band)")
-    g.add_argument("--ms-offset", type=_scale, metavar="O", help="as --offset, for both MS files only")
+    g.add_argument("--hs-offset", type=_offset, metavar="O", help="as --offset, for HS_T1 only (one value or one per band)")
+    g.add_argument("--ms-offset", type=_offset, metavar="O", help="as --offset, for both MS files only")
     g.add_argument("--hs-nodata", type=float, metavar="V", help="stored nodata value of HS_T1 (overrides the file)")
     g.add_argument("--ms-nodata", type=float, metavar="V", help="stored nodata value of the MS files")
     g.add_argument("--cog", action="store_true", help="write a Cloud-Optimised GeoTIFF")
@@ -572,7 +645,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dcstsf.errors import DcstsfInputError
 
     try:
-        with _cli_logging(verbose, quiet):
+        with _cli_logging(verbose, quiet), _sigterm_as_interrupt(), _quiet_unraisable():
             return int(args.func(args) or 0)
     except DcstsfInputError as exc:
         if verbose:
@@ -586,12 +659,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         if verbose:
             traceback.print_exc()
         msg = " ".join(str(exc).split())
-        print(f"{_PROG}: error: {msg}. Free space or fix permissions, then run the same command again",
-              file=sys.stderr)
+        if exc.errno == errno.ENOSPC:
+            fix = "Free space on that file system"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            fix = "Fix the permissions or choose a writable place"
+        else:
+            fix = "Fix the cause"
+        resume = " (finished tiles are kept and resumed)" if args.command == "fuse" else ""
+        print(f"{_PROG}: error: {msg}. {fix}, then run the same command again{resume}", file=sys.stderr)
+        if argv is None and "h5py" in sys.modules:
+            # After a failed write the HDF5 library can crash while Python shuts down (it retries closing
+            # the file): end the process here, everything of ours being cleaned up already.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
         return 1
-    except KeyboardInterrupt:
-        print(f"{_PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        why = "by SIGTERM" if isinstance(exc, _Terminated) else "by Ctrl-C"
+        hint = "; the finished tiles are kept: run the same command again to resume" if args.command == "fuse" else ""
+        print(f"{_PROG}: interrupted {why}{hint}", file=sys.stderr)
+        return 143 if isinstance(exc, _Terminated) else 130
 
 
 if __name__ == "__main__":  # pragma: no cover

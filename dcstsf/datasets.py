@@ -190,7 +190,7 @@ def load_enmap_potsdam_block(
     missing = sorted(wanted - set(found))
     if missing:
         raise DcstsfInputError(
-            f"{tiles_dir}: tiles {['enmap_potsdam_tile_%d_%d.tif' % m for m in missing]} are missing. "
+            f"{tiles_dir}: tiles {[f'enmap_potsdam_tile_{m[0]}_{m[1]}.tif' for m in missing]} are missing. "
             "The block needs all 8 tiles"
         )
     c0, r0 = min(c for c, _ in wanted), min(r for _, r in wanted)

@@ -161,7 +161,7 @@ def run_demo(
         log.info("%s: %.2f s (written to %s)", name, res.seconds_fuse, res.path)
 
     notes.append(
-        "The time column is the fusion time (scene fit + all tiles) of dcstsf.engine.run_batch on this machine, "
+        "The time column is the fusion time (scene fit + all tiles) of dcstsf.engine.run_batch on the machine that ran the demo, "
         "without reading and writing the files."
     )
     result = evaluate_predictions(

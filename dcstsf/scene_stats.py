@@ -6,22 +6,36 @@ method's ``fit`` computes once, before tiling.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
+from dcstsf._arrays import is_dask
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel, decimated_blur_matrix
 
 __all__ = [
+    "DEGENERATE_SPREAD",
     "SceneSamples",
     "apply_spectral_map",
+    "degenerate_ms_bands",
+    "expected_ms_spread",
     "fill_nodata",
     "fit_spectral_map",
     "round_up_to_ratio",
     "scene_samples",
+    "select_ms_bands",
+    "usable_ms_bands",
 ]
+
+#: An MS band whose spatial spread over the scene, at either date, is below this fraction of the spread
+#: HS(t1) predicts for it is degenerate: it carries no spatial information (a fill value, a missing band).
+#: The bar is low on purpose: a real change can make a band far more uniform (a flooded scene in the near
+#: infrared) and such a band must keep its information; only a band with practically no spread is dropped.
+DEGENERATE_SPREAD = 0.01
 
 
 def round_up_to_ratio(pixels: float, ratio: int) -> int:
@@ -77,7 +91,7 @@ def _ms_samples_part(
 
 def _ms_samples(ms: Any, rows: np.ndarray, cols: np.ndarray, *, model: ObservationModel) -> Any:
     """``ms_to_coarse(ms)[:, rows][:, :, cols]`` (float64), NumPy, or a Dask delayed summing chunk parts."""
-    if not _is_dask(ms):
+    if not is_dask(ms):
         return model.ms_to_coarse_at(np.asarray(ms), rows, cols)
     import dask
     import dask.array as da
@@ -125,7 +139,7 @@ def scene_samples(
     rows = np.arange(stride // 2, hc, stride)
     cols = np.arange(stride // 2, wc, stride)
     sl = (slice(None), slice(stride // 2, None, stride), slice(stride // 2, None, stride))
-    if _is_dask(hs_t1) or _is_dask(ms_t1) or _is_dask(ms_t2):
+    if is_dask(hs_t1) or is_dask(ms_t1) or is_dask(ms_t2):
         import dask
         import dask.array as da
 
@@ -152,10 +166,6 @@ def scene_samples(
     return SceneSamples(hs_s, m1_s[keep], m2_s[keep])
 
 
-def _is_dask(a: Any) -> bool:
-    return type(a).__module__.startswith("dask")
-
-
 def fit_spectral_map(ms: np.ndarray, hs: np.ndarray, *, ridge: float = 1e-4) -> np.ndarray:
     """Least-squares affine map from MS to HS spectra: ``hs ~ [ms, 1] @ T``, ``T`` is ``(n_ms+1, n_hs)``.
 
@@ -173,3 +183,69 @@ def apply_spectral_map(t: np.ndarray, ms: np.ndarray) -> np.ndarray:
     return (np.einsum("mb,mhw->bhw", t[:-1], ms) + t[-1][:, None, None]).astype(np.float32)
 
 
+def expected_ms_spread(samples: SceneSamples, *, model: ObservationModel) -> np.ndarray:
+    """Per MS band, the spatial spread HS(t1) predicts for it: the standard deviation of ``R HS(t1)``
+    over the coarse samples, ``(n_ms,)`` float64 (the MS samples are on the same coarse grid)."""
+    return (samples.hs.astype(np.float64) @ model.srf.astype(np.float64).T).std(axis=0)
+
+
+def degenerate_ms_bands(
+    samples: SceneSamples, *, model: ObservationModel, tolerance: float = DEGENERATE_SPREAD
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which MS bands are flat over the scene at t1 and at t2: two ``(n_ms,)`` boolean arrays.
+
+    A band is flat at a date when the standard deviation of its coarse samples is below ``tolerance``
+    times :func:`expected_ms_spread`: all-zero, constant (any value) and near-constant bands alike. The
+    reference is the band's own expected spread, not a fixed number, so dark, low-contrast bands (blue,
+    shortwave infrared over water) are judged against what they should show. A band HS(t1) predicts to be
+    flat too is consistent with it and never degenerate.
+    """
+    expected = expected_ms_spread(samples, model=model)
+    flat1 = samples.ms1.astype(np.float64).std(axis=0) < tolerance * expected
+    flat2 = samples.ms2.astype(np.float64).std(axis=0) < tolerance * expected
+    return flat1, flat2
+
+
+def usable_ms_bands(samples: SceneSamples, *, model: ObservationModel, method: str) -> np.ndarray:
+    """The MS bands a method can fuse with, ``(n_ms,)`` boolean; warns naming each degenerate band.
+
+    A band flat at both dates carries no spatial information; a band flat at one date only is not a
+    land-surface change either (no change makes a whole band uniform: it is a fill value or a band
+    missing from one product), so its change between the dates is unknown. Either way the band is
+    ignored at *both* dates and the method fuses with the others, which are intact: the result stays
+    trustworthy, so this is a :class:`UserWarning`, not an error. Refusing would discard a usable result
+    for one bad band; using the band at the date where it looks fine would make its flat date read as a
+    scene-wide change. Only when no band is left is there nothing to fuse with: :class:`DcstsfInputError`.
+    """
+    flat1, flat2 = degenerate_ms_bands(samples, model=model)
+    bad = flat1 | flat2
+    if not bad.any():
+        return ~bad
+    names = model.ms_sensor.band_names
+    when = {(True, True): "at t1 and t2", (True, False): "at t1 only", (False, True): "at t2 only"}
+    listed = ", ".join(f"{names[i]} ({when[bool(flat1[i]), bool(flat2[i])]})" for i in np.flatnonzero(bad))
+    if bad.all():
+        raise DcstsfInputError(
+            f"{method}: every MS band is constant or nearly constant over the scene at one date or both: "
+            f"{listed}; the MS images carry no spatial information to fuse with. Check that MS(t1) and MS(t2) "
+            "are the right files and bands (not fill values), or use method 'bicubic' for HS(t1) interpolated alone"
+        )
+    warnings.warn(
+        f"{method}: MS band(s) constant or nearly constant over the scene (all zero, a fill value or a "
+        f"missing band): {listed}. They carry no spatial information and are ignored at both dates; the "
+        f"fusion uses the other {int((~bad).sum())} bands. Check the MS inputs.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return ~bad
+
+
+def select_ms_bands(model: ObservationModel, bands: np.ndarray) -> ObservationModel:
+    """The observation model with only the MS bands ``bands`` (indices, in order): same HS side and grid."""
+    idx = [int(i) for i in bands]
+    return dataclasses.replace(
+        model,
+        ms_sensor=model.ms_sensor.select([model.ms_sensor.band_names[i] for i in idx]),
+        srf=model.srf[idx],
+        ms_sigma=np.asarray(model.ms_sigma)[idx],
+    )

@@ -71,7 +71,7 @@ def score(method: DCSTSF | str, cases: list, model: ObservationModel) -> dict[st
     for case in cases:
         pred = fuse_arrays(*case.arrays(), method=method, model=model)
         truth = case.hs_t2_truth.values
-        rows.append((metrics.psnr(pred, truth), metrics.sam(pred, truth), metrics.ergas(pred, truth, ratio=1 / 3)))
+        rows.append((metrics.psnr(pred, truth), metrics.sam(pred, truth), metrics.ergas(pred, truth, h_over_l=1 / 3)))
     a = np.array(rows)
     return {"psnr": float(a[:, 0].mean()), "sam_deg": float(a[:, 1].mean()), "ergas": float(a[:, 2].mean())}
 

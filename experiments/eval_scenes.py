@@ -64,7 +64,7 @@ def main() -> None:
                     rec = {
                         "scene": scene_name, "change": change, "seed": seed, "method": name,
                         "psnr": metrics.psnr(pred, truth), "sam_deg": metrics.sam(pred, truth),
-                        "ergas": metrics.ergas(pred, truth, ratio=1 / 3), "ssim": metrics.ssim(pred, truth),
+                        "ergas": metrics.ergas(pred, truth, h_over_l=1 / 3), "ssim": metrics.ssim(pred, truth),
                         "seconds": seconds,
                     }
                     records.append(rec)

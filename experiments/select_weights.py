@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-
 from ablation import score
 from eval_scenes import BAND_SETS
 

@@ -17,11 +17,6 @@ from dcstsf.operators import ObservationModel, upsample, upsample_region
 S2_BANDS = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
 
 
-@pytest.fixture(scope="module")
-def model() -> ObservationModel:
-    return ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=S2_BANDS, ratio=3)
-
-
 def _inner(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a * b).sum())
 

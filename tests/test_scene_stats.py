@@ -13,11 +13,6 @@ from dcstsf.scene_stats import scene_samples
 S2_BANDS = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
 
 
-@pytest.fixture(scope="module")
-def model() -> ObservationModel:
-    return ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=S2_BANDS, ratio=3)
-
-
 def _scene(model: ObservationModel, hc: int, wc: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     hs = rng.random((model.n_hs, hc, wc)).astype(np.float32)

@@ -14,11 +14,6 @@ from dcstsf.simulate import apply_change, resample_to_sensor, simulate_case
 S2_10 = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
 
 
-@pytest.fixture(scope="module")
-def model() -> ObservationModel:
-    return ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=S2_10, ratio=3)
-
-
 def _cube(model: ObservationModel, h: int = 31, w: int = 35, seed: int = 0) -> xr.DataArray:
     rng = np.random.default_rng(seed)
     wl = model.hs_sensor.centers_nm

@@ -29,7 +29,6 @@ from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import (
     SceneSamples,
     apply_spectral_map,
-    fill_nodata,
     fit_spectral_map,
     round_up_to_ratio,
     scene_samples,
@@ -174,23 +173,27 @@ def fuse_arrays(
     method: str | Method,
     model: ObservationModel,
 ) -> np.ndarray:
-    """Fuse in-memory NumPy arrays in one window (no tiling): ``fit`` then ``apply``."""
+    """Fuse in-memory NumPy arrays in one window (no tiling): ``fit`` then ``apply``, nodata as in the engine.
+
+    The engine's nodata policy applies (:mod:`dcstsf.engine.tile`): +/-Inf counts as NaN, NaN is filled
+    with the per-band scene mean before ``apply``, and the output is NaN wherever any MS band is NaN at
+    t1 or t2 or the covering HS pixel is NaN in a good band. The result equals an untiled
+    :func:`dcstsf.fuse` of the same arrays.
+    """
+    # Imported here: dcstsf.engine imports this module.
+    from dcstsf.engine.tile import fuse_whole_image
+
     m = get_method(method)
     _check_shapes(hs_t1, ms_t1, ms_t2, model)
-    fitted = m.fit(hs_t1, ms_t1, ms_t2, model=model)
-    return m.apply(
-        fill_nodata(np.asarray(hs_t1, np.float32)),
-        fill_nodata(np.asarray(ms_t1, np.float32)),
-        fill_nodata(np.asarray(ms_t2, np.float32)),
-        model=model,
-        fitted=fitted,
-    )
+    return fuse_whole_image(m, hs_t1, ms_t1, ms_t2, model=model)
 
 
 def _check_shapes(hs: Any, ms1: Any, ms2: Any, model: ObservationModel) -> None:
     r = model.ratio
     if hs.shape[0] != model.n_hs:
-        raise DcstsfInputError(f"HS(t1) has {hs.shape[0]} bands but the HS sensor {model.hs_sensor.name} has {model.n_hs}")
+        raise DcstsfInputError(
+            f"HS(t1) has {hs.shape[0]} bands but the HS sensor {model.hs_sensor.name} has {model.n_hs}"
+        )
     for label, ms in (("MS(t1)", ms1), ("MS(t2)", ms2)):
         if ms.shape[0] != model.n_ms:
             raise DcstsfInputError(

@@ -10,13 +10,34 @@ import torch
 
 from dcstsf.errors import WeightsError
 from dcstsf.methods.base import Fitted, RegionMethod
-from dcstsf.scene_stats import round_up_to_ratio, scene_samples
 from dcstsf.models.checkpoint import default_weights, load_model
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
 from dcstsf.models.scene import fit_scene_state, state_to_tensors
 from dcstsf.operators import ObservationModel
+from dcstsf.scene_stats import (
+    SceneSamples,
+    fit_spectral_map,
+    round_up_to_ratio,
+    scene_samples,
+    usable_ms_bands,
+)
 
 __all__ = ["DCSTSF"]
+
+
+def _fit_band_fill(samples: SceneSamples, usable: np.ndarray, *, model: ObservationModel) -> np.ndarray:
+    """Affine map ``(n_usable + 1, n_degenerate)`` from the usable MS bands to each degenerate band as
+    HS(t1) sees it (``R HS(t1)``), fitted on the scene's coarse samples."""
+    target = samples.hs.astype(np.float64) @ model.srf[~usable].astype(np.float64).T
+    return fit_spectral_map(samples.ms1[:, usable], target)
+
+
+def _fill_bands(ms: np.ndarray, bands: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """``ms`` ``(n_ms, ...)`` with the bands ``bands`` replaced by ``fill`` applied to the other bands."""
+    keep = np.setdiff1d(np.arange(ms.shape[0]), bands)
+    out = np.array(ms, copy=True)
+    out[bands] = np.tensordot(fill[:-1].T, ms[keep], axes=1) + fill[-1].reshape(-1, *([1] * (ms.ndim - 1)))
+    return out
 
 
 class DCSTSF(RegionMethod):
@@ -93,7 +114,22 @@ class DCSTSF(RegionMethod):
     def fit(self, hs_t1: Any, ms_t1: Any, ms_t2: Any, *, model: ObservationModel) -> Fitted:
         net = self.network(model)
         samples = scene_samples(hs_t1, ms_t1, ms_t2, model=model, max_pixels=self.max_fit_pixels)
-        return dict(fit_scene_state(samples, model=model, rank=net.config.rank))
+        usable = usable_ms_bands(samples, model=model, method=self.name)
+        if usable.all():
+            return dict(fit_scene_state(samples, model=model, rank=net.config.rank))
+        # The network reads every MS band it was trained with, so a degenerate band cannot be left out as
+        # the other methods do: it is replaced, at both dates, by its prediction from the usable bands
+        # through HS(t1). The network then sees a band with the texture and the spread it expects, and
+        # the band adds no information of its own (it is a combination of the others).
+        bands = np.flatnonzero(~usable)
+        fill = _fit_band_fill(samples, usable, model=model)
+        samples = SceneSamples(
+            samples.hs, _fill_bands(samples.ms1.T, bands, fill).T, _fill_bands(samples.ms2.T, bands, fill).T
+        )
+        fitted: Fitted = dict(fit_scene_state(samples, model=model, rank=net.config.rank))
+        fitted["ms_fill_bands"] = bands
+        fitted["ms_fill_map"] = fill.astype(np.float32)
+        return fitted
 
     def apply_region(
         self,
@@ -108,6 +144,10 @@ class DCSTSF(RegionMethod):
         """The network on the whole window (coefficient space), expanded to ``n_hs`` bands on ``region`` only."""
         net = self.network(model)
         state = state_to_tensors(fitted)
+        if "ms_fill_bands" in fitted:
+            bands, fill = np.asarray(fitted["ms_fill_bands"]), np.asarray(fitted["ms_fill_map"])
+            ms_t1 = _fill_bands(np.asarray(ms_t1, np.float32), bands, fill)
+            ms_t2 = _fill_bands(np.asarray(ms_t2, np.float32), bands, fill)
 
         def t(a: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]

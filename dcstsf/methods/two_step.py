@@ -41,6 +41,7 @@ from dcstsf.methods.base import (
     scene_samples,
 )
 from dcstsf.operators import ObservationModel, blur_radius, upsample, upsample_region
+from dcstsf.scene_stats import select_ms_bands, usable_ms_bands
 
 __all__ = [
     "TwoStep",
@@ -50,6 +51,8 @@ __all__ = [
     "regression_sharpen",
     "similar_pixel_mean",
     "two_step_reach",
+    "usable_band_inputs",
+    "usable_band_samples",
 ]
 
 #: Fine pixels sampled (on a regular stride) for the per-band scene standard deviations.
@@ -102,6 +105,34 @@ def fit_two_step(
         "threshold_t1": thr1.astype(np.float32),
         "threshold_t2": thr2.astype(np.float32),
     }
+
+
+def usable_band_samples(
+    samples: SceneSamples, ms_t1: Any, ms_t2: Any, *, model: ObservationModel, method: str
+) -> tuple[SceneSamples, Any, Any, np.ndarray | None]:
+    """The scene's samples and MS cubes without its degenerate MS bands (:func:`~dcstsf.scene_stats.usable_ms_bands`).
+
+    Returns ``(samples, ms_t1, ms_t2, bands)`` with ``bands`` the indices of the bands kept, or ``None``
+    (and the inputs untouched) when every band is usable. ``two-step`` and ``variational`` work with any
+    set of MS bands, so a band that carries no information is simply left out: the regression, the
+    similarity thresholds and the MS data terms are those of a sensor without it.
+    """
+    usable = usable_ms_bands(samples, model=model, method=method)
+    if usable.all():
+        return samples, ms_t1, ms_t2, None
+    bands = np.flatnonzero(usable)
+    kept = SceneSamples(samples.hs, samples.ms1[:, bands], samples.ms2[:, bands])
+    return kept, ms_t1[bands], ms_t2[bands], bands
+
+
+def usable_band_inputs(
+    ms_t1: np.ndarray, ms_t2: np.ndarray, *, model: ObservationModel, fitted: Fitted
+) -> tuple[np.ndarray, np.ndarray, ObservationModel]:
+    """A window's MS cubes and the observation model restricted to the bands ``fit`` kept (``"ms_bands"``)."""
+    if "ms_bands" not in fitted:
+        return ms_t1, ms_t2, model
+    bands = np.asarray(fitted["ms_bands"])
+    return np.asarray(ms_t1)[bands], np.asarray(ms_t2)[bands], select_ms_bands(model, bands)
 
 
 def _map(t: torch.Tensor, ms: torch.Tensor, *, offset: bool = True) -> torch.Tensor:
@@ -217,7 +248,11 @@ class TwoStep(RegionMethod):
 
     def fit(self, hs_t1: Any, ms_t1: Any, ms_t2: Any, *, model: ObservationModel) -> Fitted:
         samples = scene_samples(hs_t1, ms_t1, ms_t2, model=model)
-        return fit_two_step(samples, ms_t1, ms_t2, ridge=self.ridge, n_classes=self.n_classes)
+        samples, ms_t1, ms_t2, bands = usable_band_samples(samples, ms_t1, ms_t2, model=model, method=self.name)
+        fitted = fit_two_step(samples, ms_t1, ms_t2, ridge=self.ridge, n_classes=self.n_classes)
+        if bands is not None:
+            fitted["ms_bands"] = bands
+        return fitted
 
     def apply_region(
         self,
@@ -247,6 +282,7 @@ class TwoStep(RegionMethod):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The sharpened t1 cube ``X1`` and the predicted change ``T_lin W(MS2 - MS1)`` (tensors),
         on the whole window or on ``region`` (two slices of the fine grid)."""
+        ms_t1, ms_t2, model = usable_band_inputs(ms_t1, ms_t2, model=model, fitted=fitted)
         hs = torch.as_tensor(np.ascontiguousarray(hs_t1, np.float32))
         ms1 = torch.as_tensor(np.ascontiguousarray(ms_t1, np.float32))
         ms2 = torch.as_tensor(np.ascontiguousarray(ms_t2, np.float32))

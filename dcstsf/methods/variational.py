@@ -34,8 +34,14 @@ import torch.nn.functional as F
 
 from dcstsf.errors import DcstsfInputError
 from dcstsf.methods.base import Fitted, RegionMethod, round_up_to_ratio, scene_samples
-from dcstsf.methods.two_step import TwoStep, fit_two_step, regression_residual, two_step_reach
-from dcstsf.windows import ShrinkingWindow
+from dcstsf.methods.two_step import (
+    TwoStep,
+    fit_two_step,
+    regression_residual,
+    two_step_reach,
+    usable_band_inputs,
+    usable_band_samples,
+)
 from dcstsf.operators import (
     ObservationModel,
     blur,
@@ -45,6 +51,8 @@ from dcstsf.operators import (
     decimate_adjoint,
     upsample,
 )
+from dcstsf.scene_stats import select_ms_bands
+from dcstsf.windows import ShrinkingWindow
 
 __all__ = ["Variational", "iteration_reach"]
 
@@ -165,6 +173,11 @@ class Variational(RegionMethod):
 
     def fit(self, hs_t1: Any, ms_t1: Any, ms_t2: Any, *, model: ObservationModel) -> Fitted:
         samples = scene_samples(hs_t1, ms_t1, ms_t2, model=model)
+        # a degenerate MS band leaves the energy altogether (its data terms would pull every spectrum
+        # towards a flat image), and the preconditioner and step are those of the bands kept
+        samples, ms_t1, ms_t2, bands = usable_band_samples(samples, ms_t1, ms_t2, model=model, method=self.name)
+        if bands is not None:
+            model = select_ms_bands(model, bands)
         fitted = fit_two_step(samples, ms_t1, ms_t2, ridge=self.init.ridge, n_classes=self.init.n_classes)
         k = int(min(self.n_components, model.n_hs, len(samples) - 1))
         mean = samples.hs.mean(axis=0)
@@ -178,6 +191,8 @@ class Variational(RegionMethod):
         fitted["basis"] = basis.astype(np.float32)
         fitted["preconditioner"] = precond.astype(np.float32)
         fitted["step"] = self._step(model)
+        if bands is not None:
+            fitted["ms_bands"] = bands
         return fitted
 
     def _preconditioner(self, basis: np.ndarray, model: ObservationModel) -> np.ndarray:
@@ -263,6 +278,7 @@ class Variational(RegionMethod):
         region: tuple[slice, slice],
     ) -> np.ndarray:
         """Iterate on the whole window in the subspace; expand to ``n_hs`` bands on ``region`` only."""
+        ms_t1, ms_t2, model = usable_band_inputs(ms_t1, ms_t2, model=model, fitted=fitted)
         with torch.no_grad():
             e = torch.as_tensor(np.asarray(fitted["basis"], np.float32))
             mean = torch.as_tensor(np.asarray(fitted["mean"], np.float32))

@@ -114,7 +114,9 @@ def _manifest() -> dict[str, Any]:
         raise WeightsError(f"{path}: manifest is not valid JSON ({exc}); reinstall dcstsf") from exc
 
 
-def default_weights(*, ms_bands: list[str] | tuple[str, ...], hs_sensor: str, ms_sensor: str, ratio: int) -> tuple[Path, str]:
+def default_weights(
+    *, ms_bands: list[str] | tuple[str, ...], hs_sensor: str, ms_sensor: str, ratio: int
+) -> tuple[Path, str]:
     """Path and SHA-256 of the shipped weights matching the MS band set and ratio.
 
     The network's learned units see only the scene's spectral coefficients and the normalised MS
@@ -122,8 +124,10 @@ def default_weights(*, ms_bands: list[str] | tuple[str, ...], hs_sensor: str, ms
     """
     manifest = _manifest()
     wanted = list(ms_bands)
+    sentinel2 = ms_sensor.startswith("sentinel-2")
     for entry in manifest.get("weights", []):
-        if entry["ms_bands"] == wanted and entry["ratio"] == ratio and entry["ms_sensor"].startswith("sentinel-2") == ms_sensor.startswith("sentinel-2"):
+        same_family = entry["ms_sensor"].startswith("sentinel-2") == sentinel2
+        if entry["ms_bands"] == wanted and entry["ratio"] == ratio and same_family:
             return WEIGHTS_DIR / entry["file"], entry["sha256"]
     known = [f"{e['file']}: {e['ms_sensor']} {e['ms_bands']} ratio {e['ratio']}" for e in manifest.get("weights", [])]
     raise WeightsError(

@@ -13,7 +13,8 @@ Symbols (all NumPy float32):
 ``basis`` (n_hs, p)
     Top ``p`` principal directions of the normalised HS(t1) coarse spectra: ``x_n ~ basis @ c``.
 ``ms_mu``, ``ms_sigma`` (n_ms,)
-    MS normalisation, per band, from MS(t1).
+    MS normalisation, per band, from MS(t1); ``ms_sigma`` is floored at :data:`MS_SIGMA_FLOOR` times the
+    spread HS(t1) predicts for the band (:func:`~dcstsf.scene_stats.expected_ms_spread`).
 ``ms_map`` (n_ms + 1, p)
     Ridge least-squares map from normalised MS (plus a constant) to HS coefficients ``c``,
     fitted on coarse samples: the per-scene MS -> HS regression.
@@ -33,12 +34,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from dcstsf.scene_stats import SceneSamples, fit_spectral_map
 from dcstsf.operators import ObservationModel
+from dcstsf.scene_stats import SceneSamples, expected_ms_spread, fit_spectral_map
 
-__all__ = ["SCENE_KEYS", "fit_scene_state", "state_to_tensors"]
+__all__ = ["MS_SIGMA_FLOOR", "SCENE_KEYS", "fit_scene_state", "state_to_tensors"]
 
 SCENE_KEYS = ("mu", "scale", "basis", "ms_mu", "ms_sigma", "ms_map", "ms_offset", "ms_forward", "ms_pinv")
+
+#: Floor of an MS band's normalisation ``ms_sigma``, relative to the spread HS(t1) predicts for the band.
+#: ``ms_offset`` and ``ms_forward`` divide the HS-predicted band by ``ms_sigma``: a band that shows much
+#: less spatial spread than HS(t1) says it has (a low-contrast, miscalibrated or nearly flat band) would
+#: otherwise make every MS residual of that band huge, and the learned units and the consistency step
+#: would turn it into values far outside reflectance. On consistent inputs the band's own spread is
+#: close to the predicted one, well above the floor, which then changes nothing.
+MS_SIGMA_FLOOR = 0.5
 
 
 def fit_scene_state(
@@ -65,7 +74,7 @@ def fit_scene_state(
     signs = np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(rank)])
     basis *= np.where(signs == 0, 1.0, signs)[None, :]
     ms_mu = ms.mean(axis=0)
-    ms_sigma = ms.std(axis=0) + 1e-4
+    ms_sigma = np.maximum(ms.std(axis=0), MS_SIGMA_FLOOR * expected_ms_spread(samples, model=model)) + 1e-4
     ms_n = (ms - ms_mu) / ms_sigma
     coeff = (centred / scale) @ basis
     ms_map = fit_spectral_map(ms_n, coeff, ridge=ridge)

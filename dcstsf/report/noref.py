@@ -138,7 +138,7 @@ def _full_set(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None, *, ssi
     out = {
         "psnr": _metrics.psnr(pred, ref, mask=mask),
         "sam_deg": _metrics.sam(pred, ref, mask=mask),
-        "ergas": _metrics.ergas(pred, ref, ratio=1.0, mask=mask),
+        "ergas": _metrics.ergas(pred, ref, h_over_l=1.0, mask=mask),
         "rmse": _metrics.rmse(pred, ref, mask=mask),
         "cc": _metrics.cc(pred, ref, mask=mask),
     }

@@ -3,7 +3,7 @@
 Figures are built on :class:`matplotlib.figure.Figure` directly (no ``pyplot``): no global state, no
 GUI backend, safe to call from worker threads and in headless sessions. Every function takes plain
 NumPy data already reduced to display size; the choice of what to show lives in
-:mod:`dcstsf.report.evaluate`.
+:mod:`dcstsf.report.display` and :mod:`dcstsf.report.document`.
 """
 
 from __future__ import annotations
@@ -125,7 +125,8 @@ def _image_grid(
         ax.set_xticks([])
         ax.set_yticks([])
         axes.append(ax)
-    grid_box = (margin / width, margin / height, (cols * pw + (cols - 1) * gap) / width, (height - top - margin) / height)
+    grid_w = cols * pw + (cols - 1) * gap
+    grid_box = (margin / width, margin / height, grid_w / width, (height - top - margin) / height)
     return fig, axes, grid_box
 
 

@@ -1,6 +1,6 @@
 """The report as a small document model, rendered to self-contained HTML and to Markdown.
 
-:mod:`dcstsf.report.evaluate` fills a :class:`ReportDoc` (sections of paragraphs, tables, figures and
+:mod:`dcstsf.report.document` fills a :class:`ReportDoc` (sections of paragraphs, tables, figures and
 definition lists); :func:`render_html` and :func:`render_markdown` turn it into text. The HTML embeds
 every figure as a base64 PNG ``data:`` URI and carries its CSS inline: one file, no external resource,
 viewable offline and attachable to an e-mail. The Markdown links the PNG files written to
@@ -17,7 +17,7 @@ import html
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "Column",
@@ -105,7 +105,7 @@ class Definitions:
     items: Sequence[tuple[str, str]]
 
 
-Block = Union[Paragraph, Table, FigureBlock, Definitions]
+Block = Paragraph | Table | FigureBlock | Definitions
 
 
 @dataclass
@@ -175,7 +175,8 @@ footer{margin-top:3em;color:#888;font-size:.85em}
 def _html_table(t: Table) -> str:
     best = _best(t)
     out = [f'<table class="metrics" id="{html.escape(t.id)}">', f"<caption>{html.escape(t.caption)}</caption>"]
-    out.append("<thead><tr><th>Method</th>" + "".join(f"<th>{html.escape(c.label)}</th>" for c in t.columns) + "</tr></thead>")
+    headers = "".join(f"<th>{html.escape(c.label)}</th>" for c in t.columns)
+    out.append(f"<thead><tr><th>Method</th>{headers}</tr></thead>")
     out.append("<tbody>")
     for i, row in enumerate(t.rows):
         cls = "" if row.ranked else ' class="reference"'

@@ -13,7 +13,8 @@ Examples
 (4, 166)
 """
 
-from dcstsf.sensors.core import (
+from dcstsf.sensors.names import canonical_ms_name, is_generic_band_name, s2_band_number
+from dcstsf.sensors.sensor import (
     SENSOR_NAMES,
     Sensor,
     available,
@@ -30,11 +31,14 @@ __all__ = (
     "SENSOR_NAMES",
     "Sensor",
     "available",
+    "canonical_ms_name",
     "from_envi_header",
     "from_wavelengths",
     "get",
+    "is_generic_band_name",
     "register",
     "resampling_coverage",
+    "s2_band_number",
     "spectral_resampling_matrix",
     "spectral_response_matrix",
 )

@@ -1,0 +1,170 @@
+"""Atomic file replacement: the one scheme of temporaries every writer uses.
+
+A writer puts its data in ``.<name>.partial-<pid>`` (variants: ``.<name>.partial-<pid>.<suffix>`` for
+intermediate files, ``.<name>.old-<pid>`` for an output moved aside while its replacement is renamed into
+place) next to the final path, and renames it into place when complete, so a reader never sees a half
+written file. A writer killed with SIGKILL or by a power cut cannot clean up and the next run has another
+pid: :func:`remove_stale_temporaries` deletes what dead processes left behind and keeps what live ones
+are still writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = [
+    "LockHeld",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "exclusive_lock",
+    "free_bytes",
+    "lock_path",
+    "old_path",
+    "partial_path",
+    "pid_alive",
+    "remove_path",
+    "remove_stale_temporaries",
+]
+
+
+def partial_path(path: Path, suffix: str = "") -> Path:
+    """The temporary ``path`` is written to before it is renamed into place (``suffix`` for variants)."""
+    return path.with_name(f".{path.name}.partial-{os.getpid()}{suffix}")
+
+
+def old_path(path: Path) -> Path:
+    """Where an existing output is moved aside while its replacement is renamed into place."""
+    return path.with_name(f".{path.name}.old-{os.getpid()}")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary and a rename: ``path`` is never half written."""
+    tmp = partial_path(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        remove_path(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """:func:`atomic_write_bytes` for UTF-8 text."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a link or a directory tree if it exists (a link is removed, never its target)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (another user's live process counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries of ``path`` left by writers that are no longer running; returns them.
+
+    Without this each kill would leave a file as large as the output behind. Temporaries of live
+    processes, and of this process, are kept.
+    """
+    p = Path(path).expanduser()
+    removed: list[Path] = []
+    if not p.parent.is_dir():
+        return removed
+    pattern = re.compile(rf"^\.{re.escape(p.name)}\.(?:partial|old)-(\d+)(?:\..*)?$")
+    for q in p.parent.iterdir():
+        m = pattern.match(q.name)
+        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
+            remove_path(q)
+            removed.append(q)
+    return removed
+
+
+class LockHeld(RuntimeError):
+    """Another live process holds the lock: ``pid`` is its process id when it could be read."""
+
+    def __init__(self, path: Path, pid: int | None) -> None:
+        super().__init__(f"{path} is locked by process {pid if pid is not None else '(unknown)'}")
+        self.path, self.pid = path, pid
+
+
+def lock_path(path: Path) -> Path:
+    """The lock file of an output ``path``: ``.<name>.lock`` next to it."""
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive, non-blocking lock on the file ``path`` (created if missing, removed at the end).
+
+    The operating system releases the lock when the holder dies, however it dies (SIGKILL, power cut),
+    so a killed run never leaves a lock behind that blocks the next one. Between opening the file and
+    locking it, the previous holder may have removed it; the lock is then taken again on the new file.
+
+    Raises
+    ------
+    LockHeld
+        Another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks on this platform: run unlocked
+        yield
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder: int | None = int(os.read(fd, 32).decode().strip() or "x")
+            except ValueError:
+                holder = None
+            os.close(fd)
+            raise LockHeld(path, holder) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        # Removed while still locked, so a process that opened it meanwhile sees another inode and retries.
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def free_bytes(path: Path) -> int | None:
+    """Bytes available to this user on the file system holding ``path`` (``None`` when unknown)."""
+    try:
+        st = os.statvfs(path if path.is_dir() else path.parent)
+    except (OSError, AttributeError):
+        return None
+    return st.f_bavail * st.f_frsize

@@ -1,0 +1,186 @@
+"""Sensors and band names of the inputs: which sensors recorded them and which MS bands they hold.
+
+The HS sensor comes from the caller, else from the cube's ``wavelength`` coordinate (a registered sensor
+whose band centres match within 5 nm, else one built from the coordinates), else from the band count.
+The MS bands come from the caller or from the MS ``band`` coordinate; Sentinel-2 style names are read
+with :mod:`dcstsf.sensors.names` (``B2``, ``b02`` and ``B02`` are one band).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import xarray as xr
+
+from dcstsf import sensors as _sensors
+from dcstsf.engine.sources import input_label
+from dcstsf.errors import DcstsfInputError
+from dcstsf.operators import ObservationModel
+from dcstsf.sensors import Sensor
+from dcstsf.sensors.names import canonical_ms_name, is_generic_band_name
+
+__all__ = [
+    "DEFAULT_MS_SENSOR",
+    "band_names",
+    "check_band_counts",
+    "observation_model",
+    "resolve_hs_sensor",
+    "resolve_ms_bands",
+]
+
+#: Default MS sensor when none is given.
+DEFAULT_MS_SENSOR = "sentinel-2a"
+# Default HS sensor for a 166-band cube (the ZY-1 02D AHSI the project targets).
+_DEFAULT_HS_BY_COUNT = {166: "zy1-02d-ahsi"}
+# Registered sensors match wavelength coordinates when every centre is within this many nm.
+_WAVELENGTH_MATCH_NM = 5.0
+
+
+def band_names(da: xr.DataArray) -> list[str] | None:
+    """Meaningful band names, or ``None`` when the coordinate is missing or only numbers/``band_<i>``."""
+    if "band" not in da.coords:
+        return None
+    names = [str(v) for v in np.asarray(da["band"].values).ravel()]
+    if all(is_generic_band_name(n) for n in names):
+        return None
+    return names
+
+
+def _band_coord(da: xr.DataArray, key: str) -> np.ndarray | None:
+    """A finite per-band coordinate (``wavelength``, ``fwhm``), else ``None``."""
+    if key in da.coords and da[key].dims == ("band",):
+        vals = np.asarray(da[key].values, dtype=np.float64)
+        return vals if np.all(np.isfinite(vals)) else None
+    return None
+
+
+def resolve_hs_sensor(hs: xr.DataArray, hs_sensor: str | Sensor | None) -> Sensor:
+    """The HS sensor: the one given (checked against the band count), else inferred from the cube."""
+    n = hs.sizes["band"]
+    label = input_label(hs, "HS(t1)")
+    if hs_sensor is not None:
+        sensor = _sensors.get(hs_sensor)
+        if sensor.n_bands != n:
+            raise DcstsfInputError(
+                f"{label} has {n} bands but the HS sensor {sensor.name!r} has {sensor.n_bands}; pass the sensor "
+                "that recorded the cube (hs_sensor=..., CLI --hs-sensor; see dcstsf.sensors.available()) or "
+                "build one with dcstsf.sensors.from_wavelengths"
+            )
+        return sensor
+    wl = _band_coord(hs, "wavelength")
+    candidates = []
+    for name in _sensors.available():
+        s = _sensors.get(name)
+        if s.n_bands == n:
+            candidates.append(s)
+    if wl is not None:
+        for s in candidates:
+            if np.max(np.abs(s.centers_nm - wl)) <= _WAVELENGTH_MATCH_NM:
+                return s
+        fwhm = _band_coord(hs, "fwhm")
+        names = [str(v) for v in hs["band"].values] if "band" in hs.coords else None
+        if names is not None and len(set(names)) != len(names):
+            names = None
+        good = None
+        if "bbl" in hs.coords:
+            good = np.asarray(hs["bbl"].values, dtype=float) > 0
+        try:
+            return _sensors.from_wavelengths(wl, fwhm, name="hs-from-wavelengths", band_names=names, good=good)
+        except DcstsfInputError as exc:
+            raise DcstsfInputError(
+                f"{label}: cannot build an HS sensor from its wavelength coordinates: {exc}"
+            ) from exc
+    if n in _DEFAULT_HS_BY_COUNT:
+        return _sensors.get(_DEFAULT_HS_BY_COUNT[n])
+    if len(candidates) == 1:
+        return candidates[0]
+    raise DcstsfInputError(
+        f"{label} has {n} bands and no wavelength coordinates, so its sensor is unknown; pass hs_sensor=NAME "
+        f"(CLI --hs-sensor; available: {', '.join(_sensors.available())}) or give the cube a 'wavelength' "
+        "coordinate (nm)"
+    )
+
+
+def resolve_ms_bands(
+    ms1: xr.DataArray, ms2: xr.DataArray, ms_sensor: str | Sensor | None, ms_bands: Sequence[str] | str | None
+) -> tuple[Sensor, list[str]]:
+    """The MS sensor and the band names in the data's order: given, or read from the ``band`` coordinate."""
+    sensor = _sensors.get(ms_sensor if ms_sensor is not None else DEFAULT_MS_SENSOR)
+    n1, n2 = ms1.sizes["band"], ms2.sizes["band"]
+    if n1 != n2:
+        raise DcstsfInputError(
+            f"{input_label(ms1, 'MS(t1)')} has {n1} bands but {input_label(ms2, 'MS(t2)')} has {n2}; give both "
+            "dates the same bands in the same order"
+        )
+    names1, names2 = band_names(ms1), band_names(ms2)
+    known = set(sensor.band_names)
+    norm1 = [canonical_ms_name(b) for b in names1] if names1 else None
+    norm2 = [canonical_ms_name(b) for b in names2] if names2 else None
+    if norm1 and norm2 and all(b in known for b in norm1 + norm2) and norm1 != norm2:
+        raise DcstsfInputError(
+            f"MS(t1) bands {norm1} and MS(t2) bands {norm2} differ; give both dates the same bands in the same order"
+        )
+    from_coords = next((nm for nm in (norm1, norm2) if nm and all(b in known for b in nm)), None)
+    if ms_bands is not None:
+        bands = [b.strip() for b in ms_bands.split(",")] if isinstance(ms_bands, str) else [str(b) for b in ms_bands]
+        bands = [canonical_ms_name(b) for b in bands if b]
+        unknown = [b for b in bands if b not in known]
+        if unknown:
+            raise DcstsfInputError(
+                f"MS band(s) {unknown} are not bands of {sensor.name!r}; its bands are {list(sensor.band_names)}"
+            )
+        if len(bands) != n1:
+            raise DcstsfInputError(
+                f"{len(bands)} MS bands were declared ({', '.join(bands)}) but {input_label(ms1, 'MS(t1)')} has "
+                f"{n1}; list one name per band, in the file's band order (CLI --ms-bands B02,B03,B04,B08)"
+            )
+        if from_coords is not None and from_coords != bands:
+            raise DcstsfInputError(
+                f"ms_bands={bands} disagrees with the MS band names in the data {from_coords}; drop ms_bands "
+                "(they are read from the data) or fix the band order"
+            )
+        return sensor, bands
+    if from_coords is not None:
+        return sensor, from_coords
+    shown = names1 or [f"band_{i + 1}" for i in range(n1)]
+    raise DcstsfInputError(
+        f"the MS bands of {input_label(ms1, 'MS(t1)')} ({', '.join(shown)}) are not {sensor.name} band names, so "
+        "the spectral response is unknown; pass ms_bands=[...] (CLI --ms-bands, e.g. B02,B03,B04,B08) in the "
+        "file's band order, and ms_sensor= if it is not Sentinel-2"
+    )
+
+
+def observation_model(
+    hs: xr.DataArray,
+    ms1: xr.DataArray,
+    ms2: xr.DataArray,
+    *,
+    ratio: int,
+    ms_grid_gsd_m: float | None,
+    hs_sensor: str | Sensor | None,
+    ms_sensor: str | Sensor | None,
+    ms_bands: Sequence[str] | str | None,
+) -> ObservationModel:
+    """The observation model of inputs on aligned grids: resolved sensors and bands at ``ratio``."""
+    hs_s = resolve_hs_sensor(hs, hs_sensor)
+    ms_s, bands = resolve_ms_bands(ms1, ms2, ms_sensor, ms_bands)
+    try:
+        return ObservationModel.from_sensors(hs_s, ms_s, ms_bands=bands, ratio=ratio, ms_grid_gsd_m=ms_grid_gsd_m)
+    except DcstsfInputError as exc:
+        raise DcstsfInputError(f"cannot build the observation model for these inputs: {exc}") from exc
+
+
+def check_band_counts(hs: xr.DataArray, ms1: xr.DataArray, ms2: xr.DataArray, model: ObservationModel) -> None:
+    """An error naming the input whose band count does not match the model's sensors."""
+    if hs.sizes["band"] != model.n_hs:
+        raise DcstsfInputError(
+            f"{input_label(hs, 'HS(t1)')} has {hs.sizes['band']} bands but the HS sensor {model.hs_sensor.name!r} "
+            f"has {model.n_hs}; pass the matching hs_sensor"
+        )
+    for da_, nm in ((ms1, "MS(t1)"), (ms2, "MS(t2)")):
+        if da_.sizes["band"] != model.n_ms:
+            raise DcstsfInputError(
+                f"{input_label(da_, nm)} has {da_.sizes['band']} bands but {model.n_ms} MS bands are modelled "
+                f"({', '.join(model.ms_sensor.band_names)}); pass ms_bands matching the file"
+            )

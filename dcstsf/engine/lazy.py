@@ -1,0 +1,120 @@
+"""The lazy scene fusion: :func:`fuse` builds a Dask graph of tiles, nothing is computed until asked.
+
+Steps (see the package docstring for the reasons):
+
+1. :func:`~dcstsf.engine.validate_inputs` checks grids, CRS, ratio and bands;
+2. scene-level state is computed once, eagerly and small: the method's ``fit`` (typically a strided
+   sample of coarse pixels) and per-band scene means used to fill nodata (:func:`~dcstsf.engine.prepare`);
+3. one Dask task per tile fuses the tile's window (extended by the halo) and returns the tile's
+   prediction; the output chunks are these predictions (``blend = 0``) or their cross-faded blend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from dcstsf.engine.job import FusionJob, prepare
+from dcstsf.engine.plan import DEFAULT_CHUNK, Region, TilePlan
+from dcstsf.engine.tile import compose
+from dcstsf.methods import Method
+from dcstsf.operators import ObservationModel
+from dcstsf.sensors import Sensor
+
+__all__ = ["assemble", "fuse"]
+
+
+def _compose_task(plan: TilePlan, region: Region, n_bands: int, preds: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
+    return compose(plan, region, lambda ty, tx: preds[(ty, tx)], n_bands=n_bands)
+
+
+def assemble(job: FusionJob) -> Any:
+    """The output as one Dask array with chunks ``(band: all, y: chunk, x: chunk)``."""
+    import dask
+    import dask.array as da
+
+    plan, n = job.plan, job.n_bands
+    meta = np.empty((0, 0, 0), dtype=np.float32)
+    rows = []
+    for ty in range(plan.ny):
+        row = []
+        for tx in range(plan.nx):
+            y0, y1, x0, x1 = plan.core(ty, tx)
+            if plan.blend == 0:
+                d = job.predictions[(ty, tx)]
+            else:
+                region = (y0, y1, x0, x1)
+                preds = {t: job.predictions[t] for t in plan.overlapping(region)}
+                d = dask.delayed(_compose_task, pure=True)(
+                    plan, region, n, preds, dask_key_name=f"{job.name}-blend-{ty}-{tx}"
+                )
+            row.append(da.from_delayed(d, shape=(n, y1 - y0, x1 - x0), dtype=np.float32, meta=meta))
+        rows.append(row)
+    return da.block(rows)
+
+
+def fuse(
+    hs_t1: xr.DataArray,
+    ms_t1: xr.DataArray,
+    ms_t2: xr.DataArray,
+    *,
+    method: str | Method = "dcstsf",
+    hs_sensor: str | Sensor | None = None,
+    ms_sensor: str | Sensor | None = None,
+    ms_bands: Sequence[str] | str | None = None,
+    ratio: int | None = None,
+    chunk: int = DEFAULT_CHUNK,
+    blend: int = 0,
+    halo: int | None = None,
+    align: str = "strict",
+    model: ObservationModel | None = None,
+) -> xr.DataArray:
+    """Predict fine HS(t2) from coarse HS(t1) and fine MS(t1), MS(t2), lazily, tile by tile.
+
+    Parameters
+    ----------
+    hs_t1
+        Coarse hyperspectral image at t1, dims ``(band, y, x)``, NumPy- or Dask-backed, reflectance in
+        [0, 1], NaN for nodata.
+    ms_t1, ms_t2
+        Fine multispectral images at t1 and t2 on one grid, aligned with the HS grid at an integer ratio.
+    method
+        A registered method name (``dcstsf.methods.available_methods()``) or a
+        :class:`~dcstsf.methods.Method` instance.
+    hs_sensor, ms_sensor, ms_bands, ratio, align, model
+        See :func:`dcstsf.engine.validate_inputs` (defaults: AHSI for 166 bands or a sensor from the
+        ``wavelength`` coordinate; Sentinel-2A; band names from the MS ``band`` coordinate; ratio from the
+        pixel sizes; strict grid checks).
+    chunk
+        Output tile size in fine pixels, rounded down to a multiple of the ratio. Peak memory grows with
+        ``chunk**2 x n_hs`` per tile computed in parallel.
+    blend
+        Extra overlap (fine pixels, rounded up to a multiple of the ratio) over which neighbouring tiles
+        are cross-faded linearly. Not needed for registered methods, whose declared halo covers their
+        receptive field (tiles then equal the whole-image result); use it for a method whose receptive
+        field exceeds its declared halo, where it hides the seams.
+    halo
+        Override the method's declared halo (fine pixels).
+
+    Returns
+    -------
+    xarray.DataArray
+        Lazy (Dask) ``(band, y, x)`` float32 on the (cropped) MS grid, chunks ``(n_hs, chunk, chunk)``;
+        HS band names with ``wavelength``/``fwhm`` (nm) coordinates; CRS and transform via rioxarray;
+        NaN where any input is nodata; attrs ``method``, ``method_identity``, ``weights_sha256`` (when the
+        method has weights), ``dcstsf_version``, ``inputs``, ``ratio``, sensors, ``halo``, ``chunk``, ``blend``.
+
+    Notes
+    -----
+    Only the scene-level state is computed here: the method's ``fit`` (a small strided sample for the
+    shipped methods) and the per-band scene means used to fill nodata (one pass over the inputs). No output
+    pixel is computed until the result is computed, written or plotted.
+    """
+    job = prepare(
+        hs_t1, ms_t1, ms_t2, method=method, hs_sensor=hs_sensor, ms_sensor=ms_sensor, ms_bands=ms_bands,
+        ratio=ratio, chunk=chunk, blend=blend, halo=halo, align=align, model=model,
+    )
+    return job.to_dataarray(assemble(job))

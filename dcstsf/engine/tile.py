@@ -1,0 +1,200 @@
+"""One tile: fill nodata, apply the method to the tile's window, mask nodata; and the overlap blend.
+
+The nodata policy lives here, for the engine and for :func:`dcstsf.methods.fuse_arrays` alike. Nodata is
+NaN (+/-Inf is turned into NaN first). Before ``apply`` NaN is filled with the per-band scene mean,
+estimated once from a regular subsample of the whole scene (:func:`scene_fill_values`): a scene-wide
+constant, so a pixel next to nodata gets the same input in every tiling. Afterwards the output is NaN at
+every fine pixel where any MS band is NaN at t1 or t2, or where the covering HS pixel is NaN in a mask
+band (a sensor band not flagged bad and not empty in the whole scene). A tile that is entirely nodata
+skips the method.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dcstsf._arrays import is_dask
+from dcstsf.engine.plan import Region, TilePlan
+from dcstsf.methods.base import Fitted, Method
+from dcstsf.nodata import inf_to_nan
+from dcstsf.operators import ObservationModel
+
+__all__ = [
+    "TileContext",
+    "compose",
+    "fuse_whole_image",
+    "nodata_mask",
+    "predict_tile",
+    "scene_fill_values",
+    "tile_context",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class TileContext:
+    """Everything a tile needs besides its windows: shared by all tiles (one graph key).
+
+    ``fill_*`` are the per-band scene means used to fill nodata before ``apply`` (scene-wide, so a pixel
+    next to nodata gets the same input in every tiling). ``mask_bands`` are the HS bands whose NaN marks a
+    coarse pixel as nodata (good bands that are not entirely empty in the scene).
+    """
+
+    method: Method
+    model: ObservationModel
+    fitted: Fitted
+    fill_hs: np.ndarray
+    fill_ms1: np.ndarray
+    fill_ms2: np.ndarray
+    mask_bands: np.ndarray
+
+
+def scene_fill_values(arrays: Sequence[Any], *, max_pixels: int = 100_000) -> list[np.ndarray]:
+    """Per-band NaN-mean of each array (NaN for all-NaN bands) over a regular subsample.
+
+    The values only fill nodata before ``apply``; what matters is that they are one scene-wide constant
+    (so every tiling fills alike), not their last digit. Dask inputs are reduced in one pass.
+    """
+
+    def sample(a: Any) -> Any:
+        stride = max(1, math.ceil(math.sqrt(a.shape[1] * a.shape[2] / max_pixels)))
+        return a[:, stride // 2 :: stride, stride // 2 :: stride]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" for all-NaN bands
+        from_dask: dict[int, Any] = {}
+        if any(is_dask(a) for a in arrays):
+            import dask
+            import dask.array as da
+
+            lazy = {i: da.nanmean(sample(a), axis=(1, 2), dtype=np.float64) for i, a in enumerate(arrays) if is_dask(a)}
+            from_dask = dict(zip(lazy, dask.compute(*lazy.values())))
+        out = []
+        for i, a in enumerate(arrays):
+            if i in from_dask:
+                m = from_dask[i]
+            else:
+                s = np.asarray(sample(a))
+                m = np.nanmean(s.reshape(s.shape[0], -1), axis=1, dtype=np.float64)
+            out.append(np.asarray(m, dtype=np.float64))
+    return out
+
+
+def tile_context(method: Method, model: ObservationModel, fitted: Fitted, hs: Any, ms1: Any, ms2: Any) -> TileContext:
+    """The context the tiles of a scene share: the fill values and mask bands of the whole-scene arrays
+    ``hs``, ``ms1``, ``ms2`` (NumPy or Dask, NaN for nodata) with the method and its fitted state."""
+    fill_hs, fill_ms1, fill_ms2 = scene_fill_values([hs, ms1, ms2])
+    empty_hs = ~np.isfinite(fill_hs)
+    good = np.asarray(model.hs_sensor.good, bool) & ~empty_hs
+    if not good.any():
+        good = ~empty_hs
+    return TileContext(
+        method=method,
+        model=model,
+        fitted=fitted,
+        fill_hs=np.nan_to_num(fill_hs).astype(np.float32),
+        fill_ms1=np.nan_to_num(fill_ms1).astype(np.float32),
+        fill_ms2=np.nan_to_num(fill_ms2).astype(np.float32),
+        mask_bands=np.flatnonzero(good),
+    )
+
+
+def _filled(a: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
+    nan = np.isnan(a)
+    if not nan.any():
+        return np.ascontiguousarray(a)
+    return np.where(nan, fill.astype(np.float32)[:, None, None], a).astype(np.float32)
+
+
+def nodata_mask(ctx: TileContext, hs: np.ndarray, ms1: np.ndarray, ms2: np.ndarray) -> np.ndarray:
+    """Fine-grid nodata: any MS band NaN at either date, or HS NaN (mask bands) at the covering pixel."""
+    r = ctx.model.ratio
+    bad = np.isnan(ms1).any(axis=0) | np.isnan(ms2).any(axis=0)
+    hs_bad = np.isnan(hs[ctx.mask_bands]).any(axis=0) if ctx.mask_bands.size else np.zeros(hs.shape[1:], bool)
+    if hs_bad.any():
+        bad |= np.repeat(np.repeat(hs_bad, r, axis=0), r, axis=1)
+    return bad
+
+
+def predict_tile(
+    ctx: TileContext,
+    hs: np.ndarray,
+    ms1: np.ndarray,
+    ms2: np.ndarray,
+    *,
+    window: Region,
+    extended: Region,
+) -> np.ndarray:
+    """Fuse one window and return the prediction over ``extended`` (NaN where the inputs are nodata)."""
+    wy0, wy1, wx0, wx1 = window
+    ey0, ey1, ex0, ex1 = extended
+    n_hs = ctx.model.n_hs
+    inner = (slice(ey0 - wy0, ey1 - wy0), slice(ex0 - wx0, ex1 - wx0))
+    bad = nodata_mask(ctx, hs, ms1, ms2)[inner]
+    if bad.all():
+        # Nothing valid to predict: skip the method (the result would be masked anyway).
+        return np.full((n_hs, ey1 - ey0, ex1 - ex0), np.nan, dtype=np.float32)
+    out = ctx.method.apply_region(
+        _filled(hs, ctx.fill_hs),
+        _filled(ms1, ctx.fill_ms1),
+        _filled(ms2, ctx.fill_ms2),
+        model=ctx.model,
+        fitted=ctx.fitted,
+        region=inner,
+    )
+    expected = (n_hs, ey1 - ey0, ex1 - ex0)
+    if tuple(np.shape(out)) != expected:
+        raise RuntimeError(
+            f"method {ctx.method.name!r} returned shape {tuple(np.shape(out))} for a region of shape {expected}; "
+            "Method.apply must return (n_hs, H, W) on the fine grid of the window and Method.apply_region "
+            "the requested region of it"
+        )
+    # no copy when the method already returned a C-contiguous float32 region
+    res = np.ascontiguousarray(out, dtype=np.float32)
+    if bad.any():
+        res[:, bad] = np.nan
+    return res
+
+
+def fuse_whole_image(
+    method: Method, hs: np.ndarray, ms1: np.ndarray, ms2: np.ndarray, *, model: ObservationModel
+) -> np.ndarray:
+    """Fuse in-memory arrays as one tile that is the whole image: the engine's path without tiling.
+
+    +/-Inf becomes NaN, ``fit`` sees the float32 arrays, and nodata is filled and masked as in every
+    engine tile (:func:`tile_context`, :func:`predict_tile`), so the result equals an untiled engine run.
+    """
+    arrays = [inf_to_nan(np.asarray(a, dtype=np.float32)) for a in (hs, ms1, ms2)]
+    fitted = method.fit(*arrays, model=model)
+    ctx = tile_context(method, model, fitted, *arrays)
+    h, w = arrays[1].shape[1:]
+    return predict_tile(ctx, *arrays, window=(0, h, 0, w), extended=(0, h, 0, w))
+
+
+def compose(
+    plan: TilePlan,
+    region: Region,
+    get_prediction: Callable[[int, int], Any],
+    *,
+    n_bands: int,
+) -> np.ndarray:
+    """The output over ``region`` from the prediction tiles (``get_prediction(ty, tx)`` -> extended array)."""
+    y0, y1, x0, x1 = region
+    out = np.zeros((n_bands, y1 - y0, x1 - x0), dtype=np.float32)
+    for ty, tx in plan.overlapping(region):
+        ey0, ey1, ex0, ex1 = plan.extended(ty, tx)
+        iy0, iy1, ix0, ix1 = max(y0, ey0), min(y1, ey1), max(x0, ex0), min(x1, ex1)
+        sub = np.asarray(get_prediction(ty, tx)[:, iy0 - ey0 : iy1 - ey0, ix0 - ex0 : ix1 - ex0])
+        dst = (slice(None), slice(iy0 - y0, iy1 - y0), slice(ix0 - x0, ix1 - x0))
+        if plan.blend == 0:
+            out[dst] = sub
+        else:
+            wy, wx = plan.weights(ty, tx, (iy0, iy1, ix0, ix1))
+            out[dst] += sub * (wy[:, None] * wx[None, :]).astype(np.float32)
+    return out

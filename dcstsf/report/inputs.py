@@ -1,0 +1,451 @@
+"""Inputs of a quality report: predictions, truth, fusion inputs and mask, loaded and checked to agree.
+
+:func:`load_inputs` turns what :func:`~dcstsf.report.evaluate_predictions` was given (DataArrays, NumPy
+arrays or raster paths) into one :class:`EvaluationInputs`: cubes ``(band, y, x)`` on one grid, the
+fusion inputs cropped to their common footprint, the observation model, the resolution ratio, the
+validity mask and the ``case.json`` metadata of a simulated case.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from dcstsf.errors import DcstsfInputError
+from dcstsf.operators import ObservationModel
+
+if TYPE_CHECKING:
+    from dcstsf.engine import FusionInputs
+
+__all__ = ["EvaluationInputs", "ObservedArrays", "SensorHints", "find_case_meta", "load_inputs", "load_mask"]
+
+log = logging.getLogger(__name__)
+
+_INPUT_KEYS = ("hs_t1", "ms_t1", "ms_t2")
+
+#: ``{name: cube or raster path}``, a list of raster paths, or one raster path.
+PredictionsLike = Mapping[str, Any] | Sequence[Any] | str | os.PathLike[str]
+
+
+@dataclass(frozen=True)
+class SensorHints:
+    """Sensor names given by the caller, as for :func:`dcstsf.fuse` (``None`` = not given)."""
+
+    hs_sensor: Any = None
+    ms_sensor: Any = None
+    ms_bands: Sequence[str] | str | None = None
+
+
+@dataclass(frozen=True)
+class ObservedArrays:
+    """The truth and the fusion inputs as float32 NumPy cubes (``None`` where not given)."""
+
+    truth: np.ndarray | None
+    hs_t1: np.ndarray | None
+    ms_t1: np.ndarray | None
+    ms_t2: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class EvaluationInputs:
+    """Everything a report scores, loaded and checked.
+
+    Attributes
+    ----------
+    predictions, sources
+        ``{name: cube}`` (possibly Dask-backed) and ``{name: file path or None}``.
+    truth, truth_source
+        The fine HS(t2) truth and its file, ``None`` without truth.
+    fusion_inputs, input_sources
+        HS(t1), MS(t1), MS(t2) cropped to their common footprint (``None`` when not given) and their files.
+    model
+        The observation model of the fusion inputs (or the one given), ``None`` without either.
+    case_meta
+        ``case.json`` metadata of a simulated case, ``None`` when unknown.
+    ratio
+        Coarse/fine resolution ratio r >= 1.
+    mask, mask_label
+        Boolean ``(y, x)`` validity (True = evaluate) and how it was given (path or ``"array"``).
+    border
+        Pixels cropped from each side for the full-reference metrics.
+    """
+
+    predictions: dict[str, xr.DataArray]
+    sources: dict[str, str | None]
+    truth: xr.DataArray | None
+    truth_source: str | None
+    fusion_inputs: FusionInputs | None
+    input_sources: dict[str, str | None]
+    model: ObservationModel | None
+    case_meta: Mapping[str, Any] | None
+    ratio: float
+    mask: np.ndarray | None
+    mask_label: str | None
+    border: int
+
+    @property
+    def names(self) -> list[str]:
+        """Prediction names, in the order given."""
+        return list(self.predictions)
+
+    @property
+    def first(self) -> xr.DataArray:
+        """The first prediction: its grid, bands and coordinates stand for all of them."""
+        return self.predictions[self.names[0]]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(y, x)`` size of the fine grid."""
+        return (self.first.sizes["y"], self.first.sizes["x"])
+
+    @property
+    def n_bands(self) -> int:
+        """Number of HS bands of the predictions."""
+        return int(self.first.sizes["band"])
+
+    @property
+    def int_ratio(self) -> int:
+        """:attr:`ratio` rounded to the integer the grids use."""
+        return int(round(self.ratio))
+
+    @property
+    def h_over_l(self) -> float:
+        """ERGAS's fine/coarse pixel size, ``1 / ratio``."""
+        return 1.0 / self.ratio
+
+    @property
+    def wavelengths(self) -> np.ndarray | None:
+        """HS band centres (nm): the truth's or the predictions' coordinate, else the model's sensor."""
+        for da in ([self.truth] if self.truth is not None else []) + [self.first]:
+            if "wavelength" in da.coords:
+                return np.asarray(da["wavelength"].values, float)
+        if self.model is not None and self.model.n_hs == self.n_bands:
+            return np.asarray(self.model.hs_sensor.centers_nm, float)
+        return None
+
+    @property
+    def band_names(self) -> list[str]:
+        """HS band names of the predictions (``band_<i>`` when they carry none)."""
+        if "band" in self.first.coords:
+            return [str(b) for b in self.first["band"].values]
+        return [f"band_{i + 1}" for i in range(self.n_bands)]
+
+    def observed_arrays(self) -> ObservedArrays:
+        """The truth and the fusion inputs loaded into memory as float32."""
+        fi = self.fusion_inputs
+        return ObservedArrays(
+            truth=self.truth.values.astype(np.float32) if self.truth is not None else None,
+            hs_t1=fi.hs_t1.values.astype(np.float32) if fi is not None else None,
+            ms_t1=fi.ms_t1.values.astype(np.float32) if fi is not None else None,
+            ms_t2=fi.ms_t2.values.astype(np.float32) if fi is not None else None,
+        )
+
+
+# --------------------------------------------------------------------------------------------- loading
+def _as_cube(da: Any, label: str) -> xr.DataArray:
+    """A DataArray ``(band, y, x)`` from a DataArray or a NumPy array."""
+    if isinstance(da, np.ndarray):
+        if da.ndim != 3:
+            raise DcstsfInputError(f"{label}: expected a (band, y, x) array, got shape {da.shape}")
+        return xr.DataArray(da, dims=("band", "y", "x"))
+    if not isinstance(da, xr.DataArray):
+        raise DcstsfInputError(
+            f"{label}: expected a DataArray, a NumPy array or a raster path, got {type(da).__name__}"
+        )
+    if set(da.dims) != {"band", "y", "x"}:
+        raise DcstsfInputError(
+            f"{label}: DataArray has dims {tuple(da.dims)}, expected ('band', 'y', 'x'); rename them "
+            "(e.g. da.rename({'wavelength': 'band'}))"
+        )
+    return da.transpose("band", "y", "x")
+
+
+def _load(x: Any, label: str) -> tuple[xr.DataArray, str | None]:
+    """(cube, source path or None) for a DataArray, NumPy array or raster path."""
+    if isinstance(x, (str, os.PathLike)):
+        from dcstsf.io import open_raster
+
+        p = Path(x).expanduser()
+        if not p.exists():
+            raise DcstsfInputError(f"{p}: {label} not found. Check the path")
+        return _as_cube(open_raster(p), f"{label} {p}"), str(p)
+    return _as_cube(x, label), None
+
+
+def load_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
+    """A boolean ``(y, x)`` validity mask (True = evaluate) from an array, DataArray or raster file.
+
+    A raster file's first band is read: pixels that are non-zero, finite and not the file's nodata value
+    are valid. Arrays must already be boolean (an inverted 0/1 mask is not guessed).
+    """
+    if isinstance(mask, (str, os.PathLike)):
+        import rasterio
+
+        p = Path(mask).expanduser()
+        if not p.exists():
+            raise DcstsfInputError(f"{p}: mask file not found. Check the path")
+        try:
+            with rasterio.open(p) as src:
+                band = src.read(1).astype(np.float64)
+                nodata = src.nodata
+        except rasterio.errors.RasterioError as exc:
+            raise DcstsfInputError(
+                f"{p}: cannot read the mask ({exc}). Give a single-band raster, non-zero = valid"
+            ) from exc
+        m = np.isfinite(band) & (band != 0)
+        if nodata is not None and np.isfinite(nodata):
+            m &= band != nodata
+        label = str(p)
+    else:
+        m = np.asarray(mask.values if isinstance(mask, xr.DataArray) else mask)
+        if m.ndim == 3 and m.shape[0] == 1:
+            m = m[0]
+        if m.dtype != np.bool_:
+            raise DcstsfInputError(
+                f"mask: expected a boolean (y, x) array (True = valid pixel), got dtype {m.dtype}; pass "
+                "mask.astype(bool) after making sure True marks the pixels to evaluate"
+            )
+        label = "mask"
+    if m.shape != tuple(shape):
+        raise DcstsfInputError(
+            f"{label}: mask is {m.shape[0]}x{m.shape[1]} pixels but the images are {shape[0]}x{shape[1]}"
+        )
+    if not m.any():
+        raise DcstsfInputError(f"{label}: the mask marks no pixel as valid (valid = non-zero)")
+    return m
+
+
+def find_case_meta(*paths: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """The ``case.json`` written by :meth:`dcstsf.simulate.FusionCase.save` next to any of ``paths``."""
+    for p in paths:
+        if p is None:
+            continue
+        candidate = Path(p).expanduser().parent / "case.json"
+        if candidate.is_file():
+            try:
+                meta = json.loads(candidate.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                log.warning("%s: ignored, not readable JSON (%s)", candidate, exc)
+                continue
+            if isinstance(meta, dict):
+                meta.setdefault("case_json", str(candidate))
+                return meta
+    return None
+
+
+def _unique_names(paths: Sequence[Any]) -> list[str]:
+    stems = [Path(p).stem for p in paths]
+    names = []
+    for p, s in zip(paths, stems):
+        names.append(s if stems.count(s) == 1 else f"{Path(p).parent.name}/{s}")
+    if len(set(names)) != len(names):
+        names = [f"{n} ({i + 1})" for i, n in enumerate(names)]
+    return names
+
+
+def _check_same_grid(a: xr.DataArray, b: xr.DataArray, la: str, lb: str) -> None:
+    if a.sizes["y"] != b.sizes["y"] or a.sizes["x"] != b.sizes["x"]:
+        raise DcstsfInputError(
+            f"{la} is {a.sizes['y']}x{a.sizes['x']} pixels but {lb} is {b.sizes['y']}x{b.sizes['x']}; "
+            "they must cover the same grid (crop both to the fused footprint)"
+        )
+    for dim in ("y", "x"):
+        if dim in a.coords and dim in b.coords:
+            ca, cb = np.asarray(a[dim].values, float), np.asarray(b[dim].values, float)
+            step = float(np.median(np.abs(np.diff(ca)))) if ca.size > 1 else 1.0
+            if not np.allclose(ca, cb, rtol=0.0, atol=1e-3 * step):
+                raise DcstsfInputError(
+                    f"{la} and {lb} have the same size but different {dim} coordinates "
+                    f"({ca[0]:.6g}... vs {cb[0]:.6g}...); they must be on the same grid"
+                )
+
+
+def _int_attr(value: Any) -> int | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(round(v)) if math.isfinite(v) and v >= 1 and abs(v - round(v)) < 1e-9 else None
+
+
+def _resolve_ratio(
+    ratio: float | None, model: ObservationModel | None, preds: Mapping[str, xr.DataArray], label: str
+) -> float:
+    """The coarse/fine resolution ratio r (>= 1): given, else the model's, else the predictions' attrs."""
+    if ratio is not None:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.integer, np.floating)):
+            raise DcstsfInputError(f"ratio must be a number (the coarse/fine resolution factor, e.g. 3), got {ratio!r}")
+        r = float(ratio)
+        if not math.isfinite(r) or r <= 0:
+            raise DcstsfInputError(f"ratio must be a positive number (e.g. 3), got {ratio!r}")
+        if r < 1:
+            # Given as h/l (ERGAS convention): store the resolution ratio.
+            r = 1.0 / r
+        if model is not None and abs(r - model.ratio) > 1e-6:
+            raise DcstsfInputError(
+                f"ratio {r:g} was given but the inputs' grids (or model) give {model.ratio}; drop --ratio or fix it"
+            )
+        return r
+    if model is not None:
+        return float(model.ratio)
+    for da in preds.values():
+        v = _int_attr(da.attrs.get("ratio"))
+        if v is not None:
+            return float(v)
+    raise DcstsfInputError(
+        f"the HS/MS resolution ratio is unknown for {label}: pass ratio= (CLI --ratio 3 for 30 m HS and 10 m MS) "
+        "or the fusion inputs"
+    )
+
+
+def _sensor_hints(
+    explicit: SensorHints, case_meta: Mapping[str, Any] | None, preds: Mapping[str, xr.DataArray]
+) -> SensorHints:
+    """Explicit sensor hints, completed from ``case.json``, else from the predictions' attrs."""
+    from dcstsf import sensors as _sensors
+
+    hs, ms, bands = explicit.hs_sensor, explicit.ms_sensor, explicit.ms_bands
+    sources: list[Mapping[str, Any]] = []
+    if case_meta and isinstance(case_meta.get("model"), Mapping):
+        sources.append(case_meta["model"])
+    sources += [da.attrs for da in preds.values()]
+    registered = set(_sensors.available())
+    for src in sources:
+        # Sensors built on the fly (e.g. "hs-from-wavelengths") are not registered: leave them to
+        # validate_inputs, which rebuilds them from the inputs' wavelength coordinates.
+        if hs is None and src.get("hs_sensor") in registered:
+            hs = src["hs_sensor"]
+        if ms is None and src.get("ms_sensor") in registered:
+            ms = src["ms_sensor"]
+        bands = bands if bands is not None else src.get("ms_bands")
+    return SensorHints(hs, ms, bands)
+
+
+def _load_predictions(preds: PredictionsLike) -> tuple[dict[str, xr.DataArray], dict[str, str | None]]:
+    """Named prediction cubes and their files; all on the first one's grid with its band count."""
+    if isinstance(preds, Mapping):
+        items = list(preds.items())
+    elif isinstance(preds, (str, os.PathLike)):
+        items = list(zip(_unique_names([preds]), [preds]))
+    else:
+        plist = list(preds)
+        items = list(zip(_unique_names(plist), plist))
+    if not items:
+        raise DcstsfInputError("no prediction to evaluate; give at least one")
+    cubes: dict[str, xr.DataArray] = {}
+    sources: dict[str, str | None] = {}
+    for name, p in items:
+        cubes[str(name)], sources[str(name)] = _load(p, f"prediction {name!r}")
+    names = list(cubes)
+    first = cubes[names[0]]
+    nb = first.sizes["band"]
+    for n in names[1:]:
+        _check_same_grid(cubes[n], first, f"prediction {n!r}", f"prediction {names[0]!r}")
+        if cubes[n].sizes["band"] != nb:
+            raise DcstsfInputError(f"prediction {n!r} has {cubes[n].sizes['band']} bands, {names[0]!r} has {nb}")
+    return cubes, sources
+
+
+def _load_truth(truth: Any, first: xr.DataArray, first_name: str) -> tuple[xr.DataArray | None, str | None]:
+    """The truth on the predictions' grid with their band count, or ``(None, None)``."""
+    if truth is None:
+        return None, None
+    truth_da, truth_src = _load(truth, "truth")
+    _check_same_grid(first, truth_da, f"prediction {first_name!r}", "the truth")
+    nb = first.sizes["band"]
+    if truth_da.sizes["band"] != nb:
+        raise DcstsfInputError(
+            f"the truth has {truth_da.sizes['band']} bands but the predictions have {nb}; give the truth "
+            "resampled to the predicted HS sensor (dcstsf simulate writes hs_t2_truth.tif so)"
+        )
+    return truth_da, truth_src
+
+
+def _integer_ratio(ratio: float | None) -> int | None:
+    """``ratio`` when it is a whole number >= 1 (what :func:`validate_inputs` accepts), else ``None``."""
+    if ratio is not None and float(ratio) >= 1 and abs(float(ratio) - round(float(ratio))) < 1e-9:
+        return int(round(float(ratio)))
+    return None
+
+
+def load_inputs(
+    preds: PredictionsLike,
+    truth: Any,
+    *,
+    ratio: float | None,
+    mask: Any,
+    border: int,
+    inputs: Mapping[str, Any] | None,
+    model: ObservationModel | None,
+    sensors: SensorHints,
+    case_meta: Mapping[str, Any] | None,
+) -> EvaluationInputs:
+    """Load and check everything :func:`~dcstsf.report.evaluate_predictions` was given.
+
+    Raises
+    ------
+    DcstsfInputError
+        No prediction, grids or band counts that do not match, neither truth nor inputs, an unknown or
+        inconsistent ratio, a bad mask or border.
+    """
+    cubes, sources = _load_predictions(preds)
+    names = list(cubes)
+    first = cubes[names[0]]
+    nb = first.sizes["band"]
+    truth_da, truth_src = _load_truth(truth, first, names[0])
+
+    input_src: dict[str, str | None] = {}
+    fi = None
+    if inputs is not None:
+        missing = set(_INPUT_KEYS) - set(inputs)
+        if missing:
+            raise DcstsfInputError(f"inputs needs hs_t1, ms_t1 and ms_t2; missing {', '.join(sorted(missing))}")
+        loaded = {}
+        for key in _INPUT_KEYS:
+            loaded[key], input_src[key] = _load(inputs[key], key.upper().replace("_T", "(t") + ")")
+        if case_meta is None:
+            case_meta = find_case_meta(truth_src, input_src.get("hs_t1"), *sources.values())
+        from dcstsf.engine import validate_inputs
+
+        hints = _sensor_hints(sensors, case_meta, cubes) if model is None else SensorHints()
+        fi = validate_inputs(
+            loaded["hs_t1"], loaded["ms_t1"], loaded["ms_t2"], hs_sensor=hints.hs_sensor,
+            ms_sensor=hints.ms_sensor, ms_bands=hints.ms_bands, ratio=_integer_ratio(ratio), model=model,
+        )
+        model = fi.model
+        _check_same_grid(first, fi.ms_t1, f"prediction {names[0]!r}", "the MS inputs (cropped to the HS footprint)")
+        if nb != model.n_hs:
+            raise DcstsfInputError(
+                f"the predictions have {nb} bands but the HS sensor {model.hs_sensor.name} of the inputs has "
+                f"{model.n_hs}"
+            )
+    elif truth_da is None:
+        raise DcstsfInputError(
+            "nothing to evaluate against: give the truth, or the fusion inputs (hs_t1, ms_t1, ms_t2) for "
+            "no-reference quality"
+        )
+    if case_meta is None:
+        case_meta = find_case_meta(truth_src, *sources.values())
+
+    r = _resolve_ratio(ratio, model, cubes, names[0])
+    shape = (first.sizes["y"], first.sizes["x"])
+    mask_arr = load_mask(mask, shape) if mask is not None else None
+    if isinstance(border, bool) or not isinstance(border, (int, np.integer)) or border < 0:
+        raise DcstsfInputError(f"border must be a non-negative number of pixels, got {border!r}")
+    mask_label = None
+    if mask is not None:
+        mask_label = str(mask) if isinstance(mask, (str, os.PathLike)) else "array"
+    return EvaluationInputs(
+        predictions=cubes, sources=sources, truth=truth_da, truth_source=truth_src, fusion_inputs=fi,
+        input_sources=input_src, model=model, case_meta=case_meta, ratio=r, mask=mask_arr, mask_label=mask_label,
+        border=int(border),
+    )
