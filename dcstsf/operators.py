@@ -1,6 +1,9 @@
 """Physical observation operators, one implementation each, used by the simulator, the model and
 the baselines alike.
 
+Longer than most modules on purpose: every operator sits next to its adjoint, and the adjoint tests
+and the methods rely on the pair staying together.
+
 Conventions (see ``docs/design.md``):
 
 - Cubes are ``(..., band, y, x)`` torch tensors (any leading batch dims), reflectance in [0, 1].

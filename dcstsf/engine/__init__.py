@@ -46,6 +46,7 @@ and the fill values); every output pixel is computed when the result is computed
 """
 
 from dcstsf.engine.batch import BatchResult, run_batch
+from dcstsf.engine.cluster import NoWorkerError
 from dcstsf.engine.inputs import ALIGN_MODES, FusionInputs, validate_inputs
 from dcstsf.engine.job import FusionJob, prepare
 from dcstsf.engine.lazy import fuse
@@ -63,6 +64,7 @@ __all__ = [
     "FusionInputs",
     "FusionJob",
     "FusionOptions",
+    "NoWorkerError",
     "OutputOptions",
     "ReadOptions",
     "TileContext",

@@ -3,7 +3,8 @@
 :func:`run_batch` opens the three rasters lazily (chunks aligned with the tile windows, so each tile reads
 exactly its window), fits the method once (on the files' own blocks, read once), then computes the
 prediction tiles (:mod:`~dcstsf.engine.runners`; the first alone while its memory is measured, then as
-many at once as fit ``memory_limit``: :mod:`~dcstsf.engine.memory`) and saves each to a work directory
+many at once as fit ``memory_limit``, or an error naming the limit and tile size that fit when not even
+one does: :mod:`~dcstsf.engine.memory`) and saves each to a work directory
 next to the output (:mod:`~dcstsf.engine.resume`). Run the same command again after a crash or a kill and
 the finished tiles are skipped. The output is written to a temporary name, then renamed: there is never
 a partial file under the final name. GeoTIFF is written while the tiles are computed
@@ -32,10 +33,10 @@ import xarray as xr
 
 from dcstsf import io as dio
 from dcstsf._files import LockHeld, exclusive_lock, lock_path, remove_stale_temporaries
-from dcstsf.engine.cluster import client, local_scheduler
+from dcstsf.engine.cluster import DEFAULT_SCHEDULER_TIMEOUT, DEFAULT_WORKER_TIMEOUT, client, local_scheduler
 from dcstsf.engine.inputs import FusionInputs, validate_inputs
 from dcstsf.engine.job import FusionJob, prepare
-from dcstsf.engine.memory import default_memory_limit
+from dcstsf.engine.memory import MemoryBudget, check_tile_floor, default_memory_limit
 from dcstsf.engine.options import ExecutionOptions, FusionOptions, OutputOptions, ReadOptions, TileCallback
 from dcstsf.engine.plan import DEFAULT_CHUNK, TilePlan, make_plan, window_chunks
 from dcstsf.engine.resume import (
@@ -76,8 +77,9 @@ class BatchResult:
     parallel_tiles
         Tiles computed at once by the local threaded scheduler (``None`` on a Dask cluster).
     tile_peak_bytes
-        Resident memory one tile added at its peak, measured on the first tile when the number of
-        tiles at once was chosen from ``memory_limit`` (``None`` otherwise).
+        Resident memory one tile added at its peak, measured on the first tile computed (the mean of the
+        first two for a borderline reading); ``None`` on a Dask cluster, where no tile was left to compute,
+        or where the resident memory cannot be read.
     """
 
     path: Path
@@ -109,6 +111,9 @@ def run_batch(
     align: str = "strict",
     workers: int | None = None,
     scheduler: str | None = None,
+    dashboard: bool | str | None = None,
+    scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT,
+    worker_timeout: float = DEFAULT_WORKER_TIMEOUT,
     parallel_tiles: int | None = None,
     memory_limit: int | None = None,
     overwrite: bool = False,
@@ -150,18 +155,33 @@ def run_batch(
     workers
         Run on a local ``dask.distributed`` cluster of this many single-threaded worker processes.
     scheduler
-        Address of a running Dask scheduler (``tcp://host:8786``) instead.
+        Address of a running Dask scheduler (``tcp://host:8786``) instead. Its workers read the inputs
+        by their absolute paths (relative ones are made absolute here), so they must see the same files.
+    dashboard
+        Serve the local cluster's Dask dashboard (needs ``workers`` and the bokeh package): ``True`` at
+        ``127.0.0.1:8787``, or a ``HOST:PORT`` address. Off by default.
+    scheduler_timeout
+        Seconds to wait for the scheduler at ``scheduler`` to answer; an address where no Dask scheduler
+        answers in time is a :class:`~dcstsf.errors.DcstsfInputError`.
+    worker_timeout
+        Seconds the run waits while no Dask worker is connected (all died, or none joined); then it stops
+        with :class:`~dcstsf.engine.cluster.NoWorkerError`, the finished tiles kept for the next run.
     parallel_tiles
-        Tiles computed at once with the default threaded scheduler; PyTorch's threads are shared out
-        among them (``cores // parallel_tiles`` each). Default: 2 on a machine with 2 or more cores, since
-        the model's padding, upsampling and element-wise steps do not use every core, at the cost of a
-        second tile in memory; fewer when they would not fit ``memory_limit``.
+        The most tiles computed at once with the default threaded scheduler; PyTorch's threads are shared
+        out among them (``cores // parallel_tiles`` each). Default: 2 on a machine with 2 or more cores,
+        since the model's padding, upsampling and element-wise steps do not use every core, at the cost of
+        a second tile in memory. Fewer run at once when they would not fit ``memory_limit``.
     memory_limit
-        Bytes of resident memory the run aims to stay within (default :func:`default_memory_limit`: 1/8 of
-        the RAM, at least 3 GiB). Unless ``parallel_tiles`` is given, the first tile is computed alone
-        while its memory is measured, and the other tiles run as many at once (up to the default) as fit
-        the limit with a 1.15x headroom (``BatchResult.parallel_tiles``). A limit below what one tile
-        needs is not an error: tiles then run one at a time. Local threaded runs only.
+        Bytes of resident memory the run stays within (default :func:`default_memory_limit`: 1/8 of the
+        RAM, at least 3 GiB); a given limit and the default are held alike. A limit below what the largest
+        tile's inputs and output alone take (beside the process and the output writer) is refused before
+        any tile runs. The first tile is then computed alone while its memory is measured, and the other
+        tiles run as many at once (up to ``parallel_tiles``) as fit the limit with a 1.15x headroom
+        (``BatchResult.parallel_tiles``). When not even one tile at a time fits, the run stops with a
+        :class:`~dcstsf.errors.DcstsfInputError` that names the measured need, the smallest limit that
+        holds it and a ``chunk`` that fits; the finished tiles are kept, so a run with a larger limit
+        resumes them. Local threaded runs only: with ``workers``/``scheduler`` the Dask workers' own
+        memory limits apply, and a given ``memory_limit`` is warned about.
     overwrite
         Replace an existing output (otherwise it is an error).
     progress
@@ -198,7 +218,11 @@ def run_batch(
     ------
     DcstsfInputError
         Existing output without ``overwrite``, unknown output format, unreadable inputs, grid or band
-        problems (see :func:`dcstsf.engine.validate_inputs`).
+        problems (see :func:`dcstsf.engine.validate_inputs`), a malformed ``scheduler`` address or one where
+        no Dask scheduler answers within ``scheduler_timeout``, a ``memory_limit`` too small for one tile.
+    NoWorkerError
+        No Dask worker was connected for ``worker_timeout`` seconds (a ``ConnectionError``); the finished
+        tiles are kept, and calling again with the same arguments resumes them.
     """
     import rasterio
 
@@ -212,7 +236,8 @@ def run_batch(
         predictor=predictor, cog=cog, overwrite=overwrite,
     )
     execution = ExecutionOptions(
-        chunk=chunk, workers=workers, scheduler=scheduler, parallel_tiles=parallel_tiles, memory_limit=memory_limit,
+        chunk=chunk, workers=workers, scheduler=scheduler, dashboard=dashboard, scheduler_timeout=scheduler_timeout,
+        worker_timeout=worker_timeout, parallel_tiles=parallel_tiles, memory_limit=memory_limit,
         progress=progress, keep_work=keep_work, gdal_cache_mb=gdal_cache_mb, on_tile=on_tile,
     )
     with rasterio.Env(GDAL_CACHEMAX=execution.gdal_cache_bytes):
@@ -319,7 +344,11 @@ def _run_batch(
         work = work_dir_for(out_p)
         # Temporaries of earlier runs killed while writing (their pid is gone) would otherwise stay forever.
         remove_stale_temporaries(out_p)
-        with client(execution.workers, execution.scheduler) as cluster_client:
+        with client(
+            execution.workers, execution.scheduler, dashboard=execution.dashboard,
+            scheduler_timeout=execution.scheduler_timeout, worker_timeout=execution.worker_timeout,
+            memory_limit=execution.memory_limit,
+        ) as cluster_client:
             import dask
 
             # The scene-level fit and fill values run on the cluster when there is one, else on local threads.
@@ -331,6 +360,12 @@ def _run_batch(
             plan = job.plan
             key = fingerprint(job, paths, fusion.resume_key())
             done = load_ledger(work, key, plan, job.n_bands)
+            if cluster_client is None:
+                # Before the work directory exists: a limit that cannot hold one tile leaves nothing behind.
+                check_tile_floor(
+                    _memory_budget(job, execution, streaming=fmt == "GTiff"), plan,
+                    [t for t in plan.tiles() if t not in done], n_hs=job.n_bands, n_ms=job.model.n_ms,
+                )
             work.mkdir(parents=True, exist_ok=True)
             meta = {"output": str(out_p), "method": job.method.name, "inputs": [str(p) for p in paths]}
             write_ledger(work, key, plan, done, meta)
@@ -396,6 +431,19 @@ def _run_batch(
         )
 
 
+def _memory_budget(job: FusionJob, execution: ExecutionOptions, *, streaming: bool) -> MemoryBudget:
+    """The memory limit of a local run (given or the default) and what its output writer holds."""
+    r = job.plan.ratio
+    return MemoryBudget(
+        limit=default_memory_limit() if execution.memory_limit is None else int(execution.memory_limit),
+        # The GeoTIFF writer holds a finished tile and GDAL's block cache.
+        writer_fixed=execution.gdal_cache_bytes if streaming else 0,
+        writer_per_pixel=job.n_bands * 4 if streaming else 0,
+        step=math.lcm(r, GTIFF_ALIGN) if streaming else r,
+        default=execution.memory_limit is None,
+    )
+
+
 def _compute_tiles(
     job: FusionJob,
     todo: list[tuple[int, int]],
@@ -409,17 +457,31 @@ def _compute_tiles(
     if not todo:
         return None, None
     if cluster_client is not None:
-        run_tiles_distributed(job, todo, cluster_client, finish)
+        if execution.memory_limit is not None and execution.scheduler is not None:
+            warnings.warn(
+                f"memory_limit={execution.memory_limit / 2**30:.2f} GiB (CLI --memory-limit) does not apply to "
+                "the workers of an external Dask scheduler: each is bounded by the memory limit it was started "
+                "with (dask worker --memory-limit)",
+                stacklevel=4,
+            )
+        try:
+            run_tiles_distributed(job, todo, cluster_client, finish)
+        except Exception as exc:
+            if type(exc).__name__ != "KilledWorker" or execution.workers is None:
+                raise
+            limit = execution.memory_limit
+            share = "Dask's default share of the RAM" if limit is None else (
+                f"{limit / execution.workers / 2**30:.2f} GiB (memory_limit / workers)"
+            )
+            raise DcstsfInputError(
+                f"a Dask worker process died again and again on one tile ({exc}); each of the "
+                f"{execution.workers} workers may use {share}. Give more memory (CLI --memory-limit), "
+                "fewer workers or a smaller --chunk; the finished tiles are kept for the next run"
+            ) from None
         return None, None
-    # Adapt to the memory only when the caller left the number of tiles at once to us.
-    limit = None
-    if execution.parallel_tiles is None:
-        limit = default_memory_limit() if execution.memory_limit is None else int(execution.memory_limit)
-    tile_bytes = job.n_bands * job.plan.chunk * job.plan.chunk * 4
-    # The GeoTIFF writer holds one output tile and GDAL's block cache.
-    writer = (tile_bytes + execution.gdal_cache_bytes) if streaming else 0
     return run_tiles_adaptive(
-        job, todo, default_parallel(execution.parallel_tiles), finish, memory_limit=limit, writer_bytes=writer
+        job, todo, default_parallel(execution.parallel_tiles), finish,
+        budget=_memory_budget(job, execution, streaming=streaming),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dcstsf.engine.cluster import DEFAULT_SCHEDULER_TIMEOUT, DEFAULT_WORKER_TIMEOUT
 from dcstsf.engine.plan import DEFAULT_CHUNK
 from dcstsf.errors import DcstsfInputError
 from dcstsf.methods import Method
@@ -105,6 +106,9 @@ class ExecutionOptions:
     chunk: int = DEFAULT_CHUNK
     workers: int | None = None
     scheduler: str | None = None
+    dashboard: bool | str | None = None
+    scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT
+    worker_timeout: float = DEFAULT_WORKER_TIMEOUT
     parallel_tiles: int | None = None
     memory_limit: int | None = None
     progress: bool = True

@@ -1,10 +1,12 @@
 """Tile runners: compute a job's prediction tiles on local threads or a Dask cluster, one ``finish`` call each.
 
 Every runner hands each finished tile to ``finish(t, prediction)`` in the calling thread, which alone
-writes the work directory and the output, so results do not depend on the scheduler.
+writes the work directory and the output, so they are written alike whatever the scheduler; the
+methods' kernels do not depend on the number of PyTorch threads, so a tile's pixels do not depend on
+the runner either (``docs/reliability.md``, "Reproducibility").
 
-* :func:`run_tiles_adaptive` -- local threads, as many tiles at once as fit the memory limit
-  (:mod:`dcstsf.engine.memory`);
+* :func:`run_tiles_adaptive` -- local threads, as many tiles at once as fit the memory limit, or an
+  error when not even one does (:mod:`dcstsf.engine.memory`);
 * :func:`run_tiles_local` -- local threads, a fixed number of tiles at once, PyTorch's threads shared
   out among them;
 * :func:`run_tiles_distributed` -- a ``dask.distributed`` client, a bounded number of tiles in flight.
@@ -89,19 +91,24 @@ def run_tiles_adaptive(
     parallel: int,
     finish: Finish,
     *,
-    memory_limit: int | None,
-    writer_bytes: int,
+    budget: memory.MemoryBudget | None,
 ) -> tuple[int, int | None]:
-    """Run the tiles locally; with a ``memory_limit``, measure the first tile alone and run the rest with
-    as many tiles at once (up to ``parallel``) as fit the limit (:func:`dcstsf.engine.memory.tiles_at_once`).
+    """Run the tiles locally within ``budget``: the first tile alone while its memory is measured, then as
+    many at once (up to ``parallel``) as fit the limit (:func:`dcstsf.engine.memory.tiles_at_once`).
 
-    Returns ``(tiles at once, tile peak)``; the peak is ``None`` when nothing was measured.
+    Returns ``(tiles at once, tile peak)``; the peak is ``None`` when nothing was measured (no budget, or
+    no resident memory to read on this platform).
+
+    Raises
+    ------
+    DcstsfInputError
+        Not even one tile at a time fits the limit; the measured tiles are finished (saved) first.
     """
-    if memory_limit is None or parallel <= 1 or len(todo) <= 1 or memory.rss_bytes() is None:
+    if budget is None or not todo or memory.rss_bytes() is None:
         run_tiles_local(job, todo, parallel, finish)
         return parallel, None
     chosen, peak, measured = memory.tiles_at_once(
-        parallel, limit=memory_limit, writer=writer_bytes, tiles=len(todo),
+        parallel, budget=budget, plan=job.plan, tiles=todo,
         measure_alone=lambda i: measure_tile_alone(job, todo[i], finish),
     )
     run_tiles_local(job, todo[measured:], chosen, finish)

@@ -10,8 +10,12 @@ __all__ = ["input_description", "input_label", "input_source"]
 
 
 def input_source(da: xr.DataArray) -> str | None:
-    """The file ``da`` was read from (``encoding["source"]`` or ``attrs["source"]``), when known."""
-    src = da.encoding.get("source") or da.attrs.get("source")
+    """The file ``da`` was read from (``encoding["source"]``, set by :func:`dcstsf.io.open_raster`), when known.
+
+    A ``source`` attribute is not used: it is file metadata and may name the scene the data were made
+    from, not the array the caller passed.
+    """
+    src = da.encoding.get("source")
     return str(src) if src else None
 
 

@@ -220,8 +220,18 @@ def _scale_offset_nodata(
     of: np.ndarray | None = None
     if scale is not None:
         sc = per_band(scale, n, what="scale", path=path)
+        if not (np.all(np.isfinite(sc)) and np.all(sc > 0)):
+            # Zero maps every pixel to the offset, a negative scale inverts the image: neither encodes
+            # reflectance, and reading with it would give wrong values without an error.
+            raise input_error(
+                path,
+                f"the scale {scale!r} is not a positive finite number per band",
+                "pass the reflectance scale of the file, e.g. scale=0.0001 for DN / 10000 (CLI --scale)",
+            )
     if offset is not None:
         of = per_band(offset, n, what="offset", path=path)
+        if not np.all(np.isfinite(of)):
+            raise input_error(path, f"the offset {offset!r} is not finite", "pass a finite offset, e.g. -0.1")
 
     # GDAL per-band scale/offset (rasterio reports 1/0 when unset)
     fs = np.asarray(stored.scales, dtype=np.float64) if stored.scales is not None else None

@@ -86,6 +86,7 @@ def open_raster(
             raise input_error(p, "the raster has no CRS", "use a georeferenced file (ENVI 'map info' is not read)")
         if chunks is not None:
             da = da.chunk(normalise_chunks(chunks, da.shape, (da.sizes["y"], da.sizes["x"])))
+        da.encoding["source"] = str(p)
         return da
     if is_zarr(p) or p.suffix.lower() in STORE_SUFFIXES:
         da = open_store(
@@ -97,7 +98,10 @@ def open_raster(
         raise input_error(
             p,
             "the raster has no CRS (coordinate reference system)",
-            "georeference it first, e.g. gdal_translate -a_srs EPSG:<code> -a_ullr ..., or assign one with "
-            "rioxarray's .rio.write_crs",
+            "georeference it first: assign a CRS and transform with rioxarray's .rio.write_crs and "
+            ".rio.write_transform, and save it with dcstsf.write_raster",
         )
+    # The file this array was read from: how errors and the output's provenance name it (a "source" tag
+    # in the file's metadata names where the data came from originally, not this file).
+    da.encoding["source"] = str(p)
     return da

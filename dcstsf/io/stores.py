@@ -64,7 +64,8 @@ def _raster_variable(ds: xr.Dataset, p: Path, variable: str | None) -> xr.DataAr
     raise input_error(
         p,
         f"holds {len(candidates)} raster variables {candidates}",
-        "say which one with variable=... (CLI --variable)",
+        "name it with dcstsf.open_raster(path, variable=...) in Python; the command line reads files with "
+        "one raster variable, so save that variable alone (e.g. xarray: ds[name].to_netcdf(...))",
     )
 
 

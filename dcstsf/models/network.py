@@ -60,14 +60,14 @@ from torch import nn
 from dcstsf.operators import blur, blur_radius, decimate, upsample, upsample_halo, upsample_region
 from dcstsf.windows import ShrinkingWindow
 
-__all__ = ["DCSTSFConfig", "DCSTSFNet", "ConvUnit", "UNIT_SPACES"]
+__all__ = ["UNIT_SPACES", "UNIT_STRIP_ELEMENTS", "ConvUnit", "DCSTSFConfig", "DCSTSFNet"]
 
 UNIT_SPACES = ("sensor", "coefficient")
 #: HS bands upsampled at a time when the output is expanded in place (inference).
 _EXPAND_BLOCK = 32
 #: Elements of one hidden activation of a learned unit evaluated at a time in inference (row strips):
 #: 4 M float32 = 16 MB, against 51 MB for a 630^2 window with 32 hidden channels.
-_UNIT_STRIP_ELEMENTS = 4_000_000
+UNIT_STRIP_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,11 @@ class ConvUnit(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.head(self.body(x))
+        # The 1x1 head as a per-pixel matrix product: oneDNN's 1x1 convolution splits its work by the
+        # number of threads and rounds differently with each split, which would make a tile's result
+        # depend on how many tiles run at once.
+        h = self.body(x)
+        return _map(self.head.weight[:, :, 0, 0], h) + self.head.bias[None, :, None, None]
 
     def forward_parts(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """The unit on ``torch.cat(parts, dim=1)``; in inference, row strip by row strip.
@@ -132,7 +136,7 @@ class ConvUnit(nn.Module):
         while the activations of one strip only are alive. Training keeps the single call (autograd).
         """
         h, w = parts[0].shape[-2:]
-        rows = max(4 * self.layers, _UNIT_STRIP_ELEMENTS // max(1, self.hidden * w))
+        rows = max(4 * self.layers, UNIT_STRIP_ELEMENTS // max(1, self.hidden * w))
         if torch.is_grad_enabled() or rows >= h:
             return self(torch.cat(parts, dim=1))
         out = parts[0].new_empty((parts[0].shape[0], self.head.out_channels, h, w))
@@ -314,7 +318,9 @@ class DCSTSFNet(nn.Module):
                 feats += [diff, diff.abs()]
                 del diff
             out = self.sftn.forward_parts(feats)
-            gate2: torch.Tensor | None = torch.sigmoid(out[:, :1] + 4.0)
+            # The logistic written out: torch.sigmoid's vectorised and scalar paths round differently, and
+            # which elements take which path follows the thread count.
+            gate2: torch.Tensor | None = 1.0 / (1.0 + torch.exp(-(out[:, :1] + 4.0)))
             delta = _map(t_lin, out[:, 1:]) if sensor_units else out[:, 1:]
             c2 = reg2 + gate2 * resid1 + delta
             del feats, out, delta  # the unit's inputs and output: dead before the n_hs-band expansion

@@ -92,3 +92,18 @@ def test_align_reproject_resamples_misaligned_inputs(case: Any) -> None:
     out = fuse(hs, case.ms_t1, case.ms_t2, method="bicubic", hs_sensor=HS_SENSOR, align="reproject", chunk=33)
     assert "HS(t1) reprojected" in out.attrs["processing"] and out.rio.transform() == case.ms_t1.rio.transform()
     assert np.isfinite(out.values[:, :, 3:-3]).all()
+
+
+def test_errors_name_the_array_passed_not_a_source_tag(case: Any, tmp_path: Any) -> None:
+    """A ``source`` attribute is metadata about where the data came from; errors name what was passed."""
+    from dcstsf.io import open_raster, write_raster
+
+    hs = case.hs_t1.assign_attrs(source="/archive/original_scene.tif").rio.write_crs("EPSG:32650")
+    with pytest.raises(DcstsfInputError) as info:
+        validate_inputs(hs, case.ms_t1, case.ms_t2, hs_sensor=HS_SENSOR)
+    assert "original_scene" not in str(info.value) and "HS(t1)" in str(info.value)
+    # An array read from a file is named by that file.
+    path = write_raster(hs, tmp_path / "hs_read.tif")
+    with pytest.raises(DcstsfInputError) as info:
+        validate_inputs(open_raster(path), case.ms_t1, case.ms_t2, hs_sensor=HS_SENSOR)
+    assert "hs_read.tif" in str(info.value) and "original_scene" not in str(info.value)

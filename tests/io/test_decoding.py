@@ -91,3 +91,14 @@ def test_s2_l2a_offset_applied_only_with_metadata(tmp_path: Path) -> None:
         open_raster(bad)
     assert str(bad) in str(exc.value)
     np.testing.assert_allclose(open_raster(bad, offset=-0.1).values[0, 1, 1], 0.5, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [0.0, -1e-4, float("nan"), float("inf"), [1e-4, 0.0]])
+def test_impossible_scale_is_an_error(tmp_path: Path, scale: object) -> None:
+    """A zero, negative or non-finite scale does not encode reflectance: refused, naming the file."""
+    from dcstsf.io import write_raster
+    from tests.scenes import synthetic_scene
+
+    path = write_raster(synthetic_scene(ny=6, nx=6, nb=2), tmp_path / "cube.tif")
+    with pytest.raises(DcstsfInputError, match="cube.tif.*scale"):
+        open_raster(path, scale=scale)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from dcstsf.io import open_raster, write_raster
@@ -35,3 +36,20 @@ def test_foreign_netcdf_with_cf_scale(tmp_path: Path) -> None:
     da = open_raster(p, band_dim="wavelength")
     np.testing.assert_allclose(da.values, 0.15, rtol=1e-6)
     np.testing.assert_allclose(da["wavelength"].values, [450.0, 550.0])
+
+
+def test_several_raster_variables_name_the_way_to_choose_one(tmp_path: Path) -> None:
+    import xarray as xr
+
+    from dcstsf.errors import DcstsfInputError
+    from dcstsf.io import open_raster
+
+    cube = np.zeros((2, 4, 5), np.float32)
+    ds = xr.Dataset({name: (("band", "y", "x"), cube) for name in ("a", "b")})
+    path = tmp_path / "two.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(DcstsfInputError) as info:
+        open_raster(path)
+    msg = str(info.value)
+    assert "2 raster variables" in msg and "variable=" in msg and "--variable" not in msg
+    assert open_raster(path, variable="b").shape == (2, 4, 5)

@@ -207,6 +207,18 @@ def test_output_equal_to_an_input_through_a_link_is_refused(case_dir: Path, tmp_
     assert sha256(hs) == before and link.is_symlink()
 
 
+def test_output_through_a_link_replaces_the_target(case_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "results" / "fused.tif"
+    target.parent.mkdir()
+    target.write_bytes(b"an earlier output")
+    link = tmp_path / "latest.tif"
+    link.symlink_to(target)
+    r = run_cli("fuse", *inputs(case_dir), "-o", str(link), "--method", "bicubic", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert readable(target)
+
+
 @pytest.mark.parametrize("suffix", [".tif", ".nc"])
 def test_overwrite_never_deletes_a_directory_of_files(case_dir: Path, tmp_path: Path, suffix: str) -> None:
     out = tmp_path / f"results{suffix}"

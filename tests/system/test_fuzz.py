@@ -1,4 +1,4 @@
-"""Property and fuzz tests (hypothesis): operators, tiling, readers -- issue #7, part 3.
+"""Property and fuzz tests (hypothesis): operators, tiling, readers.
 
 * operators: locality of the blur and the bicubic upsampling (what makes tiles exact), decimation
   identities, adjoints with per-band sigmas and batch dimensions (the scalar-sigma adjoint property is in

@@ -1,0 +1,7 @@
+"""``python -m dcstsf.cli``: the ``dcstsf`` command."""
+
+import sys
+
+from dcstsf.cli.main import main
+
+sys.exit(main())
