@@ -2,7 +2,7 @@
 
     python experiments/bench_report.py [--json experiments/results/bench_scale.json]
 
-Prints one table of every run (measured and extrapolated) and one row per method against the issue's
+Prints one table of every run (measured and extrapolated) and one row per method against the benchmark's
 targets; ``docs/results.md`` quotes them.
 """
 

@@ -16,7 +16,7 @@ subprocess (so peak RSS is that run's alone) and writes a tiled, compressed GeoT
 * the **bare model** -- ``Method.apply`` on one in-memory tile in the same process setup: on a ``chunk^2``
   window (``bare_mpx_s``: no halo, nothing else) and ``Method.apply_region`` on the engine's tile window
   ``(chunk + 2 halo)^2`` keeping the ``chunk^2`` core, as the engine calls it (``tile_window_mpx_s``). ``ratio_vs_bare`` = ``mpx_s / bare_mpx_s`` is the
-  issue's end-to-end target (>= 0.85); ``ratio_vs_tile_window`` isolates the engine's own overhead
+  end-to-end target (>= 0.85); ``ratio_vs_tile_window`` isolates the engine's own overhead
   (I/O, scheduling, writing) from the halo recomputation a method's receptive field requires.
   The bare model is measured before and after all the runs of an invocation (each time at least 3
   repetitions and 5 s), and the ratios use the median of every repetition.

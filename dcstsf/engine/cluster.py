@@ -45,7 +45,7 @@ DEFAULT_SCHEDULER_TIMEOUT = 30.0
 #: for a batch system to start a replacement, short enough that a dead cluster does not hold a job.
 DEFAULT_WORKER_TIMEOUT = 60.0
 #: Where ``dashboard=True`` (CLI ``--dashboard`` without an address) serves the local cluster's
-#: dashboard: this machine only, since the dashboard shows the run to whoever reaches the port.
+#: dashboard: the local host only, since the dashboard shows the run to whoever reaches the port.
 DEFAULT_DASHBOARD_ADDRESS = "127.0.0.1:8787"
 
 _EXPECTED = "the form tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786"
@@ -277,7 +277,7 @@ def _local_cluster(workers: int, dashboard_at: str | None, memory_limit: int | N
         )
     # A Dask scheduler starts its web server whatever ``dashboard_address`` says: without one, at port 8787
     # with pages about the run (workers, tasks, metrics) and a proxy to the workers. Unasked, it gets no
-    # pages and a free port of this machine only, so a run neither takes 8787 nor shows itself there.
+    # pages and a free port of the local host only, so a run neither takes 8787 nor shows itself there.
     with dask.config.set({"distributed.scheduler.http.routes": []}):
         return LocalCluster(
             n_workers=workers, threads_per_worker=1, dashboard_address=None, silence_logs=logging.ERROR,

@@ -11,7 +11,7 @@ Steps (see the package docstring for the reasons):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,36 +24,43 @@ from dcstsf.methods import Method
 from dcstsf.operators import ObservationModel
 from dcstsf.sensors import Sensor
 
-__all__ = ["assemble", "fuse"]
+__all__ = ["assemble", "core_blocks_to_array", "fuse"]
 
 
 def _compose_task(plan: TilePlan, region: Region, n_bands: int, preds: dict[tuple[int, int], np.ndarray]) -> np.ndarray:
     return compose(plan, region, lambda ty, tx: preds[(ty, tx)], n_bands=n_bands)
 
 
-def assemble(job: FusionJob) -> Any:
-    """The output as one Dask array with chunks ``(band: all, y: chunk, x: chunk)``."""
-    import dask
+def core_blocks_to_array(plan: TilePlan, n_bands: int, block: Callable[[int, int, Region], Any]) -> Any:
+    """One Dask array from one delayed ``(n_bands, core)`` block per tile: ``block(ty, tx, core_region)``."""
     import dask.array as da
 
-    plan, n = job.plan, job.n_bands
     meta = np.empty((0, 0, 0), dtype=np.float32)
     rows = []
     for ty in range(plan.ny):
         row = []
         for tx in range(plan.nx):
-            y0, y1, x0, x1 = plan.core(ty, tx)
-            if plan.blend == 0:
-                d = job.predictions[(ty, tx)]
-            else:
-                region = (y0, y1, x0, x1)
-                preds = {t: job.predictions[t] for t in plan.overlapping(region)}
-                d = dask.delayed(_compose_task, pure=True)(
-                    plan, region, n, preds, dask_key_name=f"{job.name}-blend-{ty}-{tx}"
-                )
-            row.append(da.from_delayed(d, shape=(n, y1 - y0, x1 - x0), dtype=np.float32, meta=meta))
+            region = plan.core(ty, tx)
+            y0, y1, x0, x1 = region
+            d = block(ty, tx, region)
+            row.append(da.from_delayed(d, shape=(n_bands, y1 - y0, x1 - x0), dtype=np.float32, meta=meta))
         rows.append(row)
     return da.block(rows)
+
+
+def assemble(job: FusionJob) -> Any:
+    """The output as one Dask array with chunks ``(band: all, y: chunk, x: chunk)``."""
+    import dask
+
+    plan, n = job.plan, job.n_bands
+
+    def block(ty: int, tx: int, region: Region) -> Any:
+        if plan.blend == 0:
+            return job.predictions[(ty, tx)]
+        preds = {t: job.predictions[t] for t in plan.overlapping(region)}
+        return dask.delayed(_compose_task, pure=True)(plan, region, n, preds, dask_key_name=f"{job.name}-blend-{ty}-{tx}")
+
+    return core_blocks_to_array(plan, n, block)
 
 
 def fuse(

@@ -208,19 +208,12 @@ def _compose_from_files(work: str, plan: TilePlan, region: Region, n_bands: int)
 def assemble_from_tiles(job: FusionJob, work: Path) -> Any:
     """The output as a Dask array reading the finished tiles (chunks = tile cores)."""
     import dask
-    import dask.array as da
 
-    plan, n = job.plan, job.n_bands
-    meta = np.empty((0, 0, 0), dtype=np.float32)
-    rows = []
-    for ty in range(plan.ny):
-        row = []
-        for tx in range(plan.nx):
-            region = plan.core(ty, tx)
-            d = dask.delayed(_compose_from_files, pure=True)(
-                str(work), plan, region, n, dask_key_name=f"{job.name}-assemble-{ty}-{tx}"
-            )
-            y0, y1, x0, x1 = region
-            row.append(da.from_delayed(d, shape=(n, y1 - y0, x1 - x0), dtype=np.float32, meta=meta))
-        rows.append(row)
-    return da.block(rows)
+    from dcstsf.engine.lazy import core_blocks_to_array
+
+    def block(ty: int, tx: int, region: Region) -> Any:
+        return dask.delayed(_compose_from_files, pure=True)(
+            str(work), job.plan, region, job.n_bands, dask_key_name=f"{job.name}-assemble-{ty}-{tx}"
+        )
+
+    return core_blocks_to_array(job.plan, job.n_bands, block)

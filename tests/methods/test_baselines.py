@@ -24,25 +24,6 @@ METHODS = ["two-step", "variational"]
 
 
 @pytest.fixture(scope="module")
-def block() -> xr.DataArray:
-    """The real EnMAP Potsdam block (128 x 64 px); the copy bundled with the package if shared data is absent."""
-    from dcstsf import datasets
-
-    try:
-        return datasets.load_enmap_potsdam_block()
-    except DcstsfInputError:
-        try:
-            return datasets.load_bundled_sample()
-        except DcstsfInputError as err:
-            pytest.skip(f"no EnMAP Potsdam data: {err}")
-
-
-@pytest.fixture(scope="module")
-def mixed_case(block: xr.DataArray, model: ObservationModel) -> FusionCase:
-    return simulate_case(block, model=model, change="mixed", seed=0)
-
-
-@pytest.fixture(scope="module")
 def unchanged_case(block: xr.DataArray, model: ObservationModel) -> FusionCase:
     return simulate_case(block, model=model, change="none", seed=0, hs_snr_db=None, ms_snr_db=None)
 

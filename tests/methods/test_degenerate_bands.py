@@ -21,14 +21,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-import xarray as xr
 
 from dcstsf import metrics
 from dcstsf.errors import DcstsfInputError
 from dcstsf.methods import fuse_arrays, get_method
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import degenerate_ms_bands, scene_samples, select_ms_bands
-from dcstsf.simulate import FusionCase, simulate_case
+from dcstsf.simulate import FusionCase
 
 METHODS = ["two-step", "variational", "dcstsf"]
 #: Largest PSNR loss allowed against the same method on the clean inputs (measured: 1.4 dB at most).
@@ -82,22 +81,8 @@ DEGENERATE: dict[str, tuple[Edit, str]] = {
 
 
 @pytest.fixture(scope="module")
-def block() -> xr.DataArray:
-    """The real EnMAP Potsdam block; the copy bundled with the package if shared data is absent."""
-    from dcstsf import datasets
-
-    try:
-        return datasets.load_enmap_potsdam_block()
-    except DcstsfInputError:
-        try:
-            return datasets.load_bundled_sample()
-        except DcstsfInputError as err:
-            pytest.skip(f"no EnMAP Potsdam data: {err}")
-
-
-@pytest.fixture(scope="module")
-def case(block: xr.DataArray, model: ObservationModel) -> FusionCase:
-    return simulate_case(block, model=model, change="mixed", seed=0)
+def case(mixed_case: FusionCase) -> FusionCase:
+    return mixed_case
 
 
 @pytest.fixture(scope="module")
