@@ -240,11 +240,17 @@ def test_two_runs_on_one_output_do_not_mix(many_tiles_case_dir: Path, tmp_path: 
     args = [*inputs(many_tiles_case_dir), "-o", str(out), "--chunk", "48"]
     first = subprocess.Popen(dcstsf_cmd("fuse", *args, "--method", "variational"), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    # Wait until the first run holds the output (its work directory exists), then start the second.
+    # Once the first run holds the output (its work directory exists), it is paused while the second runs:
+    # however fast the machine, the second meets a run in progress.
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("*.dcstsf-work")) and first.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    second = run_cli("fuse", *args, "--method", "bicubic", "--overwrite")
+    assert first.poll() is None, "the first run ended before the second could start"
+    first.send_signal(signal.SIGSTOP)
+    try:
+        second = run_cli("fuse", *args, "--method", "bicubic", "--overwrite")
+    finally:
+        first.send_signal(signal.SIGCONT)
     first_out, first_err = first.communicate(timeout=300)
     assert first.returncode == 0, first_err
     assert second.returncode == 2, second.stdout + second.stderr
@@ -276,7 +282,10 @@ def test_sigterm_stops_with_a_message_and_keeps_the_work(many_tiles_case_dir: Pa
     while not list(work.glob("tile_*.npy")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be stopped"
+    # Paused first, so the signal arrives with tiles still to do however fast the machine is.
+    proc.send_signal(signal.SIGSTOP)
     proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "interrupted by sigterm" in err.lower() and "again" in err.lower(), err
