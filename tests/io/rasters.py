@@ -22,6 +22,7 @@ def make_tif(
     data: np.ndarray,
     *,
     crs: str | None = CRS,
+    transform: Any = TRANSFORM,
     scales: list[float] | None = None,
     offsets: list[float] | None = None,
     nodata: float | None = None,
@@ -37,7 +38,7 @@ def make_tif(
         "height": h,
         "count": n,
         "dtype": data.dtype.name,
-        "transform": TRANSFORM,
+        "transform": transform,
     }
     if crs is not None:
         profile["crs"] = crs

@@ -37,6 +37,7 @@ from dcstsf.io import open_raster, write_raster
 from dcstsf.methods import fuse_arrays
 from dcstsf.metrics import psnr, rmse
 from dcstsf.operators import ObservationModel
+from tests.io.rasters import make_tif
 
 N_HS = 12
 WL = np.linspace(420.0, 2400.0, N_HS)
@@ -109,26 +110,9 @@ def reference(scene: dict[str, xr.DataArray]) -> np.ndarray:
     return fuse(scene["hs"], scene["ms1"], scene["ms2"], method="bicubic").values
 
 
-def _write_tif(path: Path, data: np.ndarray, *, transform: Any, crs: str | None = CRS, nodata: float | None = None,
-               tags: dict[str, str] | None = None, band_tags: list[dict[str, str]] | None = None,
-               descriptions: list[str] | None = None) -> Path:
+def _write_tif(path: Path, data: np.ndarray, *, transform: Any, crs: str | None = CRS, **kw: Any) -> Path:
     """A GeoTIFF written with rasterio directly (for encodings write_raster does not produce)."""
-    n, h, w = data.shape
-    profile: dict[str, Any] = {"driver": "GTiff", "width": w, "height": h, "count": n, "dtype": data.dtype.name,
-                               "transform": transform}
-    if crs is not None:
-        profile["crs"] = crs
-    if nodata is not None:
-        profile["nodata"] = nodata
-    with rasterio.open(path, "w", **profile) as dst:
-        dst.write(data)
-        if tags:
-            dst.update_tags(**tags)
-        for i, bt in enumerate(band_tags or []):
-            dst.update_tags(i + 1, **bt)
-        for i, d in enumerate(descriptions or []):
-            dst.set_band_description(i + 1, d)
-    return path
+    return make_tif(path, data, transform=transform, crs=crs, **kw)
 
 
 # --------------------------------------------------------------------------------------------------
