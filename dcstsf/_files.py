@@ -11,6 +11,7 @@ are still writing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -18,9 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
+    "NEARLY_FULL_BYTES",
+    "DiskFullError",
     "LockHeld",
     "atomic_write_bytes",
     "atomic_write_text",
+    "disk_full_error",
     "exclusive_lock",
     "free_bytes",
     "lock_path",
@@ -168,3 +172,24 @@ def free_bytes(path: Path) -> int | None:
     except (OSError, AttributeError):
         return None
     return st.f_bavail * st.f_frsize
+
+
+#: Below this many free bytes a file system counts as full: writers stop with a few blocks' room left.
+NEARLY_FULL_BYTES = 16 * 2**20
+
+
+class DiskFullError(OSError):
+    """A write failed because its file system is full; the message says what and how much is free."""
+
+
+def disk_full_error(where: Path, what: str, *, then: str) -> DiskFullError:
+    """The one message of a full disk: ``what`` could not be written on the file system of ``where``.
+
+    ``then`` says what became of the user's data (e.g. "the output was not put in place").
+    """
+    free = free_bytes(where)
+    return DiskFullError(
+        errno.ENOSPC,
+        f"No space left on device while writing {what}: the disk is full ({free} bytes free on its file "
+        f"system); {then}",
+    )

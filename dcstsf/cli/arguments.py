@@ -89,7 +89,9 @@ def scale_factor(text: str) -> float | list[float]:
     if not all(v > 0 for v in nums):
         # A zero scale maps every pixel to the offset and a negative one inverts the image: neither is a
         # reflectance encoding, and fusing with it would give a wrong result without an error.
-        raise argparse.ArgumentTypeError(f"a scale factor must be positive, got {text!r} (e.g. 0.0001 for DN/10000)")
+        raise argparse.ArgumentTypeError(
+            f"a scale factor must be positive, got {text!r} (the reflectance per stored unit the product documents)"
+        )
     return nums[0] if len(nums) == 1 else nums
 
 

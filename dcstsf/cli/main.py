@@ -34,23 +34,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         with cli_logging(verbose, quiet), sigterm_as_interrupt(), quiet_unraisable():
             return int(args.func(args) or 0)
     except DcstsfInputError as exc:
-        if verbose:
-            traceback.print_exc()
-        msg = " ".join(str(exc).split())  # one line, whatever the message holds
-        print(f"{PROG}: error: {msg}", file=sys.stderr)
+        _print_error(exc, verbose)
         return 2
     except ConnectionError as exc:
         # A cluster that failed (no worker left, ...): its message already says what to do.
-        if verbose:
-            traceback.print_exc()
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        _print_error(exc, verbose)
         return 1
     except OSError as exc:
         # Disk full, permission denied, ...: the user fixes the system, not the inputs. Outputs are written
         # atomically, so nothing partial is left under the output name; a fuse run resumes its saved tiles.
-        if verbose:
-            traceback.print_exc()
-        msg = " ".join(str(exc).split())
         if exc.errno == errno.ENOSPC:
             fix = "Free space on that file system"
         elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -58,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             fix = "Fix the cause"
         resume = " (finished tiles are kept and resumed)" if args.command == "fuse" else ""
-        print(f"{PROG}: error: {msg}. {fix}, then run the same command again{resume}", file=sys.stderr)
+        _print_error(exc, verbose, then=f". {fix}, then run the same command again{resume}")
         if argv is None and "h5py" in sys.modules:
             # After a failed write the HDF5 library can crash while Python shuts down (it retries closing
             # the file): end the process here, everything of ours being cleaned up already.
@@ -73,3 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 143 if isinstance(exc, Terminated) else 130
 
 
+def _print_error(exc: BaseException, verbose: int, *, then: str = "") -> None:
+    """``dcstsf: error: <message on one line><then>`` on stderr; with ``-v`` the traceback first."""
+    if verbose:
+        traceback.print_exc()
+    msg = " ".join(str(exc).split())  # one line, whatever the message holds
+    print(f"{PROG}: error: {msg}{then}", file=sys.stderr)

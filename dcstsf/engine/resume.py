@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from dcstsf._files import atomic_write_text, free_bytes, partial_path, remove_path
+from dcstsf._files import atomic_write_text, disk_full_error, free_bytes, partial_path, remove_path
 from dcstsf.engine.job import FusionJob
 from dcstsf.engine.plan import Region, TilePlan
 from dcstsf.engine.tile import compose
@@ -134,11 +134,7 @@ def save_tile(work: Path, t: tuple[int, int], arr: np.ndarray) -> None:
         # NumPy reports a short write as "N requested and M written", without an errno.
         free = free_bytes(work)
         if exc.errno == errno.ENOSPC or (free is not None and free < arr.size * 4):
-            raise OSError(
-                errno.ENOSPC,
-                f"No space left on device: tile {t} could not be saved in {work}, the disk is full ({free} "
-                "bytes free); the tiles saved so far are kept",
-            ) from exc
+            raise disk_full_error(work, f"tile {t} to {work}", then="the tiles saved so far are kept") from exc
         raise
     except BaseException:
         remove_path(tmp)

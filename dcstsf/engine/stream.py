@@ -25,18 +25,20 @@ from dcstsf.engine.tile import compose
 from dcstsf.errors import DcstsfInputError
 from dcstsf.io.encoding import PER_BAND_KEYS, attrs_tags, encode_block, integer_limits
 from dcstsf.io.geotiff import (
+    TILE_ALIGN,
     band_tags,
     convert_to_cog,
     creation_options,
     stored_scales_offsets,
     verify_geotiff,
 )
+from dcstsf.io.metadata import is_integer_dtype, per_band
 
 __all__ = ["GTIFF_ALIGN", "GTiffStream"]
 
 #: GeoTIFF tiles are multiples of 16 pixels; output chunks are made multiples of lcm(ratio, 16) so every
 #: chunk is written as whole GeoTIFF tiles (no partially written, recompressed blocks).
-GTIFF_ALIGN = 16
+GTIFF_ALIGN = TILE_ALIGN
 _MAX_GTIFF_BLOCK = 512
 # Finished tiles the GeoTIFF writer may hold in memory instead of reading their .npy back (the writer
 # usually keeps up, so this is the tile being written and the next one; more would only grow memory).
@@ -79,16 +81,15 @@ class GTiffStream:
         self.tmp = partial_path(out)
         self.tmp_gtiff = partial_path(out, ".gtiff") if cog else self.tmp
         out_dtype = np.dtype(dtype) if dtype is not None else np.dtype(np.float32)
-        self.integer = bool(np.issubdtype(out_dtype, np.integer))
         self.sc: np.ndarray | None = None
         self.of: np.ndarray | None = None
-        if self.integer:
+        if is_integer_dtype(out_dtype):
             if scale is None:
                 raise DcstsfInputError(
                     f"{out}: writing {out_dtype.name} needs out_scale (stored = (reflectance - out_offset) / out_scale)"
                 )
-            self.sc = np.broadcast_to(np.asarray(scale, np.float64), (n,)).copy()
-            self.of = np.broadcast_to(np.asarray(0.0 if offset is None else offset, np.float64), (n,)).copy()
+            self.sc = per_band(scale, n, what="out_scale", path=out)
+            self.of = per_band(0.0 if offset is None else offset, n, what="out_offset", path=out)
             self.nodata = integer_limits(out_dtype, None)[0]
         elif out_dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise DcstsfInputError(f"{out}: unsupported output dtype {out_dtype}; use float32 or an integer type")

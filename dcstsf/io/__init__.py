@@ -31,7 +31,7 @@ from dcstsf._files import remove_stale_temporaries
 from dcstsf.io.codecs import PREDICTORS, cog_codec_options, gtiff_codec_options
 from dcstsf.io.envi import parse_envi_header, read_envi
 from dcstsf.io.read import open_raster
-from dcstsf.io.write import RASTER_SUFFIXES, check_output_path, output_format, output_target, write_raster
+from dcstsf.io.write import RASTER_SUFFIXES, check_output_path, output_target, write_raster
 
 __all__ = [
     "PREDICTORS",
@@ -40,7 +40,6 @@ __all__ = [
     "cog_codec_options",
     "gtiff_codec_options",
     "open_raster",
-    "output_format",
     "output_target",
     "parse_envi_header",
     "read_envi",

@@ -226,7 +226,7 @@ def _scale_offset_nodata(
             raise input_error(
                 path,
                 f"the scale {scale!r} is not a positive finite number per band",
-                "pass the reflectance scale of the file, e.g. scale=0.0001 for DN / 10000 (CLI --scale)",
+                "pass the reflectance per stored unit that the product documents (CLI --scale)",
             )
     if offset is not None:
         of = per_band(offset, n, what="offset", path=path)

@@ -20,7 +20,7 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 
-from dcstsf._files import free_bytes, remove_path
+from dcstsf._files import NEARLY_FULL_BYTES, disk_full_error, free_bytes, remove_path
 from dcstsf.errors import DcstsfInputError
 from dcstsf.io.codecs import cog_codec_options
 from dcstsf.io.encoding import band_metadata, dataset_tags, encode_reflectance
@@ -43,8 +43,6 @@ __all__ = [
 
 #: GeoTIFF tile sides are multiples of this many pixels (a TIFF requirement).
 TILE_ALIGN = 16
-# Below this many free bytes a file system counts as full: GDAL stops writing with a few blocks' room left.
-_NEARLY_FULL_BYTES = 16 * 2**20
 #: The wavelength unit written in band tags (GDAL's ENVI spelling, which readers recognise).
 WAVELENGTH_UNITS = "Nanometers"
 
@@ -150,12 +148,8 @@ def convert_to_cog(source: Path, target: Path, *, blocksize: int, codec: Mapping
 def write_failed(output: Path, written: Path, detail: str) -> OSError:
     """The error of a GeoTIFF that was not completely stored, saying whether the disk is full."""
     free = free_bytes(written)
-    if free is not None and free < _NEARLY_FULL_BYTES:
-        return OSError(
-            errno.ENOSPC,
-            f"the disk is full while writing {output} ({free} bytes free on its file system); "
-            "the output was not put in place",
-        )
+    if free is not None and free < NEARLY_FULL_BYTES:
+        return disk_full_error(written, str(output), then="the output was not put in place")
     return OSError(
         errno.EIO,
         f"writing {output} failed: GDAL did not store the whole file ({detail}); the disk may be full, a "

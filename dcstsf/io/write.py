@@ -19,14 +19,23 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from dcstsf._files import free_bytes, old_path, partial_path, remove_path, remove_stale_temporaries
+from dcstsf._files import (
+    NEARLY_FULL_BYTES,
+    DiskFullError,
+    disk_full_error,
+    free_bytes,
+    old_path,
+    partial_path,
+    remove_path,
+    remove_stale_temporaries,
+)
 from dcstsf.io.codecs import gtiff_codec_options
 from dcstsf.io.errors import input_error
 from dcstsf.io.geotiff import TILE_ALIGN, write_geotiff
 from dcstsf.io.metadata import per_band
 from dcstsf.io.stores import ZARR_METADATA, write_store
 
-__all__ = ["RASTER_SUFFIXES", "check_output_path", "output_format", "output_target", "write_raster"]
+__all__ = ["RASTER_SUFFIXES", "check_output_path", "output_target", "write_raster"]
 
 #: File name endings :func:`write_raster` understands, and the format each one selects.
 RASTER_SUFFIXES: dict[str, str] = {
@@ -40,19 +49,10 @@ _DRIVERS = {"gtiff": "GTiff", "geotiff": "GTiff", "cog": "COG", "zarr": "Zarr", 
 _COG_SOURCE_SUFFIX = ".gtiff"
 
 
-# Below this many free bytes a file system counts as full (writers stop with a few blocks' room left).
-_NEARLY_FULL_BYTES = 16 * 2**20
-
-
 def output_target(path: Path) -> Path:
     """The file an output path names: a link's target (replacing the link itself would leave the file it
     points to stale), else the path itself."""
     return Path(os.path.realpath(path)) if path.is_symlink() else path
-
-
-def output_format(path: Path, *, driver: str | None = None, cog: bool = False) -> str:
-    """The format (``GTiff``, ``COG``, ``Zarr``, ``NetCDF``) of an output path, by ``driver`` or suffix."""
-    return _output_format(path, driver, cog)
 
 
 def _output_format(path: Path, driver: str | None, cog: bool) -> str:
@@ -305,14 +305,10 @@ def _disk_full(path: Path, exc: BaseException) -> OSError | None:
     The store libraries report a full disk in their own words (HDF5: "file write failed ... errno = 28"),
     or as a plain short write.
     """
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC and "the disk is full" in str(exc):
+    if isinstance(exc, DiskFullError):
         return None  # already said
     free = free_bytes(path.parent)
     said = isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space left" in str(exc)
-    if said or (free is not None and free < _NEARLY_FULL_BYTES and isinstance(exc, (OSError, RuntimeError))):
-        return OSError(
-            errno.ENOSPC,
-            f"No space left on device while writing {path}: the disk is full ({free} bytes free on its file "
-            "system now); the output was not put in place",
-        )
+    if said or (free is not None and free < NEARLY_FULL_BYTES and isinstance(exc, (OSError, RuntimeError))):
+        return disk_full_error(path.parent, str(path), then="the output was not put in place")
     return None
