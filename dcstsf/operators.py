@@ -39,6 +39,7 @@ from dcstsf.sensors import Sensor
 
 __all__ = [
     "ObservationModel",
+    "Psf",
     "blur",
     "blur_adjoint",
     "blur_radius",
@@ -63,43 +64,87 @@ TRUNCATE = 3.0
 MIN_SIGMA = 0.05
 
 
-def blur_radius(sigma: float | Sequence[float] | np.ndarray) -> int:
-    """Kernel radius in pixels for the widest of ``sigma`` (0 when no blur)."""
-    s = float(np.max(np.asarray(sigma, dtype=float))) if np.size(sigma) else 0.0
-    return int(math.ceil(TRUNCATE * s)) if s >= MIN_SIGMA else 0
+@dataclass(frozen=True)
+class Psf:
+    """A separable Gaussian point-spread function, optionally displaced by a sub-pixel shift.
+
+    ``sigma`` is the std-dev in pixels, a scalar or one per band. ``shift`` is ``(dy, dx)`` in pixels:
+    the footprint of an output pixel is centred ``shift`` away from the pixel (positive: down, right).
+    A displaced kernel is the Gaussian convolved with linear interpolation by ``shift``, so its centroid is
+    exactly ``shift`` even for a Gaussian far narrower than a pixel, and a zero shift gives the plain
+    Gaussian bit for bit. Every operator that takes ``sigmas`` also takes a :class:`Psf`.
+    """
+
+    sigma: float | np.ndarray
+    shift: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def shifted(self) -> bool:
+        """Whether the kernel is displaced along either axis."""
+        return bool(self.shift[0] or self.shift[1])
 
 
-def gaussian_kernels(sigmas: np.ndarray, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+SigmaLike = float | Sequence[float] | np.ndarray | Psf
+
+
+def _split_psf(psf: SigmaLike) -> tuple[Any, tuple[float, float]]:
+    """``(sigma, (dy, dx))`` of a :class:`Psf` or a plain sigma (no shift)."""
+    if isinstance(psf, Psf):
+        return psf.sigma, (float(psf.shift[0]), float(psf.shift[1]))
+    return psf, (0.0, 0.0)
+
+
+def blur_radius(sigma: SigmaLike) -> int:
+    """Kernel radius in pixels for the widest of ``sigma`` (0 when no blur), a shift included."""
+    sig, shift = _split_psf(sigma)
+    s = float(np.max(np.asarray(sig, dtype=float))) if np.size(sig) else 0.0
+    base = int(math.ceil(TRUNCATE * s)) if s >= MIN_SIGMA else 0
+    return base + int(math.ceil(max(abs(shift[0]), abs(shift[1]))))
+
+
+def gaussian_kernels(
+    sigmas: np.ndarray, *, shift: float = 0.0, dtype: torch.dtype = torch.float32, radius: int | None = None
+) -> torch.Tensor:
     """Normalised 1-D Gaussian kernels ``(n, 2*radius+1)``, all padded to the widest radius.
 
-    A band with ``sigma < MIN_SIGMA`` gets the identity kernel.
+    A band with ``sigma < MIN_SIGMA`` gets the identity kernel. ``shift`` (pixels) displaces every kernel
+    by linear interpolation (see :class:`Psf`); ``radius`` pads to a larger common radius.
     """
     sig = np.asarray(sigmas, dtype=np.float64).reshape(-1)
-    radius = blur_radius(sig)
+    base = blur_radius(sig)
+    whole = int(math.floor(shift))
+    frac = float(shift) - whole
+    need = base + int(math.ceil(abs(float(shift))))
+    radius = need if radius is None else max(int(radius), need)
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.zeros((sig.size, t.size))
     for i, s in enumerate(sig):
-        if s >= MIN_SIGMA:
-            r_i = int(math.ceil(TRUNCATE * s))
-            g = np.where(np.abs(t) <= r_i, np.exp(-0.5 * (t / s) ** 2), 0.0)
-        else:
-            g = (t == 0).astype(float)
-        k[i] = g / g.sum()
+        for offset, weight in ((whole, 1.0 - frac), (whole + 1, frac)):
+            if weight == 0.0:
+                continue
+            u = t - offset
+            if s >= MIN_SIGMA:
+                r_i = int(math.ceil(TRUNCATE * s))
+                g = np.where(np.abs(u) <= r_i, np.exp(-0.5 * (u / s) ** 2), 0.0)
+            else:
+                g = (u == 0).astype(float)
+            k[i] += weight * g / g.sum()
     return torch.as_tensor(k, dtype=dtype)
 
 
-def decimated_blur_matrix(n: int, ratio: int, sigma: float, coarse: np.ndarray) -> Any:
+def decimated_blur_matrix(n: int, ratio: int, sigma: float, coarse: np.ndarray, *, shift: float = 0.0) -> Any:
     """``decimate(blur(.))`` along one axis of ``n`` fine pixels, restricted to the coarse pixels ``coarse``.
 
     A ``scipy.sparse`` CSR matrix ``(len(coarse), n)``: row ``k`` holds the weights of the fine pixels that
-    make coarse pixel ``coarse[k]`` (Gaussian ``sigma`` from :func:`gaussian_kernels`, then the block mean;
-    replicated edges fold onto the border pixel, as in :func:`blur`). The blur is separable, so
-    ``W_y @ image @ W_x.T`` is ``decimate(blur(image))`` at the chosen coarse pixels: a per-scene sample
-    costs a few taps per sample instead of blurring every fine pixel (``ObservationModel.ms_to_coarse_at``).
+    make coarse pixel ``coarse[k]`` (Gaussian ``sigma`` displaced by ``shift`` from :func:`gaussian_kernels`,
+    then the block mean; replicated edges fold onto the border pixel, as in :func:`blur`). The blur is
+    separable, so ``W_y @ image @ W_x.T`` is ``decimate(blur(image))`` at the chosen coarse pixels: a
+    per-scene sample costs a few taps per sample instead of blurring every fine pixel
+    (``ObservationModel.ms_to_coarse_at``).
     """
     from scipy import sparse
 
-    kern = gaussian_kernels(np.array([sigma], dtype=np.float64), dtype=torch.float64)[0].numpy()
+    kern = gaussian_kernels(np.array([sigma], dtype=np.float64), shift=shift, dtype=torch.float64)[0].numpy()
     rad = (kern.size - 1) // 2
     coarse = np.asarray(coarse, dtype=np.int64).reshape(-1)
     # fine pixel i*r + q reads fine pixel i*r + q + t with weight kern[t + rad]; the block mean divides by r
@@ -121,14 +166,22 @@ def _flatten(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
     return x.reshape(-1, *x.shape[-3:]), lead
 
 
-def _blur_kernels(x: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) -> tuple[int, torch.Tensor]:
-    """``(radius, kernels (C, 2 radius + 1))`` of the per-band blur of ``x``: shared by :func:`blur` and
-    :func:`blur_adjoint` so the two always use the same operator."""
-    sig = np.broadcast_to(np.asarray(sigmas, dtype=float), (x.shape[-3],))
-    radius = blur_radius(sig)
+def _blur_kernels(x: torch.Tensor, sigmas: SigmaLike) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """``(radius, kernels along y, kernels along x)`` (each ``(C, 2 radius + 1)``) of the per-band blur of
+    ``x``: shared by :func:`blur` and :func:`blur_adjoint` so the two always use the same operator. Without
+    a shift both axes get the same tensor."""
+    sig_like, (dy, dx) = _split_psf(sigmas)
+    sig = np.broadcast_to(np.asarray(sig_like, dtype=float), (x.shape[-3],))
+    radius = blur_radius(Psf(sig, (dy, dx)))
     if radius == 0:
-        return 0, x.new_empty((0,))
-    return radius, gaussian_kernels(sig, dtype=x.dtype).to(x.device)
+        empty = x.new_empty((0,))
+        return 0, empty, empty
+    if dy == 0.0 and dx == 0.0:
+        k = gaussian_kernels(sig, dtype=x.dtype).to(x.device)
+        return radius, k, k
+    ky = gaussian_kernels(sig, shift=dy, dtype=x.dtype, radius=radius).to(x.device)
+    kx = gaussian_kernels(sig, shift=dx, dtype=x.dtype, radius=radius).to(x.device)
+    return radius, ky, kx
 
 
 def _depthwise_layout(x: torch.Tensor) -> torch.Tensor:
@@ -145,20 +198,21 @@ def _depthwise_layout(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def blur(x: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) -> torch.Tensor:
-    """Per-band Gaussian blur of ``x`` (``(..., C, H, W)``); ``sigmas`` in pixels, scalar or length C."""
+def blur(x: torch.Tensor, sigmas: SigmaLike) -> torch.Tensor:
+    """Per-band Gaussian blur of ``x`` (``(..., C, H, W)``); ``sigmas`` in pixels, scalar or length C, or a
+    :class:`Psf` (a displaced Gaussian)."""
     xf, lead = _flatten(x)
     c = xf.shape[1]
-    radius, k = _blur_kernels(xf, sigmas)
+    radius, ky, kx = _blur_kernels(xf, sigmas)
     if radius == 0:
         return x
     xp = _depthwise_layout(F.pad(xf, (radius, radius, radius, radius), mode="replicate"))
-    out = F.conv2d(xp, k[:, None, :, None], groups=c)
-    out = F.conv2d(out, k[:, None, None, :], groups=c).contiguous()
+    out = F.conv2d(xp, ky[:, None, :, None], groups=c)
+    out = F.conv2d(out, kx[:, None, None, :], groups=c).contiguous()
     return out.reshape(*lead, *out.shape[-3:])
 
 
-def blur_adjoint(y: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) -> torch.Tensor:
+def blur_adjoint(y: torch.Tensor, sigmas: SigmaLike) -> torch.Tensor:
     """Exact adjoint of :func:`blur` (including its replicated edges).
 
     The two passes of :func:`blur` transposed, in reverse order, on the padded grid, then the adjoint of
@@ -169,11 +223,11 @@ def blur_adjoint(y: torch.Tensor, sigmas: float | Sequence[float] | np.ndarray) 
     """
     yf, lead = _flatten(y)
     c = yf.shape[1]
-    radius, k = _blur_kernels(yf, sigmas)
+    radius, ky, kx = _blur_kernels(yf, sigmas)
     if radius == 0:
         return y
-    z = F.conv_transpose2d(_depthwise_layout(yf), k[:, None, None, :], groups=c)
-    z = F.conv_transpose2d(z, k[:, None, :, None], groups=c).contiguous()
+    z = F.conv_transpose2d(_depthwise_layout(yf), kx[:, None, None, :], groups=c)
+    z = F.conv_transpose2d(z, ky[:, None, :, None], groups=c).contiguous()
     out = _replicate_pad_adjoint(z, radius)
     return out.reshape(*lead, *out.shape[-3:])
 
@@ -354,7 +408,12 @@ class ObservationModel:
     """How the fine HS truth ``X`` is seen by both sensors: ``HS = D B_hs X``, ``MS = B_ms R X``.
 
     Build it with :meth:`from_sensors`. ``srf`` is ``R`` (``n_ms x n_hs``), ``hs_sigma`` the per-HS-band
-    and ``ms_sigma`` the per-MS-band Gaussian std-devs in fine pixels.
+    and ``ms_sigma`` the per-MS-band Gaussian std-devs in fine pixels. ``hs_shift`` is the displacement of
+    the HS footprints from their nominal place on the MS grid, ``(dy, dx)`` fine pixels (positive: down,
+    right). ``relative_sigma``, when set, is the per-MS-band std-dev that takes an MS band to the HS
+    resolution (:meth:`ms_to_coarse`); by default every band uses the median HS std-dev, which treats the MS
+    images as sharp. :mod:`dcstsf.diagnosis` estimates all of these from a scene; ``physics`` says whether
+    the values are the sensor tables' (``"tables"``) or estimated (``"estimated"``).
     """
 
     hs_sensor: Sensor
@@ -365,6 +424,9 @@ class ObservationModel:
     ms_sigma: np.ndarray
     #: pixel size the fine grid stands for (sets the MS blur widths)
     ms_grid_gsd_m: float = 10.0
+    hs_shift: tuple[float, float] = (0.0, 0.0)
+    relative_sigma: np.ndarray | None = None
+    physics: str = "tables"
 
     @classmethod
     def from_sensors(
@@ -409,9 +471,21 @@ class ObservationModel:
         return self.ms_sensor.n_bands
 
     @property
+    def hs_psf(self) -> Psf:
+        """The HS blur before decimation: per-HS-band Gaussians displaced by :attr:`hs_shift`."""
+        return Psf(np.asarray(self.hs_sigma), self.hs_shift)
+
+    @property
+    def ms_to_coarse_psf(self) -> Psf:
+        """The per-MS-band blur :meth:`ms_to_coarse` applies before decimation (displaced like the HS)."""
+        if self.relative_sigma is not None:
+            return Psf(np.asarray(self.relative_sigma, dtype=np.float64), self.hs_shift)
+        return Psf(self.ms_to_coarse_sigma, self.hs_shift)
+
+    @property
     def halo(self) -> int:
         """Receptive field of one application of the HS or MS operator, fine pixels."""
-        return max(blur_radius(self.hs_sigma), blur_radius(self.ms_sigma))
+        return max(blur_radius(self.hs_psf), blur_radius(self.ms_sigma))
 
     def srf_tensor(self, like: torch.Tensor) -> torch.Tensor:
         """``R`` as a tensor matching ``like``'s dtype and device."""
@@ -419,11 +493,11 @@ class ObservationModel:
 
     def degrade_hs(self, x: torch.Tensor) -> torch.Tensor:
         """``D B_hs X``: the coarse HS observation of a fine cube."""
-        return decimate(blur(x, self.hs_sigma), self.ratio)
+        return decimate(blur(x, self.hs_psf), self.ratio)
 
     def degrade_hs_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``B_hs^T D^T y``."""
-        return blur_adjoint(decimate_adjoint(y, self.ratio), self.hs_sigma)
+        return blur_adjoint(decimate_adjoint(y, self.ratio), self.hs_psf)
 
     def degrade_ms(self, x: torch.Tensor) -> torch.Tensor:
         """``B_ms R X``: the MS observation of a fine HS cube."""
@@ -439,12 +513,16 @@ class ObservationModel:
         ``D B_hs`` applied to MS; the MS bands are already blurred by ``B_ms``, so this is the standard
         Wald-protocol approximation of what the MS sensor would see at the HS resolution.
         """
-        sigma = np.full(ms.shape[-3], self.ms_to_coarse_sigma)
-        return decimate(blur(ms, sigma), self.ratio)
+        psf = self.ms_to_coarse_psf
+        if np.ndim(psf.sigma) and ms.shape[-3] != np.size(psf.sigma):
+            # a cube of other bands (e.g. HS bands synthesised from the MS): the median relative blur
+            psf = Psf(float(np.median(psf.sigma)), psf.shift)
+        return decimate(blur(ms, psf), self.ratio)
 
     @property
     def ms_to_coarse_sigma(self) -> float:
-        """The Gaussian std-dev (fine pixels) :meth:`ms_to_coarse` blurs every MS band with."""
+        """The median HS Gaussian std-dev (fine pixels): what :meth:`ms_to_coarse` blurs every MS band with
+        unless :attr:`relative_sigma` is set."""
         return float(np.median(self.hs_sigma))
 
     def ms_to_coarse_at(
@@ -458,11 +536,29 @@ class ObservationModel:
         parts that cover the image, it equals the whole image's value (the operator is linear), which
         lets a chunked array be sampled chunk by chunk. NaN in a sample's footprint makes it NaN.
         """
+        psf = self.ms_to_coarse_psf
+        sigmas = np.broadcast_to(np.asarray(psf.sigma, dtype=np.float64), (ms.shape[0],))
+        if np.all(sigmas == sigmas[0]):
+            return self._ms_to_coarse_at(ms, rows, cols, origin=origin, shape=shape, sigma=float(sigmas[0]))
+        # bands with different relative blurs: one pass per distinct width
+        out = np.empty((ms.shape[0], len(rows), len(cols)))
+        for value in np.unique(sigmas):
+            idx = np.flatnonzero(sigmas == value)
+            out[idx] = self._ms_to_coarse_at(
+                np.asarray(ms)[idx], rows, cols, origin=origin, shape=shape, sigma=float(value)
+            )
+        return out
+
+    def _ms_to_coarse_at(
+        self, ms: np.ndarray, rows: np.ndarray, cols: np.ndarray, *, origin: tuple[int, int],
+        shape: tuple[int, int] | None, sigma: float,
+    ) -> np.ndarray:
         oy, ox = origin
         h, w = ms.shape[-2:]
         H, W = (h, w) if shape is None else shape
-        wy = decimated_blur_matrix(H, self.ratio, self.ms_to_coarse_sigma, rows)[:, oy : oy + h]
-        wx = decimated_blur_matrix(W, self.ratio, self.ms_to_coarse_sigma, cols)[:, ox : ox + w]
+        dy, dx = self.hs_shift
+        wy = decimated_blur_matrix(H, self.ratio, sigma, rows, shift=dy)[:, oy : oy + h]
+        wx = decimated_blur_matrix(W, self.ratio, sigma, cols, shift=dx)[:, ox : ox + w]
         # Only the fine rows and columns some footprint covers (about 60 % of each axis at the fit's
         # sample stride) are converted to float64 and multiplied: the same nonzeros in the same order,
         # so the same sums, from about a third of the memory traffic of converting the whole part.
@@ -486,6 +582,7 @@ class ObservationModel:
             "ratio": self.ratio,
             "n_hs": self.n_hs,
             "ms_grid_gsd_m": self.ms_grid_gsd_m,
+            "physics": self.physics,
         }
 
 

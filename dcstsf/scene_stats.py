@@ -68,10 +68,15 @@ def fill_nodata(a: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(a), mean[:, None, None], a).astype(np.float32)
 
 
-def _samples_meeting(centres: np.ndarray, lo: int, hi: int, *, n: int, model: ObservationModel) -> slice:
+def _samples_meeting(
+    centres: np.ndarray, lo: int, hi: int, *, n: int, model: ObservationModel, axis: int
+) -> slice:
     """The samples (positions in the sorted coarse indices ``centres``) whose ``ms_to_coarse`` footprint meets
-    fine pixels ``[lo, hi)`` of an axis of ``n``, read off the operator's own matrix."""
-    weights = decimated_blur_matrix(n, model.ratio, model.ms_to_coarse_sigma, centres)[:, lo:hi]
+    fine pixels ``[lo, hi)`` of axis ``axis`` (0: rows, 1: columns) of ``n`` pixels, read off the operator's
+    own matrix (for the widest band's blur, whose footprint holds every other band's)."""
+    psf = model.ms_to_coarse_psf
+    sigma = float(np.max(np.asarray(psf.sigma, dtype=np.float64)))
+    weights = decimated_blur_matrix(n, model.ratio, sigma, centres, shift=psf.shift[axis])[:, lo:hi]
     hit = np.flatnonzero(weights.getnnz(axis=1))
     return slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0)
 
@@ -82,8 +87,8 @@ def _ms_samples_part(
 ) -> tuple[slice, slice, np.ndarray]:
     """One chunk's contribution to the sampled ``ms_to_coarse`` values of the samples whose footprint it meets."""
     h, w = block.shape[-2:]
-    ry = _samples_meeting(rows, oy, oy + h, n=shape[0], model=model)
-    rx = _samples_meeting(cols, ox, ox + w, n=shape[1], model=model)
+    ry = _samples_meeting(rows, oy, oy + h, n=shape[0], model=model, axis=0)
+    rx = _samples_meeting(cols, ox, ox + w, n=shape[1], model=model, axis=1)
     if ry.stop == ry.start or rx.stop == rx.start:
         return slice(0, 0), slice(0, 0), np.zeros((block.shape[0], 0, 0))
     return ry, rx, model.ms_to_coarse_at(block, rows[ry], cols[rx], origin=(oy, ox), shape=shape)

@@ -13,7 +13,7 @@ from dcstsf.methods.base import Fitted, RegionMethod
 from dcstsf.models.checkpoint import default_weights, load_model
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
 from dcstsf.models.scene import fit_scene_state, state_to_tensors
-from dcstsf.operators import ObservationModel
+from dcstsf.operators import ObservationModel, Psf
 from dcstsf.scene_stats import (
     SceneSamples,
     fit_spectral_map,
@@ -102,9 +102,10 @@ class DCSTSF(RegionMethod):
         return net
 
     @staticmethod
-    def hs_sigma(model: ObservationModel) -> float:
-        """The band-independent HS blur used in coefficient space (median over bands)."""
-        return float(np.median(model.hs_sigma))
+    def hs_sigma(model: ObservationModel) -> Psf:
+        """The band-independent HS blur used in coefficient space: the median over bands, displaced by the
+        model's HS shift."""
+        return Psf(float(np.median(model.hs_sigma)), model.hs_shift)
 
     def halo(self, model: ObservationModel) -> int:
         net = self.network(model)

@@ -68,7 +68,7 @@ def two_step_reach(model: ObservationModel, window_radius: int) -> int:
     most ``3 r - 1`` fine pixels off. The change branch reads ``window_radius`` pixels around.
     """
     r = model.ratio
-    rho_coarse = blur_radius(float(np.median(model.hs_sigma)))
+    rho_coarse = blur_radius(model.ms_to_coarse_psf)
     return max(3 * r - 1 + rho_coarse, int(window_radius))
 
 

@@ -44,6 +44,7 @@ from dcstsf.methods.two_step import (
 )
 from dcstsf.operators import (
     ObservationModel,
+    Psf,
     blur,
     blur_adjoint,
     blur_radius,
@@ -72,24 +73,27 @@ def iteration_reach(model: ObservationModel) -> int:
     (``2 rho_hs + r - 1``); ``M^T M`` through the MS blur twice (``2 rho_ms``); the smoothness term one
     pixel.
     """
-    rho_hs = blur_radius(model.hs_sigma)
+    rho_hs = blur_radius(model.hs_psf)
     rho_ms = blur_radius(model.ms_sigma)
     return max(2 * rho_hs + model.ratio - 1, 2 * rho_ms, 1)
 
 
-def _blur_norm_sq(sigmas: np.ndarray) -> float:
+def _blur_norm_sq(psf: np.ndarray | Psf) -> float:
     """Squared operator norm of :func:`~dcstsf.operators.blur` (widest over bands), edges included.
 
-    The 2-D blur is separable with the same kernel on both axes, so its norm is the square of the
-    1-D norm, computed exactly from the operator's matrix on a short grid.
+    The 2-D blur is separable, so its norm is the product of the 1-D norms along y and x (equal without a
+    shift), each computed exactly from the operator's matrix on a short grid.
     """
     n = _NORM_GRID
-    deltas = torch.eye(n, dtype=torch.float64).reshape(n, 1, n, 1)
-    norm1 = 0.0
+    sigmas, shift = (psf.sigma, psf.shift) if isinstance(psf, Psf) else (psf, (0.0, 0.0))
+    along_y = torch.eye(n, dtype=torch.float64).reshape(n, 1, n, 1)
+    along_x = torch.eye(n, dtype=torch.float64).reshape(n, 1, 1, n)
+    norm2 = 0.0
     for s in np.unique(np.asarray(sigmas, dtype=float)):
-        mat = blur(deltas, float(s)).reshape(n, n).numpy()
-        norm1 = max(norm1, float(np.linalg.svd(mat, compute_uv=False)[0]))
-    return norm1**4
+        ny = np.linalg.svd(blur(along_y, Psf(float(s), (shift[0], 0.0))).reshape(n, n).numpy(), compute_uv=False)[0]
+        nx = np.linalg.svd(blur(along_x, Psf(float(s), (0.0, shift[1]))).reshape(n, n).numpy(), compute_uv=False)[0]
+        norm2 = max(norm2, float(ny) * float(nx))
+    return norm2**2
 
 
 def _neg_laplacian(u: torch.Tensor) -> torch.Tensor:
@@ -220,7 +224,7 @@ class Variational(RegionMethod):
         (``||grad u||^2 <= 8 ||u||^2``), so ``H <= max(c^2, 1 + 8 tau / gam) H0`` and
         ``P H <= max(c^2, 1 + 8 tau / gam)`` since ``P = (H0 + damping)^-1``.
         """
-        c2 = max(_blur_norm_sq(model.hs_sigma), _blur_norm_sq(model.ms_sigma))
+        c2 = max(_blur_norm_sq(model.hs_psf), _blur_norm_sq(model.ms_sigma))
         return 1.0 / (_STEP_SAFETY * max(c2, 1.0 + 8.0 * self.smooth_weight / self.change_weight))
 
     # ------------------------------------------------------------------ apply
@@ -253,7 +257,7 @@ class Variational(RegionMethod):
         grad = torch.einsum("mk,tmhw->tkhw", re, blur_adjoint(weights * (ms_pred - ms), model.ms_sigma))
         for b0 in range(0, e.shape[0], _BAND_BLOCK):
             band = slice(b0, b0 + _BAND_BLOCK)
-            sigma = model.hs_sigma[band]
+            sigma = Psf(np.asarray(model.hs_sigma)[band], model.hs_shift)
             x1 = mean[band, None, None] + torch.einsum("bk,khw->bhw", e[band], a2[0])
             r_hs = decimate(blur(x1, sigma), model.ratio) - hs[band]
             g_hs = blur_adjoint(decimate_adjoint(r_hs, model.ratio), sigma)

@@ -57,7 +57,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from dcstsf.operators import blur, blur_radius, decimate, upsample, upsample_halo, upsample_region
+from dcstsf.operators import Psf, blur, blur_radius, decimate, upsample, upsample_halo, upsample_region
 from dcstsf.windows import ShrinkingWindow
 
 __all__ = ["UNIT_SPACES", "UNIT_STRIP_ELEMENTS", "ConvUnit", "DCSTSFConfig", "DCSTSFNet"]
@@ -179,7 +179,7 @@ class DCSTSFNet(nn.Module):
         self.beta = nn.Parameter(torch.ones(config.stages))
         self.gamma = nn.Parameter(torch.full((config.consistency_steps,), 0.5))
 
-    def reaches(self, *, ratio: int, hs_sigma: float, ms_sigma: np.ndarray) -> dict[str, int]:
+    def reaches(self, *, ratio: int, hs_sigma: float | Psf, ms_sigma: np.ndarray) -> dict[str, int]:
         """How far (fine pixels) each kind of step of the unrolled graph reads beyond the pixel it writes.
 
         One ``U D B`` projection (``"hs_projection"``: blur, block mean, bicubic upsampling) reaches
@@ -202,7 +202,7 @@ class DCSTSFNet(nn.Module):
             "upsample": upsample_reach,
         }
 
-    def receptive_field(self, *, ratio: int, hs_sigma: float, ms_sigma: np.ndarray) -> int:
+    def receptive_field(self, *, ratio: int, hs_sigma: float | Psf, ms_sigma: np.ndarray) -> int:
         """A bound on the receptive field in fine pixels (before rounding to the ratio).
 
         The sum of :meth:`reaches` over the unrolled graph: the initial estimate (one HS projection),
@@ -213,7 +213,7 @@ class DCSTSFNet(nn.Module):
         total, _ = self._reach_schedule(ratio=ratio, hs_sigma=hs_sigma, ms_sigma=ms_sigma)
         return total
 
-    def _reach_schedule(self, *, ratio: int, hs_sigma: float, ms_sigma: np.ndarray) -> tuple[int, dict[str, int]]:
+    def _reach_schedule(self, *, ratio: int, hs_sigma: float | Psf, ms_sigma: np.ndarray) -> tuple[int, dict[str, int]]:
         """``(receptive field, reaches)``; :meth:`forward` walks the same sum step by step."""
         cfg = self.config
         r = self.reaches(ratio=ratio, hs_sigma=hs_sigma, ms_sigma=ms_sigma)
@@ -229,7 +229,7 @@ class DCSTSFNet(nn.Module):
         state: dict[str, torch.Tensor],
         *,
         ratio: int,
-        hs_sigma: float,
+        hs_sigma: float | Psf,
         ms_sigma: np.ndarray,
         crop: tuple[slice, slice] | None = None,
         outputs: tuple[str, ...] = ("hs_t2", "hs_t1"),

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from dcstsf.errors import DcstsfInputError
 from dcstsf.models.checkpoint import NORMALISATION, load_checkpoint, save_checkpoint
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
-from dcstsf.operators import ObservationModel
+from dcstsf.operators import ObservationModel, Psf
 from dcstsf.training.data import CaseSampler, TrainingBatch
 
 __all__ = ["load_config", "relative_l1", "spectral_angle_loss", "train", "training_scenes"]
@@ -106,7 +106,7 @@ def spectral_angle_loss(pred: torch.Tensor, ref: torch.Tensor, eps: float = 1e-6
 def _loss(net: DCSTSFNet, batch: TrainingBatch, model: ObservationModel, weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
     out = net(
         batch.hs_t1, batch.ms_t1, batch.ms_t2, batch.state,
-        ratio=model.ratio, hs_sigma=float(np.median(model.hs_sigma)), ms_sigma=model.ms_sigma,
+        ratio=model.ratio, hs_sigma=Psf(float(np.median(model.hs_sigma)), model.hs_shift), ms_sigma=model.ms_sigma,
     )
     l1 = relative_l1(out["hs_t2"], batch.hs_t2)
     sam = spectral_angle_loss(out["hs_t2"], batch.hs_t2)
