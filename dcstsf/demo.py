@@ -4,7 +4,8 @@
    turned into a fusion case (:func:`dcstsf.simulate.simulate_case`): spectrally resampled to ZY-1 02D
    AHSI (166 bands), observed by AHSI at 3x coarser pixels and by Sentinel-2A (10 bands) at t1 and at
    t2, after a **simulated** change (``mixed``: phenology, land-cover patches, radiometric; seed 0).
-   The inputs and truths are written as GeoTIFFs to ``DIR/case/``.
+   The inputs and truths are written as GeoTIFFs to ``DIR/case/``, on the grid they stand for (10 m
+   MS and truths, 30 m HS, anchored at the sample's corner), which is where fusion reads the pixel size.
 2. Every registered method (DC-STSF first) fuses the case files with
    :func:`dcstsf.engine.run_batch` -- the same file-to-file path as ``dcstsf fuse`` -- into
    ``DIR/fused/<method>.tif``.

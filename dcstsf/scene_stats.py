@@ -73,10 +73,9 @@ def _samples_meeting(
 ) -> slice:
     """The samples (positions in the sorted coarse indices ``centres``) whose ``ms_to_coarse`` footprint meets
     fine pixels ``[lo, hi)`` of axis ``axis`` (0: rows, 1: columns) of ``n`` pixels, read off the operator's
-    own matrix (for the widest band's blur, whose footprint holds every other band's)."""
-    psf = model.ms_to_coarse_psf
-    sigma = float(np.max(np.asarray(psf.sigma, dtype=np.float64)))
-    weights = decimated_blur_matrix(n, model.ratio, sigma, centres, shift=psf.shift[axis])[:, lo:hi]
+    own matrix."""
+    shift = model.hs_shift[axis]
+    weights = decimated_blur_matrix(n, model.ratio, model.ms_to_coarse_sigma, centres, shift=shift)[:, lo:hi]
     hit = np.flatnonzero(weights.getnnz(axis=1))
     return slice(int(hit[0]), int(hit[-1]) + 1) if hit.size else slice(0, 0)
 

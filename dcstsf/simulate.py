@@ -24,11 +24,23 @@ Change models (combine with ``+``, e.g. ``"phenology+abrupt"``; ``"mixed"`` is a
 
 Noise: zero-mean Gaussian with per-band std ``mean(band) / 10**(snr_db/20)`` on each observation;
 ``snr_db=None`` for noise-free observations.
+
+**The case's grid says what it stands for.** The real cube's pixels (e.g. 30 m EnMAP) stand for the MS
+grid of the model (e.g. 10 m Sentinel-2), so the case is placed on a grid of the nominal pixel size,
+``model.ms_grid_gsd_m`` for the fine grid (MS and truths) and ``ratio`` times that for the HS, anchored at
+the real cube's top-left corner, in its CRS. The fusion engine reads the MS pixel size from that
+transform (:func:`dcstsf.engine.grids.grid_gsd_m`), so fusion uses the MS blur of the simulation with
+nothing but the georeference. On a map the case therefore looks ``ms_grid_gsd_m / source pixel size``
+times the source's size, at the source's corner (a third of its width and height for 30 m EnMAP
+standing for 10 m); ``case.json`` records both pixel sizes (``ms_grid_gsd_m``, ``source_gsd_m``). A cube without x/y coordinates stays a
+plain pixel grid, and one without a CRS gets the nominal pixel size in unnamed units (the engine then
+takes the finest GSD of the MS bands for the fine grid).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,7 +196,12 @@ def resample_to_sensor(cube: xr.DataArray, hs_sensor: Sensor | str) -> xr.DataAr
 
 @dataclass
 class FusionCase:
-    """A simulated fusion case: inputs, truths and how they were made (all DataArrays ``(band, y, x)``)."""
+    """A simulated fusion case: inputs, truths and how they were made (all DataArrays ``(band, y, x)``).
+
+    The arrays lie on the grid the case stands for (see the module notes): the fine grid (``ms_t1``,
+    ``ms_t2``, the truths, ``change_mask``) has pixels of ``model.ms_grid_gsd_m``, the HS grid ``ratio``
+    times that, both anchored at the source cube's top-left corner in its CRS.
+    """
 
     hs_t1: xr.DataArray
     ms_t1: xr.DataArray
@@ -232,6 +249,53 @@ def _crop_to_ratio(cube: xr.DataArray, ratio: int) -> xr.DataArray:
     return cube.isel(y=slice(0, h - h % ratio), x=slice(0, w - w % ratio))
 
 
+def _axis_coord(cube: xr.DataArray, dim: str, start: float, step: float) -> xr.DataArray:
+    """Pixel-centre coordinates ``start + step * (i + 0.5)`` along ``dim``, with the old coordinate's attrs."""
+    values = start + step * (np.arange(cube.sizes[dim], dtype=np.float64) + 0.5)
+    return xr.DataArray(values, dims=(dim,), attrs=dict(cube[dim].attrs))
+
+
+def _metres_per_unit(crs: Any) -> float | None:
+    """Metres per CRS unit for a projected CRS in metres, else ``None`` (the rule of
+    :func:`dcstsf.engine.grids.grid_gsd_m`, which reads the case's pixel size back)."""
+    try:
+        if not crs.is_projected:
+            return None
+        unit, factor = crs.linear_units_factor
+    except Exception:  # CRS without linear units (engineering, unknown)
+        return None
+    return float(factor) if str(unit).lower() in ("metre", "meter", "m") or factor == 1.0 else None
+
+
+def _on_nominal_grid(truth: xr.DataArray, gsd_m: float, *, label: str) -> tuple[xr.DataArray, float | None]:
+    """``truth`` relabelled onto pixels of ``gsd_m`` anchored at its top-left corner, and its own pixel size.
+
+    The values are untouched: only the x/y coordinates and the stored transform change. The source's
+    pixel size is in metres, ``None`` without a CRS. A cube without x/y coordinates comes back unchanged.
+    """
+    if "x" not in truth.coords or "y" not in truth.coords:
+        return truth, None
+    from affine import Affine
+
+    t = truth.rio.transform(recalc=True)
+    crs = truth.rio.crs
+    factor = _metres_per_unit(crs) if crs is not None else None
+    if crs is not None and factor is None:
+        raise DcstsfInputError(
+            f"{label} is in CRS {crs}, whose units are not metres, so the case cannot be placed on its nominal "
+            f"{gsd_m:g} m grid; reproject the cube to a projected CRS in metres first (e.g. gdalwarp -t_srs "
+            "EPSG:32633) or drop its CRS (da.rio.write_crs(None)) to simulate on a plain grid"
+        )
+    step = gsd_m / factor if factor is not None else gsd_m
+    # keep the axis orientation (north-up files have a negative y step)
+    a, e = math.copysign(step, t.a), math.copysign(step, t.e)
+    out = truth.assign_coords(x=_axis_coord(truth, "x", t.c, a), y=_axis_coord(truth, "y", t.f, e))
+    if crs is not None or truth.rio.grid_mapping in truth.coords:
+        # the stored GeoTransform would otherwise keep the source's pixel size
+        out = out.rio.write_transform(Affine(a, 0.0, t.c, 0.0, e, t.f))
+    return out, (abs(t.a) * factor if factor is not None else None)
+
+
 def simulate_case(
     truth: xr.DataArray,
     *,
@@ -245,8 +309,20 @@ def simulate_case(
     """Build a fusion case from a real cube taken as the fine truth at t1.
 
     ``truth`` is resampled to ``model.hs_sensor`` when its bands differ (it needs ``wavelength``
-    coordinates then) and cropped to a multiple of the ratio.
+    coordinates then) and cropped to a multiple of the ratio. The case is placed on the grid it stands
+    for: fine pixels of ``model.ms_grid_gsd_m`` (MS and truths) and HS pixels ``model.ratio`` times that,
+    anchored at ``truth``'s top-left corner in its CRS, so on a map it looks
+    ``model.ms_grid_gsd_m / source pixel size`` times the source's size. The fusion engine reads the MS
+    pixel size from that georeference.
+
+    Raises
+    ------
+    DcstsfInputError
+        Unknown change model; a cube too small for two HS pixels; a cube whose CRS is not in metres
+        (geographic), which cannot carry a grid of metre pixels.
     """
+    src = truth.encoding.get("source")
+    label = f"the real cube ({src})" if src else "the real cube"
     if truth.sizes.get("band", 0) != model.n_hs or "wavelength" in truth.coords and not np.allclose(
         np.asarray(truth["wavelength"].values, float), model.hs_sensor.centers_nm, atol=0.5
     ):
@@ -254,6 +330,8 @@ def simulate_case(
     truth = _crop_to_ratio(truth, model.ratio)
     if truth.sizes["y"] < 2 * model.ratio or truth.sizes["x"] < 2 * model.ratio:
         raise DcstsfInputError(f"cube of {truth.sizes['y']}x{truth.sizes['x']} pixels is too small to simulate a case")
+    # relabelled before observing, so the HS block-centre coordinates land on the nominal coarse grid
+    truth, source_gsd = _on_nominal_grid(truth, model.ms_grid_gsd_m, label=label)
     x1 = np.clip(np.nan_to_num(truth.values.astype(np.float32)), 0.0, 1.0)
     x2, mask = apply_change(x1, wavelengths=model.hs_sensor.centers_nm, change=change, seed=seed, params=params)
     t1 = truth.copy(data=x1)
@@ -265,10 +343,9 @@ def simulate_case(
     ms1 = ms1.copy(data=_add_noise(rng, ms1.values, ms_snr_db))
     ms2 = observe_ms(model, t2)
     ms2 = ms2.copy(data=_add_noise(rng, ms2.values, ms_snr_db))
-    # the real grid stands for the MS grid of the model: record its nominal pixel size so fusion
-    # uses the same MS blur as the simulation (dcstsf.engine reads this attribute)
-    for cube in (hs, ms1, ms2):
-        cube.attrs["ms_grid_gsd_m"] = model.ms_grid_gsd_m
+    if "x" in hs.coords and hs.rio.grid_mapping in hs.coords:
+        # observe_hs keeps the fine grid's stored GeoTransform: store the coarse grid's instead
+        hs = hs.rio.write_transform(hs.rio.transform(recalc=True))
     spatial = {k: v for k, v in truth.coords.items() if "band" not in v.dims}
     meta = {
         "protocol": "Wald: real HS cube = fine truth at t1; t2 by a SIMULATED change model",
@@ -279,6 +356,8 @@ def simulate_case(
         "params": params.__dict__,
         "source": str(truth.attrs.get("source", truth.name or "")),
         "ms_grid_gsd_m": model.ms_grid_gsd_m,
+        # the fine grid's pixel size (in the files' transforms) and the real pixels it stands on
+        "source_gsd_m": source_gsd,
     }
     return FusionCase(
         hs_t1=hs,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import rasterio
 import torch
 import xarray as xr
+from affine import Affine
 
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel
 from dcstsf.simulate import apply_change, resample_to_sensor, simulate_case
+from tests.scenes import synthetic_scene
 
 S2_10 = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
 
@@ -32,8 +37,51 @@ def test_shapes_crop_and_operators(model: ObservationModel) -> None:
     np.testing.assert_allclose(case.hs_t1.values, model.degrade_hs(x).numpy(), atol=1e-6)
     np.testing.assert_allclose(case.ms_t1.values, model.degrade_ms(x).numpy(), atol=1e-6)
     np.testing.assert_array_equal(case.hs_t2_truth.values, case.hs_t1_truth.values)
-    assert case.ms_t1.attrs["ms_grid_gsd_m"] == 10.0
+    # the nominal pixel size is in the georeference, never in a private attribute
+    assert all("ms_grid_gsd_m" not in a.attrs for a in (case.hs_t1, case.ms_t1, case.ms_t2))
     assert "SIMULATED" in case.meta["protocol"]
+
+
+def test_case_lies_on_the_grid_it_stands_for(model4: ObservationModel, tmp_path: Path) -> None:
+    # a 30 m scene (EPSG:32633, corner 366975, 5808045) standing for a 10 m Sentinel-2 grid
+    scene = synthetic_scene(ny=31, nx=35, nb=60, seed=1)
+    case = simulate_case(scene, model=model4, change="mixed", seed=3)
+    x0, y0 = 366975.0, 5808045.0
+    fine, coarse = Affine(10.0, 0.0, x0, 0.0, -10.0, y0), Affine(30.0, 0.0, x0, 0.0, -30.0, y0)
+    for name in ("ms_t1", "ms_t2", "hs_t1_truth", "hs_t2_truth", "change_mask"):
+        da = getattr(case, name)
+        assert da.rio.crs == scene.rio.crs, name
+        assert da.rio.transform(recalc=True).almost_equals(fine), name
+        assert da.rio.transform().almost_equals(fine), name  # the stored GeoTransform agrees
+    assert case.hs_t1.rio.transform(recalc=True).almost_equals(coarse)
+    assert case.hs_t1.rio.transform().almost_equals(coarse)
+    # pixel corners coincide: HS pixel j covers MS pixels 3j..3j+2
+    np.testing.assert_allclose(case.hs_t1["x"].values, case.ms_t1["x"].values.reshape(-1, 3).mean(axis=1))
+    np.testing.assert_allclose(case.ms_t1["x"].values[:3], [x0 + 5.0, x0 + 15.0, x0 + 25.0])
+    assert case.meta["ms_grid_gsd_m"] == 10.0 and case.meta["source_gsd_m"] == 30.0
+    # only the labels change: the values are those of the source pixels
+    source = resample_to_sensor(scene, model4.hs_sensor).values[:, :30, :33]
+    np.testing.assert_array_equal(case.hs_t1_truth.values, np.clip(source, 0.0, 1.0))
+    paths = case.save(tmp_path / "case")
+    for key, expected in (("hs_t1", coarse), ("ms_t1", fine), ("ms_t2", fine), ("hs_t2_truth", fine)):
+        with rasterio.open(paths[key]) as f:
+            assert f.transform.almost_equals(expected), key
+            assert f.crs == scene.rio.crs and "ms_grid_gsd_m" not in f.tags(), key
+
+
+def test_nominal_grid_without_crs_and_with_a_geographic_crs(model4: ObservationModel) -> None:
+    # plain pixel coordinates (y increasing downwards): the nominal pixel size, orientation kept
+    case = simulate_case(_cube(model4), model=model4, change="none", hs_snr_db=None, ms_snr_db=None)
+    np.testing.assert_allclose(case.ms_t1["y"].values[:3], [4.5, 14.5, 24.5])  # corner -0.5, 10 units a pixel
+    np.testing.assert_allclose(case.hs_t1["x"].values[:2], [14.5, 44.5])
+    assert case.meta["source_gsd_m"] is None
+    # no coordinates at all: a plain pixel grid stays one
+    bare = _cube(model4).drop_vars(["x", "y"])
+    assert "x" not in simulate_case(bare, model=model4, change="none").ms_t1.coords
+    # degrees cannot carry a grid of 10 m pixels
+    geographic = synthetic_scene(ny=12, nx=12, nb=20).rio.write_crs("EPSG:4326")
+    with pytest.raises(DcstsfInputError, match="not metres.*gdalwarp -t_srs"):
+        simulate_case(geographic, model=model4, change="none")
 
 
 def test_seeded_and_deterministic(model: ObservationModel) -> None:

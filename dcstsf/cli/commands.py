@@ -52,7 +52,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
             compress=None if args.compress == "none" else args.compress, compress_level=args.compress_level,
             predictor=args.predictor,
             hs_scale=hs_scale, ms_scale=ms_scale, hs_offset=hs_offset, ms_offset=ms_offset,
-            hs_nodata=args.hs_nodata, ms_nodata=args.ms_nodata,
+            hs_nodata=args.hs_nodata, ms_nodata=args.ms_nodata, physics=args.physics, checks=not args.no_checks,
             keep_work=args.keep_work, **kwargs,
         )
     except NoWorkerError:

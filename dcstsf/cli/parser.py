@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DC-STSF checkpoint from `dcstsf train` (default: the shipped weights for the MS band set)")
     _sensor_options(p, defaults=False)
     p.add_argument("--ratio", type=positive_int, metavar="R", help="HS/MS pixel-size ratio (default: from the grids)")
+    g = p.add_argument_group("scene physics and input checks")
+    g.add_argument("--physics", choices=("estimated", "tables"), default="estimated",
+                   help="HS point-spread function, HS-to-MS shift and spectral responses: estimated from HS_T1 and "
+                        "MS_T1 (default) or from the sensor tables; the estimate is printed and recorded either way")
+    g.add_argument("--no-checks", action="store_true",
+                   help="skip the input checks (plausible reflectance, MS band labels, date order, offsets) "
+                        "that stop a run whose inputs cannot be right")
     g = p.add_argument_group("execution")
     g.add_argument(
         "--chunk", type=positive_int, metavar="N",
@@ -155,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--keep-work", action="store_true", help="keep the per-tile work directory after success")
     g = p.add_argument_group("input and output encoding")
     g.add_argument("--scale", type=scale_factor, metavar="S",
-                   help="reflectance = stored value x S for all inputs, overriding the files (e.g. 0.0001)")
+                   help="reflectance = stored value x S for all inputs, overriding the files (e.g. 0.0001 for integer "
+                        "DNs; float files holding reflectance need none)")
     g.add_argument("--hs-scale", type=scale_factor, metavar="S", help="as --scale, for HS_T1 only (one value or one per band)")
     g.add_argument("--ms-scale", type=scale_factor, metavar="S", help="as --scale, for both MS files only")
     g.add_argument("--offset", type=offset_value, metavar="O",
@@ -230,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hs-snr", type=snr_db, default=35.0, metavar="DB", help="HS noise, SNR in dB or 'none' (default: %(default)s)")
     p.add_argument("--ms-snr", type=snr_db, default=40.0, metavar="DB", help="MS noise, SNR in dB or 'none' (default: %(default)s)")
     p.add_argument("--scale", type=scale_factor, metavar="S", help="reflectance = stored value x S, overriding the file")
-    p.add_argument("--offset", type=scale_factor, metavar="O", help="reflectance = stored value x scale + O, overriding the file")
+    p.add_argument("--offset", type=offset_value, metavar="O", help="reflectance = stored value x scale + O, overriding the file")
     p.add_argument("--overwrite", action="store_true", help="replace existing case files")
     p.set_defaults(func=cmd_simulate)
 

@@ -3,7 +3,9 @@
 The HS sensor comes from the caller, else from the cube's ``wavelength`` coordinate (a registered sensor
 whose band centres match within 5 nm, else one built from the coordinates), else from the band count.
 The MS bands come from the caller or from the MS ``band`` coordinate; Sentinel-2 style names are read
-with :mod:`dcstsf.sensors.names` (``B2``, ``b02`` and ``B02`` are one band).
+with :mod:`dcstsf.sensors.names` (``B2``, ``b02`` and ``B02`` are one band). They may come in any order:
+a method that needs another (DC-STSF's weights read the bands by position, :meth:`Method.ms_band_order`)
+gets them reordered by :func:`reorder_ms_bands`, lazily.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dcstsf import sensors as _sensors
 from dcstsf.engine.sources import input_label
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel
+from dcstsf.scene_stats import select_ms_bands
 from dcstsf.sensors import Sensor
 from dcstsf.sensors.names import canonical_ms_name, is_generic_band_name
 
@@ -25,6 +28,7 @@ __all__ = [
     "band_names",
     "check_band_counts",
     "observation_model",
+    "reorder_ms_bands",
     "resolve_hs_sensor",
     "resolve_ms_bands",
 ]
@@ -184,3 +188,38 @@ def check_band_counts(hs: xr.DataArray, ms1: xr.DataArray, ms2: xr.DataArray, mo
                 f"{input_label(da_, nm)} has {da_.sizes['band']} bands but {model.n_ms} MS bands are modelled "
                 f"({', '.join(model.ms_sensor.band_names)}); pass ms_bands matching the file"
             )
+
+
+def reorder_ms_bands(
+    ms1: xr.DataArray, ms2: xr.DataArray, model: ObservationModel, order: Sequence[str]
+) -> tuple[xr.DataArray, xr.DataArray, ObservationModel]:
+    """Both MS dates and the model with the MS bands in ``order`` (the same band set, another order).
+
+    The arrays are indexed lazily along ``band`` (a Dask-backed input stays lazy), their per-band
+    coordinates (``band``, ``wavelength``, ``fwhm``) travel with the bands. The model is the same model with
+    its per-MS-band parts permuted: the MS sensor, the spectral responses, the MS blur and, when set, the
+    relative blur; the HS side and the grid are unchanged, so a fusion gives the same HS bands. ``order``
+    uses Sentinel-2 names in any spelling (``B2`` or ``B02``). Bands already in ``order`` come back as given.
+
+    Raises
+    ------
+    DcstsfInputError
+        ``order`` is not the model's band set, or an MS array's band count differs from the model's.
+    """
+    names = list(model.ms_sensor.band_names)
+    wanted = [canonical_ms_name(str(b)) for b in order]
+    if sorted(wanted) != sorted(names):
+        raise DcstsfInputError(
+            f"cannot put the MS bands {names} in the order {wanted}: not the same bands; the method needs exactly "
+            "these bands, so give MS inputs with them (ms_bands=[...], CLI --ms-bands, names the files' bands)"
+        )
+    for da_, nm in ((ms1, "MS(t1)"), (ms2, "MS(t2)")):
+        if da_.sizes["band"] != len(names):
+            raise DcstsfInputError(
+                f"{input_label(da_, nm)} has {da_.sizes['band']} bands but {len(names)} MS bands are modelled "
+                f"({', '.join(names)}); pass ms_bands matching the file (CLI --ms-bands)"
+            )
+    idx = [names.index(b) for b in wanted]
+    if idx == list(range(len(names))):
+        return ms1, ms2, model
+    return ms1.isel(band=idx), ms2.isel(band=idx), select_ms_bands(model, np.asarray(idx))

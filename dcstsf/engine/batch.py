@@ -19,6 +19,7 @@ and each step of the run receives the one it uses.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import time
@@ -38,6 +39,7 @@ from dcstsf.engine.inputs import FusionInputs, validate_inputs
 from dcstsf.engine.job import FusionJob, prepare
 from dcstsf.engine.memory import MemoryBudget, check_tile_floor, default_memory_limit
 from dcstsf.engine.options import ExecutionOptions, FusionOptions, OutputOptions, ReadOptions, TileCallback
+from dcstsf.engine.physics import SettledInputs, settle_inputs
 from dcstsf.engine.plan import DEFAULT_CHUNK, TilePlan, make_plan, window_chunks
 from dcstsf.engine.resume import (
     assemble_from_tiles,
@@ -55,6 +57,8 @@ from dcstsf.methods import Method, get_method
 from dcstsf.sensors import Sensor
 
 __all__ = ["BatchResult", "run_batch"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ def run_batch(
     blend: int = 0,
     halo: int | None = None,
     align: str = "strict",
+    physics: str = "estimated",
+    checks: bool = True,
     workers: int | None = None,
     scheduler: str | None = None,
     dashboard: bool | str | None = None,
@@ -145,7 +151,7 @@ def run_batch(
     out
         Output path: ``.tif``/``.tiff`` (tiled, compressed GeoTIFF; a COG with ``cog=True``), ``.zarr`` or
         ``.nc``. Band names, wavelengths and FWHM, CRS, transform and the provenance attrs are written.
-    method, hs_sensor, ms_sensor, ms_bands, ratio, blend, halo, align
+    method, hs_sensor, ms_sensor, ms_bands, ratio, blend, halo, align, physics, checks
         As in :func:`dcstsf.fuse`.
     chunk
         Largest tile size in fine pixels. Tiles are a multiple of the ratio, and for GeoTIFF output of
@@ -229,7 +235,7 @@ def run_batch(
     fusion = FusionOptions(
         method=method, hs_sensor=hs_sensor, ms_sensor=ms_sensor, ms_bands=ms_bands, ratio=ratio, align=align,
         blend=blend, halo=halo, hs_read=ReadOptions(hs_scale, hs_offset, hs_nodata),
-        ms_read=ReadOptions(ms_scale, ms_offset, ms_nodata),
+        ms_read=ReadOptions(ms_scale, ms_offset, ms_nodata), physics=physics, checks=checks,
     )
     output = OutputOptions(
         dtype=dtype, scale=out_scale, offset=out_offset, compress=compress, compress_level=compress_level,
@@ -273,6 +279,7 @@ class _OpenedInputs(NamedTuple):
     fit_inputs: FusionInputs
     plan: TilePlan
     step: int
+    settled: SettledInputs
 
 
 def _open_inputs(
@@ -291,6 +298,13 @@ def _open_inputs(
 
     arrays = open_all(True, True)
     inputs = validate_inputs(*arrays, **fusion.validation_kwargs())
+    # Before the tiles are planned: the estimated blur and shift set the halo. On local threads: naming no
+    # scheduler would make Dask look for a distributed client (and import dask.distributed).
+    import dask
+
+    with dask.config.set(scheduler=local_scheduler("threads")):
+        settled = settle_inputs(inputs, method=method, options=fusion.diagnosis(), fit_inputs=inputs)
+    inputs = settled.inputs
     # Chunked as the files are stored: the scene-level fit and fill values read every chunk once, and
     # whole storage blocks read several times faster than the tile-aligned chunks below.
     fit_inputs = inputs
@@ -311,7 +325,8 @@ def _open_inputs(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # already warned about cropping above
             inputs = validate_inputs(*arrays, **fusion.validation_kwargs())
-    return _OpenedInputs(arrays, inputs, fit_inputs, plan, step)
+        inputs = settle_inputs(inputs, method=method, settled=settled).inputs
+    return _OpenedInputs(arrays, inputs, fit_inputs, plan, step, settled)
 
 
 def _run_batch(
@@ -356,6 +371,7 @@ def _run_batch(
                 job = prepare(
                     *opened.arrays, method=m, chunk=opened.plan.chunk, blend=fusion.blend, halo=fusion.halo,
                     inputs=opened.inputs, step=opened.step, balance=True, fit_inputs=opened.fit_inputs,
+                    settled=opened.settled,
                 )
             plan = job.plan
             key = fingerprint(job, paths, fusion.resume_key())
@@ -408,6 +424,9 @@ def _run_batch(
                 raise
             finally:
                 bar.close()
+            if todo:
+                at_once = f"up to {ran_parallel} at once" if ran_parallel is not None else "on the Dask cluster"
+                log.info("%d tile(s) computed, %s", len(todo), at_once)
         t_fused = time.perf_counter()
 
         if stream is not None:

@@ -29,7 +29,6 @@ __all__ = [
     "as_integer",
     "crs_of",
     "grid_gsd_m",
-    "nominal_gsd_m",
     "ratio_from_grids",
     "reproject",
     "resolution_text",
@@ -130,22 +129,12 @@ def same_grid(t1: Any, t2: Any) -> bool:
     )
 
 
-def nominal_gsd_m(ms: xr.DataArray) -> float | None:
-    """The MS grid's nominal pixel size from the ``ms_grid_gsd_m`` attribute, if any.
-
-    Wald-protocol cases (``dcstsf simulate``) keep the real scene's grid (e.g. 30 m EnMAP pixels) while
-    standing for a 10 m Sentinel-2 grid; the simulator records the nominal size so that the MS blur
-    used in fusion is the one used to simulate.
-    """
-    value = ms.attrs.get("ms_grid_gsd_m")
-    try:
-        return float(value) if value is not None and float(value) > 0 else None
-    except (TypeError, ValueError):
-        return None
-
-
 def grid_gsd_m(crs: Any, transform: Any) -> float | None:
-    """The fine grid's pixel size in metres (projected CRS in metres only)."""
+    """The fine grid's pixel size in metres (projected CRS in metres only), from its transform.
+
+    This is what sets the MS blur widths of the observation model; simulated cases
+    (:func:`dcstsf.simulate.simulate_case`) are written on the grid they stand for, so they need nothing else.
+    """
     if crs is None or transform is None:
         return None
     try:

@@ -34,7 +34,6 @@ from dcstsf.engine.grids import (
     as_integer,
     crs_of,
     grid_gsd_m,
-    nominal_gsd_m,
     ratio_from_grids,
     reproject,
     resolution_text,
@@ -289,7 +288,7 @@ def validate_inputs(
     transform = transform_of(ms1, "MS(t1)") if "x" in ms1.coords else None
     if model is None:
         model = observation_model(
-            hs, ms1, ms2, ratio=r, ms_grid_gsd_m=nominal_gsd_m(ms1) or grid_gsd_m(crs, transform),
+            hs, ms1, ms2, ratio=r, ms_grid_gsd_m=grid_gsd_m(crs, transform),
             hs_sensor=hs_sensor, ms_sensor=ms_sensor, ms_bands=ms_bands,
         )
     elif model.ratio != r:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ import numpy as np
 import xarray as xr
 
 from dcstsf._arrays import is_dask
+from dcstsf.diagnosis import DiagnosisOptions, SceneDiagnosis
 from dcstsf.engine.inputs import FusionInputs, validate_inputs
+from dcstsf.engine.physics import SettledInputs, settle_inputs
 from dcstsf.engine.plan import DEFAULT_CHUNK, Region, TilePlan, make_plan, window_chunks
 from dcstsf.engine.sources import input_description
 from dcstsf.engine.tile import TileContext, predict_tile, tile_context
@@ -30,6 +33,8 @@ from dcstsf.operators import ObservationModel
 from dcstsf.sensors import Sensor
 
 __all__ = ["FusionJob", "fitted_sha256", "prepare"]
+
+log = logging.getLogger(__name__)
 
 
 def _version() -> str:
@@ -89,6 +94,7 @@ class FusionJob:
     attrs: dict[str, Any]
     fitted_sha256: str
     name: str
+    diagnosis: SceneDiagnosis | None = None
 
     @property
     def n_bands(self) -> int:
@@ -181,6 +187,18 @@ def _tile_tasks(
     return {t: Delayed(f"{name}-predict-{t[0]}-{t[1]}", graph, layer=name) for t in plan.tiles()}
 
 
+def _decisions(method: Method, model: ObservationModel, plan: TilePlan, ident: dict[str, Any]) -> str:
+    """One line of what the run inferred or chose: sensors, MS bands in use, method and weights, tiles."""
+    weights = getattr(method, "weights_source", None)
+    sha = ident.get("weights_sha256")
+    with_weights = f", weights {weights or 'in memory'}" + (f" (sha256 {str(sha)[:12]})" if sha else "")
+    return (
+        f"HS {model.hs_sensor.name} ({model.n_hs} bands), MS {model.ms_sensor.name} bands "
+        f"{','.join(model.ms_sensor.band_names)}, ratio {model.ratio}; method {method.name}"
+        f"{with_weights if method.name == 'dcstsf' else ''}; {len(plan.tiles())} tiles, halo {plan.halo} px"
+    )
+
+
 def prepare(
     hs_t1: xr.DataArray,
     ms_t1: xr.DataArray,
@@ -200,13 +218,19 @@ def prepare(
     step: int | None = None,
     balance: bool = False,
     fit_inputs: FusionInputs | None = None,
+    physics: str = "estimated",
+    checks: bool = True,
+    settled: SettledInputs | None = None,
 ) -> FusionJob:
-    """Validate, fit and build the per-tile tasks (the work behind :func:`dcstsf.engine.fuse` and ``run_batch``).
+    """Validate, diagnose, fit and build the per-tile tasks (the work behind :func:`dcstsf.engine.fuse` and
+    ``run_batch``).
 
     ``inputs``: already validated inputs (skips :func:`~dcstsf.engine.validate_inputs`). ``step``,
     ``balance``: the tile size, see :func:`~dcstsf.engine.make_plan`. ``fit_inputs``: the same data in
     other chunks to estimate the scene-level state from (``Method.fit`` and the fill values read every
     chunk once; the file's own blocks read faster than the tile-aligned chunks the tiles use).
+    ``physics``, ``checks``: see :class:`~dcstsf.diagnosis.DiagnosisOptions`. ``settled``: the result of
+    :func:`~dcstsf.engine.physics.settle_inputs` for these inputs, when already computed.
     """
     m = get_method(method)
     if inputs is None:
@@ -214,6 +238,11 @@ def prepare(
             hs_t1, ms_t1, ms_t2, hs_sensor=hs_sensor, ms_sensor=ms_sensor, ms_bands=ms_bands, ratio=ratio,
             align=align, model=model,
         )
+    settled = settle_inputs(
+        inputs, method=m, options=DiagnosisOptions(physics=physics, checks=checks), fit_inputs=fit_inputs,
+        settled=settled,
+    )
+    inputs, fit_inputs = settled.inputs, settled.fit_inputs
     mdl = inputs.model
     r = inputs.ratio
     plan = make_plan(inputs, m, chunk=chunk, blend=blend, halo=halo, step=step, balance=balance)
@@ -268,9 +297,11 @@ def prepare(
             ]
         ),
         "processing": "; ".join(inputs.notes) if inputs.notes else "none",
+        **settled.diagnosis.to_attrs(),
     }
     if "weights_sha256" in ident:
         attrs["weights_sha256"] = str(ident["weights_sha256"])
+    log.info("%s", _decisions(m, mdl, plan, ident))
     return FusionJob(
         inputs=inputs,
         method=m,
@@ -283,4 +314,5 @@ def prepare(
         attrs=attrs,
         fitted_sha256=fitted_sha,
         name=name,
+        diagnosis=settled.diagnosis,
     )

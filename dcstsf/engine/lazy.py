@@ -78,6 +78,8 @@ def fuse(
     halo: int | None = None,
     align: str = "strict",
     model: ObservationModel | None = None,
+    physics: str = "estimated",
+    checks: bool = True,
 ) -> xr.DataArray:
     """Predict fine HS(t2) from coarse HS(t1) and fine MS(t1), MS(t2), lazily, tile by tile.
 
@@ -105,6 +107,15 @@ def fuse(
         field exceeds its declared halo, where it hides the seams.
     halo
         Override the method's declared halo (fine pixels).
+    physics
+        ``"estimated"`` (default): every method (bicubic aside, which uses no physics) fuses with the HS
+        point-spread function, the HS-to-MS sub-pixel shift and the spectral responses estimated from
+        HS(t1) and MS(t1) (:func:`dcstsf.diagnosis.diagnose_scene`); ``"tables"``: with the sensor tables'.
+        The estimate is recorded in the ``scene_diagnosis`` attribute either way.
+    checks
+        Check before fusing that the inputs agree with each other (plausible reflectance values, MS band
+        labels, MS dates in order, no unapplied offset): an input that cannot be right raises
+        :class:`~dcstsf.errors.DcstsfInputError`, a doubtful one warns. ``False`` skips the checks.
 
     Returns
     -------
@@ -112,7 +123,8 @@ def fuse(
         Lazy (Dask) ``(band, y, x)`` float32 on the (cropped) MS grid, chunks ``(n_hs, chunk, chunk)``;
         HS band names with ``wavelength``/``fwhm`` (nm) coordinates; CRS and transform via rioxarray;
         NaN where any input is nodata; attrs ``method``, ``method_identity``, ``weights_sha256`` (when the
-        method has weights), ``dcstsf_version``, ``inputs``, ``ratio``, sensors, ``halo``, ``chunk``, ``blend``.
+        method has weights), ``dcstsf_version``, ``inputs``, ``ratio``, sensors, ``halo``, ``chunk``, ``blend``,
+        ``physics`` and ``scene_diagnosis`` (the estimate, JSON).
 
     Notes
     -----
@@ -122,6 +134,6 @@ def fuse(
     """
     job = prepare(
         hs_t1, ms_t1, ms_t2, method=method, hs_sensor=hs_sensor, ms_sensor=ms_sensor, ms_bands=ms_bands,
-        ratio=ratio, chunk=chunk, blend=blend, halo=halo, align=align, model=model,
+        ratio=ratio, chunk=chunk, blend=blend, halo=halo, align=align, model=model, physics=physics, checks=checks,
     )
     return job.to_dataarray(assemble(job))

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from dcstsf.diagnosis import DiagnosisOptions
 from dcstsf.engine.cluster import DEFAULT_SCHEDULER_TIMEOUT, DEFAULT_WORKER_TIMEOUT
 from dcstsf.engine.plan import DEFAULT_CHUNK
 from dcstsf.errors import DcstsfInputError
@@ -48,7 +49,8 @@ class FusionOptions:
     """Everything besides the input files that decides the fused values.
 
     ``method``, ``hs_sensor``, ``ms_sensor``, ``ms_bands``, ``ratio``, ``blend``, ``halo`` and ``align``
-    are those of :func:`dcstsf.fuse`; ``hs_read`` and ``ms_read`` decode the HS file and both MS files.
+    ``physics`` and ``checks`` are those of :func:`dcstsf.fuse`; ``hs_read`` and ``ms_read`` decode the HS
+    file and both MS files.
     """
 
     method: str | Method = "dcstsf"
@@ -61,6 +63,12 @@ class FusionOptions:
     halo: int | None = None
     hs_read: ReadOptions = field(default_factory=ReadOptions)
     ms_read: ReadOptions = field(default_factory=ReadOptions)
+    physics: str = "estimated"
+    checks: bool = True
+
+    def diagnosis(self) -> DiagnosisOptions:
+        """The options of the scene diagnosis (:func:`dcstsf.diagnosis.diagnose_scene`)."""
+        return DiagnosisOptions(physics=self.physics, checks=self.checks)
 
     def validation_kwargs(self) -> dict[str, Any]:
         """The keywords of :func:`dcstsf.engine.validate_inputs`."""
@@ -74,6 +82,7 @@ class FusionOptions:
             "hs_open": self.hs_read.as_kwargs(),
             "ms_open": self.ms_read.as_kwargs(),
             "halo_override": self.halo,
+            "physics": self.physics,
         }
 
 

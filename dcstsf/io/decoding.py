@@ -9,7 +9,8 @@ Reflectance scaling is never assumed. It comes, in order of precedence, from the
 (``scale=``/``offset=``), the file's per-band GDAL scales/offsets, metadata (ENVI ``data gain values``,
 ``reflectance scale factor``, CF ``scale_factor``/``add_offset``) or Sentinel-2 L2A metadata
 (``BOA_QUANTIFICATION_VALUE`` and, from processing baseline 04.00, ``BOA_ADD_OFFSET``). Integer data
-with no scale anywhere is an error; float data with no scale must look like reflectance.
+with no scale anywhere is an error; float data with no scale must look like reflectance, and a scale the
+caller gives for float data with no scale of its own must not be applied to values that already are.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "Decoding",
     "StoredBands",
     "check_looks_like_reflectance",
+    "check_scale_is_needed",
     "clean_attrs",
     "decode_raster",
     "resolve_decoding",
@@ -53,7 +55,23 @@ __all__ = [
 #: Reflectance that looks like this in a float file is almost certainly unscaled digital numbers:
 #: real surface reflectance rarely exceeds 1 even over snow or specular roofs.
 REFLECTANCE_SANITY_LIMIT = 1.5
+#: Lowest plausible surface reflectance: atmospheric correction leaves dark water and shadow slightly
+#: negative (a few hundredths), not lower.
+REFLECTANCE_LOW_LIMIT = -0.05
 _SAMPLE_WINDOW = 64
+#: Keys whose presence means the file declares its own scale or offset (then a caller's scale overrides it).
+_SCALE_KEYS = frozenset(
+    {
+        "data_gain_values",
+        "data_offset_values",
+        "reflectance_scale_factor",
+        "scale_factor",
+        "add_offset",
+        "scale",
+        "offset",
+        "boa_quantification_value",
+    }
+)
 #: Metadata keys consumed while decoding; they are not copied to ``attrs`` because the values they
 #: describe have already been applied (copying them would make a later write scale twice).
 CONSUMED_KEYS = frozenset(
@@ -231,7 +249,9 @@ def _scale_offset_nodata(
     if offset is not None:
         of = per_band(offset, n, what="offset", path=path)
         if not np.all(np.isfinite(of)):
-            raise input_error(path, f"the offset {offset!r} is not finite", "pass a finite offset, e.g. -0.1")
+            raise input_error(
+                path, f"the offset {offset!r} is not finite", "pass a finite offset in reflectance units, or none"
+            )
 
     # GDAL per-band scale/offset (rasterio reports 1/0 when unset)
     fs = np.asarray(stored.scales, dtype=np.float64) if stored.scales is not None else None
@@ -331,25 +351,133 @@ def sample_band_indices(count: int) -> list[int]:
     return sorted({0, count // 4, count // 2, (3 * count) // 4, count - 1})
 
 
-def check_looks_like_reflectance(sample: np.ndarray, nodata: np.ndarray | None, *, path: Any) -> None:
-    """Raise when float data without scale information looks like scaled integers (e.g. DN x 10^4)."""
+def _valid_values(sample: np.ndarray, nodata: np.ndarray | None) -> np.ndarray:
+    """The finite values of ``sample`` (``(bands, ...)``) that are not the bands' nodata value, flattened."""
     vals = np.asarray(sample, dtype=np.float64)
     if nodata is not None:
         nd = np.asarray(nodata, dtype=np.float64).reshape((-1,) + (1,) * (vals.ndim - 1))
         nd = np.broadcast_to(nd, vals.shape) if nd.shape[0] == vals.shape[0] else np.full(vals.shape, np.nan)
         vals = np.where(vals == nd, np.nan, vals)
-    vals = vals[np.isfinite(vals)]
+    return vals[np.isfinite(vals)]
+
+
+def _number(value: float) -> str:
+    """``value`` as the shortest text that reads back to the same float32 (``-9999``, ``-0.9999``)."""
+    text = str(np.float32(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def check_looks_like_reflectance(sample: np.ndarray, nodata: np.ndarray | None, *, path: Any) -> None:
+    """Raise when float data without scale information does not look like reflectance.
+
+    Typical (median) magnitudes above :data:`REFLECTANCE_SANITY_LIMIT` mean one of these, and the message
+    says which one the values show: one repeated value covering most of the sample while the other values
+    look like reflectance (an undeclared fill value such as -9999: declare nodata, a scale would be wrong),
+    values up to about 100 (percent reflectance: scale 0.01) or larger numbers (scaled integers: the
+    product's scale). A sample that is one value throughout may be either a fill value or scaled integers,
+    and the message names both fixes.
+    """
+    vals = _valid_values(sample, nodata)
     if vals.size == 0:
         return
     median = float(np.median(np.abs(vals)))
-    if median > REFLECTANCE_SANITY_LIMIT:
+    if median <= REFLECTANCE_SANITY_LIMIT:
+        return
+    big = vals[np.abs(vals) > REFLECTANCE_SANITY_LIMIT]
+    uniq, counts = np.unique(big, return_counts=True)
+    fill = float(uniq[np.argmax(counts)])
+    rest = vals[vals != fill]
+    declare = f"nodata={_number(fill)} (CLI --hs-nodata {_number(fill)} or --ms-nodata {_number(fill)})"
+    if rest.size == 0:
         raise input_error(
             path,
-            f"float data with no scale information, but typical values are about {median:.4g} "
-            f"(reflectance is expected in [0, 1]); it looks like scaled integers",
-            "Pass the reflectance scale explicitly: scale=... (CLI --scale), e.g. the inverse of the product's "
-            "quantification value",
+            f"float data with no scale information, and all {vals.size} sampled values are {_number(fill)}: "
+            "an undeclared fill value or scaled integers",
+            f"If {_number(fill)} marks missing data declare it: {declare}; if the file stores scaled integers "
+            "pass the product's reflectance scale: scale=... (CLI --scale, --hs-scale or --ms-scale)",
         )
+    if counts.max() >= 0.5 * big.size and np.median(np.abs(rest)) <= REFLECTANCE_SANITY_LIMIT:
+        raise input_error(
+            path,
+            f"float data with no nodata value, where {_number(fill)} fills {np.mean(vals == fill):.0%} of "
+            f"{vals.size} sampled values and the others look like reflectance (median {np.median(rest):.3g}); "
+            "it is an undeclared fill value, not scaled data",
+            f"Declare it as nodata: {declare}, and pass no scale",
+        )
+    if float(np.percentile(np.abs(vals), 99)) <= 150.0:
+        raise input_error(
+            path,
+            f"float data with no scale information, but typical values are about {median:.4g} and the 99th "
+            "percentile is at most 150 (reflectance is expected in [0, 1]); it looks like percent reflectance "
+            "(0-100), or radiance, which cannot be fused",
+            "For percent reflectance pass scale=0.01 (CLI --scale, --hs-scale or --ms-scale 0.01); convert "
+            "radiance to surface reflectance first",
+        )
+    raise input_error(
+        path,
+        f"float data with no scale information, but typical values are about {median:.4g} "
+        f"(reflectance is expected in [0, 1]); it looks like scaled integers",
+        "Pass the reflectance scale explicitly: scale=... (CLI --scale, --hs-scale or --ms-scale), the inverse "
+        "of the product's quantification value, e.g. 0.0001 for reflectance stored x 10 000",
+    )
+
+
+def _declares_scale(stored: StoredBands) -> bool:
+    """Whether the file carries a scale or offset of its own: GDAL band scales/offsets or metadata keys."""
+    if stored.scales is not None and any(v != 1.0 for v in stored.scales):
+        return True
+    if stored.offsets is not None and any(v != 0.0 for v in stored.offsets):
+        return True
+    return any(k in _SCALE_KEYS or str(k).startswith("boa_") for t in (*stored.band_tags, *stored.set_tags) for k in t)
+
+
+def _given(value: float | Sequence[float]) -> str:
+    arr = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if arr.size == 1 or np.all(arr == arr[0]):
+        return f"{arr[0]:g}"
+    return f"{arr[0]:g}, {arr[1]:g}, ... per band"
+
+
+def check_scale_is_needed(
+    sample: np.ndarray,
+    nodata: np.ndarray | None,
+    *,
+    path: Any,
+    scale: float | Sequence[float],
+    offset: float | Sequence[float] | None,
+) -> None:
+    """Raise when a caller's ``scale`` would be applied to float values that already are reflectance.
+
+    Called for float files that declare no scale of their own. The values already look like reflectance
+    when the 1st and 99th percentiles of the sampled non-zero values lie in [-0.05, 1.5]: integers stored
+    as floats (the case a scale is for) reach the hundreds or thousands. Zeros are left out because both
+    reflectance and digital numbers have them, e.g. as fill; fewer than 10 other values decide nothing.
+    """
+    vals = _valid_values(sample, nodata)
+    vals = vals[vals != 0.0]
+    if vals.size < 10:
+        return
+    p1, p99 = (float(v) for v in np.percentile(vals, [1.0, 99.0]))
+    if p1 < REFLECTANCE_LOW_LIMIT or p99 > REFLECTANCE_SANITY_LIMIT:
+        return
+    sc = float(np.atleast_1d(np.asarray(scale, dtype=np.float64))[0])
+    of = 0.0 if offset is None else float(np.atleast_1d(np.asarray(offset, dtype=np.float64))[0])
+    given = f"a scale of {_given(scale)}" + ("" if offset is None else f" and an offset of {_given(offset)}")
+    keep_offset = (
+        ""
+        if offset is None
+        else " Keep only the offset if these reflectances are known to lack one (e.g. Sentinel-2 L2A digital "
+        "numbers of processing baseline 04.00 or later divided by 10 000 without BOA_ADD_OFFSET)."
+    )
+    raise input_error(
+        path,
+        f"the file stores floats that already look like reflectance (1st-99th percentile {p1:.3g} to {p99:.3g} "
+        f"in {vals.size} sampled values) and declares no scale, yet {given} was given: it would turn them into "
+        f"{p1 * sc + of:.3g} to {p99 * sc + of:.3g}",
+        "Drop the option: no --scale/--hs-scale/--ms-scale (Python scale=, hs_scale=, ms_scale=)"
+        + ("" if offset is None else " and no --offset/--hs-offset/--ms-offset (offset=, hs_offset=, ms_offset=)")
+        + f" for this file; float files with no scale of their own are read as reflectance as they are.{keep_offset}",
+    )
 
 
 def resolve_decoding(
@@ -370,13 +498,15 @@ def resolve_decoding(
         The caller's overrides (see :func:`dcstsf.io.open_raster`).
     sample
         Returns stored values of the given (0-based) bands, shape ``(bands, ...)``; called only for float
-        data without scale information, whose typical values must then look like reflectance.
+        data without scale information, whose typical values must then look like reflectance, or which
+        must not look like reflectance already when the caller gives a scale.
 
     Raises
     ------
     DcstsfInputError
         Bad band metadata, integer data without a scale, Sentinel-2 metadata that cannot be decoded
-        safely, or float data that looks like scaled integers.
+        safely, float data that looks like scaled integers or an undeclared fill value, or a caller's
+        scale for float data that already looks like reflectance.
     """
     info = band_info(
         n=stored.count,
@@ -389,6 +519,18 @@ def resolve_decoding(
     if check_values:
         idx = sample_band_indices(stored.count)
         check_looks_like_reflectance(sample(idx), nd[idx] if nd is not None else None, path=stored.path)
+    elif (
+        scale is not None
+        and np.any(sc != 1.0)
+        and not is_integer_dtype(stored.dtype)
+        and not _declares_scale(stored)
+    ):
+        # A caller's scale for a float file with none of its own: right for integers stored as floats,
+        # but applied to reflectance it gives values near the offset without any error.
+        idx = sample_band_indices(stored.count)
+        check_scale_is_needed(
+            sample(idx), nd[idx] if nd is not None else None, path=stored.path, scale=scale, offset=offset
+        )
     return Decoding(info=info, scale=sc, offset=of, nodata=nd)
 
 

@@ -62,6 +62,9 @@ class Method(ABC):
     description: ClassVar[str]
     #: The paper(s) it follows.
     reference: ClassVar[str]
+    #: Whether the method fuses through the observation model (and the MS images): the scene diagnosis
+    #: (estimated physics, consistency checks of the MS inputs) runs only for such methods.
+    uses_scene_physics: ClassVar[bool] = True
 
     @abstractmethod
     def halo(self, model: ObservationModel) -> int:
@@ -101,6 +104,16 @@ class Method(ABC):
         """
         out = self.apply(hs_t1, ms_t1, ms_t2, model=model, fitted=fitted)
         return np.asarray(out)[(slice(None), *region)]
+
+    def ms_band_order(self, model: ObservationModel) -> list[str] | None:
+        """The MS band order the method needs, or ``None`` when any order will do (the default).
+
+        A method with learned weights reads the MS bands by position; it returns the order its weights
+        were trained with when ``model``'s MS bands are that set, and the engine puts the bands in that
+        order (:func:`dcstsf.engine.bands.reorder_ms_bands`) before fitting. The output's bands are the
+        HS sensor's whatever the MS order.
+        """
+        return None
 
     def identity(self) -> dict[str, Any]:
         """What goes into output attrs (name, and e.g. a weights hash)."""
@@ -172,19 +185,32 @@ def fuse_arrays(
     *,
     method: str | Method,
     model: ObservationModel,
+    physics: str = "tables",
+    checks: bool = False,
 ) -> np.ndarray:
     """Fuse in-memory NumPy arrays in one window (no tiling): ``fit`` then ``apply``, nodata as in the engine.
 
     The engine's nodata policy applies (:mod:`dcstsf.engine.tile`): +/-Inf counts as NaN, NaN is filled
     with the per-band scene mean before ``apply``, and the output is NaN wherever any MS band is NaN at
-    t1 or t2 or the covering HS pixel is NaN in a good band. The result equals an untiled
-    :func:`dcstsf.fuse` of the same arrays.
+    t1 or t2 or the covering HS pixel is NaN in a good band.
+
+    This is the low-level path: by default it fuses with the physics ``model`` holds, unchecked.
+    ``physics="estimated"`` first diagnoses the scene as :func:`dcstsf.fuse` does
+    (:func:`dcstsf.diagnosis.diagnose_scene`, with the consistency checks when ``checks``). The result
+    equals an untiled :func:`dcstsf.fuse` of the same arrays with the same ``physics`` (``fuse`` also
+    checks the values and orders the MS bands as the method needs them).
     """
     # Imported here: dcstsf.engine imports this module.
     from dcstsf.engine.tile import fuse_whole_image
 
     m = get_method(method)
     _check_shapes(hs_t1, ms_t1, ms_t2, model)
+    if physics != "tables" or checks:
+        from dcstsf.diagnosis import DiagnosisOptions, diagnose_scene
+        from dcstsf.nodata import inf_to_nan
+
+        arrays = [inf_to_nan(np.asarray(a, dtype=np.float32)) for a in (hs_t1, ms_t1, ms_t2)]
+        model = diagnose_scene(*arrays, model=model, options=DiagnosisOptions(physics=physics, checks=checks)).model
     return fuse_whole_image(m, hs_t1, ms_t1, ms_t2, model=model)
 
 

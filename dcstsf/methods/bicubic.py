@@ -18,6 +18,7 @@ class Bicubic(Method):
 
     name = "bicubic"
     description = "HS(t1) bicubic-interpolated to the fine grid, no temporal change (lower bound)"
+    uses_scene_physics = False
     reference = "Keys, IEEE TASSP 29(6), 1981 (cubic convolution, a = -0.75 as in PyTorch)"
 
     def halo(self, model: ObservationModel) -> int:

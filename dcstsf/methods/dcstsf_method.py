@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dcstsf.errors import WeightsError
+from dcstsf.errors import DcstsfInputError, WeightsError
 from dcstsf.methods.base import Fitted, RegionMethod
 from dcstsf.models.checkpoint import default_weights, load_model
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
@@ -69,24 +69,59 @@ class DCSTSF(RegionMethod):
         self._sha: str | None = None
         self._meta: dict[str, Any] = {}
         self._source = ""
+        # the MS band order the loaded weights read (None: unknown, e.g. an in-memory network)
+        self._order: tuple[str, ...] | None = None
         self.max_fit_pixels = max_fit_pixels
 
-    def network(self, model: ObservationModel) -> DCSTSFNet:
-        """The network for this sensor setup (loads the weights once)."""
+    def _load(self, model: ObservationModel) -> DCSTSFNet:
+        """The network, its weights loaded once: the given file, else the shipped weights for the model's MS
+        band set (in any order). Records the band order the weights read."""
         if self._net is None:
-            path, sha = (self._weights, None) if self._weights is not None else default_weights(
-                ms_bands=list(model.ms_sensor.band_names),
-                hs_sensor=model.hs_sensor.name,
-                ms_sensor=model.ms_sensor.name,
-                ratio=model.ratio,
-            )
+            if self._weights is not None:
+                path, sha, order = self._weights, None, None
+            else:
+                shipped = default_weights(
+                    ms_bands=list(model.ms_sensor.band_names),
+                    hs_sensor=model.hs_sensor.name,
+                    ms_sensor=model.ms_sensor.name,
+                    ratio=model.ratio,
+                )
+                path, sha, order = shipped.path, shipped.sha256, shipped.ms_bands
             net, payload = load_model(path, expected_sha256=sha)
-            self._net, self._meta = net, payload
+            if order is None:
+                trained = payload.get("sensors", {}).get("ms_bands")
+                order = tuple(str(b) for b in trained) if trained else None
+            self._net, self._meta, self._order = net, payload, order
             from dcstsf.models.checkpoint import file_sha256
 
             self._sha = sha or file_sha256(path)
             self._source = str(path)
-        net = self._net
+        return self._net
+
+    def ms_band_order(self, model: ObservationModel) -> list[str] | None:
+        """The MS band order the weights read, when the model's MS bands are that set (in any order).
+
+        Loads the weights (shipped ones are found by the band set). ``None`` when the order is unknown (an
+        in-memory network, a checkpoint without band names) or the weights were trained on other bands
+        (:meth:`network` then says so).
+        """
+        self._load(model)
+        if self._order is None or sorted(self._order) != sorted(model.ms_sensor.band_names):
+            return None
+        return list(self._order)
+
+    def network(self, model: ObservationModel) -> DCSTSFNet:
+        """The network for this sensor setup (loads the weights once).
+
+        Raises
+        ------
+        WeightsError
+            No weights for the band set or ratio; weights that do not fit the model.
+        DcstsfInputError
+            The model's MS bands are the weights' bands in another order (put them in
+            :meth:`ms_band_order` first, :func:`dcstsf.engine.bands.reorder_ms_bands`).
+        """
+        net = self._load(model)
         where = f"{self._source}: " if self._source else ""
         if net.config.n_ms != model.n_ms:
             raise WeightsError(
@@ -98,6 +133,15 @@ class DCSTSF(RegionMethod):
             raise WeightsError(
                 f"{where}weights were trained at ratio {ratio}, the inputs have ratio {model.ratio}; "
                 "use weights trained for this ratio"
+            )
+        names = list(model.ms_sensor.band_names)
+        order = self.ms_band_order(model)
+        if order is not None and order != names:
+            # the network reads channels by position: bands in another order would be silently mixed up
+            raise DcstsfInputError(
+                f"{where}weights read the MS bands in the order {', '.join(order)} but the model lists them as "
+                f"{', '.join(names)}; put the MS arrays and the model in the weights' order with "
+                "dcstsf.engine.bands.reorder_ms_bands(ms_t1, ms_t2, model, method.ms_band_order(model))"
             )
         return net
 
@@ -160,6 +204,11 @@ class DCSTSF(RegionMethod):
                 crop=region, outputs=("hs_t2",),
             )["hs_t2"][0]
         return out.numpy()
+
+    @property
+    def weights_source(self) -> str:
+        """The weights file in use ("" before the weights are loaded or for an in-memory network)."""
+        return self._source
 
     def identity(self) -> dict[str, Any]:
         info: dict[str, Any] = {"method": self.name}

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "NORMALISATION",
     "WEIGHTS_DIR",
+    "ShippedWeights",
     "default_weights",
     "file_sha256",
     "load_checkpoint",
@@ -114,21 +116,44 @@ def _manifest() -> dict[str, Any]:
         raise WeightsError(f"{path}: manifest is not valid JSON ({exc}); reinstall dcstsf") from exc
 
 
+@dataclass(frozen=True)
+class ShippedWeights:
+    """Shipped weights found for a sensor setup.
+
+    ``ms_bands`` is the MS band order the network was trained with: it reads its input channels in that
+    order, so MS bands given in another order must be put in this one first
+    (:func:`dcstsf.engine.bands.reorder_ms_bands`).
+    """
+
+    path: Path
+    sha256: str
+    ms_bands: tuple[str, ...]
+
+
 def default_weights(
     *, ms_bands: list[str] | tuple[str, ...], hs_sensor: str, ms_sensor: str, ratio: int
-) -> tuple[Path, str]:
-    """Path and SHA-256 of the shipped weights matching the MS band set and ratio.
+) -> ShippedWeights:
+    """The shipped weights for the MS band set and ratio, and the band order they need.
 
-    The network's learned units see only the scene's spectral coefficients and the normalised MS
-    bands, so weights trained for one HS sensor serve others with the same MS bands and ratio.
+    The band **set** is matched, in any order (a Sentinel-2 stack in wavelength order finds the weights
+    trained with the 10 m bands first); :attr:`ShippedWeights.ms_bands` gives the order the network reads.
+    The network's learned units see only the scene's spectral coefficients and the normalised MS bands,
+    so weights trained for one HS sensor serve others with the same MS bands and ratio.
+
+    Raises
+    ------
+    WeightsError
+        No shipped weights for the band set and ratio; the manifest is not valid JSON.
     """
     manifest = _manifest()
     wanted = list(ms_bands)
     sentinel2 = ms_sensor.startswith("sentinel-2")
     for entry in manifest.get("weights", []):
         same_family = entry["ms_sensor"].startswith("sentinel-2") == sentinel2
-        if entry["ms_bands"] == wanted and entry["ratio"] == ratio and same_family:
-            return WEIGHTS_DIR / entry["file"], entry["sha256"]
+        shipped = [str(b) for b in entry["ms_bands"]]
+        same_set = sorted(shipped) == sorted(wanted)
+        if same_set and entry["ratio"] == ratio and same_family:
+            return ShippedWeights(WEIGHTS_DIR / entry["file"], entry["sha256"], tuple(shipped))
     known = [f"{e['file']}: {e['ms_sensor']} {e['ms_bands']} ratio {e['ratio']}" for e in manifest.get("weights", [])]
     raise WeightsError(
         f"no shipped DC-STSF weights for MS bands {wanted} at ratio {ratio} ({ms_sensor}); shipped: {known or 'none'}. "

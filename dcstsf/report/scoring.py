@@ -6,6 +6,7 @@ and released, so memory holds the truth, the inputs and one prediction.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _PROVENANCE_KEYS = (
     "method", "weights_sha256", "dcstsf_version", "hs_sensor", "ms_sensor", "ms_bands", "ratio", "chunk", "halo",
+    "physics",
 )
 
 
@@ -79,7 +81,14 @@ def detect_change(ev: EvaluationInputs, arrays: ObservedArrays, threshold: float
 
 
 def _provenance(attrs: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: attrs[k] for k in _PROVENANCE_KEYS if k in attrs}
+    out = {k: attrs[k] for k in _PROVENANCE_KEYS if k in attrs}
+    if "scene_diagnosis" in attrs:
+        # the scene diagnosis the fusion ran with (dcstsf.diagnosis), kept as a structure
+        try:
+            out["scene_diagnosis"] = json.loads(str(attrs["scene_diagnosis"]))
+        except ValueError:
+            log.warning("scene_diagnosis attribute is not JSON; left out of the report")
+    return out
 
 
 def _no_reference(

@@ -27,6 +27,7 @@ def test_fusion_options_name_what_decides_the_values() -> None:
         "hs_open": {"scale": 1e-4, "offset": None, "nodata": None},
         "ms_open": {"scale": None, "offset": None, "nodata": 0},
         "halo_override": 12,
+        "physics": "estimated",
     }
     assert OutputOptions().compress == "zstd" and OutputOptions().dtype is None
     with pytest.raises(AttributeError):
