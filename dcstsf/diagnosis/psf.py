@@ -82,14 +82,14 @@ class PsfOptions:
         Fewest coarse samples (over all windows, after the border) the estimate accepts.
     """
 
-    sigma_range: tuple[float, float] = (0.3, 3.5)
+    sigma_range: tuple[float, float] = (0.3, 3.0)
     max_shift: float | None = None
     border: int | None = None
     grid_size: int = 8
     sigma_tol: float = 0.005
     shift_step: float = 0.1
     shift_tol: float = 0.001
-    min_pixels: int = 200
+    min_pixels: int = 100
 
 
 @dataclass(frozen=True)

@@ -473,7 +473,7 @@ def check_scale_is_needed(
         path,
         f"the file stores floats that already look like reflectance (1st-99th percentile {p1:.3g} to {p99:.3g} "
         f"in {vals.size} sampled values) and declares no scale, yet {given} was given: it would turn them into "
-        f"{p1 * sc + of:.3g} to {p99 * sc + of:.3g}",
+        f"{p1 * sc + of:.6g} to {p99 * sc + of:.6g}",
         "Drop the option: no --scale/--hs-scale/--ms-scale (Python scale=, hs_scale=, ms_scale=)"
         + ("" if offset is None else " and no --offset/--hs-offset/--ms-offset (offset=, hs_offset=, ms_offset=)")
         + f" for this file; float files with no scale of their own are read as reflectance as they are.{keep_offset}",

@@ -127,3 +127,33 @@ def test_wavelength_order_with_names_fuses_like_the_shipped_order(
     xa, xb = open_raster(a).load(), open_raster(b).load()
     np.testing.assert_allclose(xa.values, xb.values, atol=1e-5)
     assert isinstance(xa, xr.DataArray) and list(xa["band"].values) == list(xb["band"].values)
+
+
+def test_diagnosis_is_printed_recorded_and_reported(
+    capsys: pytest.CaptureFixture[str], case: dict[str, Path], tmp_path: Path
+) -> None:
+    import json
+
+    out = tmp_path / "fused.tif"
+    code = main(["fuse", str(case["hs_t1"]), str(case["ms_t1"]), str(case["ms_t2"]), "-o", str(out),
+                 "--method", "two-step"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    line = next(x for x in err.splitlines() if "physics: estimated" in x)
+    assert "HS PSF sigma 1.21" in line and "shift" in line and "residual" in line
+    attrs = open_raster(out).attrs
+    record = json.loads(attrs["scene_diagnosis"])
+    assert attrs["physics"] == "estimated" and record["hs_psf_sigma"] == pytest.approx(1.207, abs=0.02)
+    assert max(abs(v) for v in record["hs_shift"]) < 0.05 and set(record["residual_tables"]) == set(SHIPPED)
+    report = tmp_path / "report"
+    assert main(["-q", "evaluate", str(out), str(case["hs_t2_truth"]), "-o", str(report)]) == 0
+    capsys.readouterr()
+    html = (report / "report.html").read_text()
+    assert "Scene physics" in html and "HS PSF sigma 1.21" in html
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["methods"]["fused"]["provenance"]["scene_diagnosis"]["physics"] == "estimated"
+    # --physics tables: the tables' model is used, the estimate still recorded
+    out_t = tmp_path / "tables.tif"
+    assert main(["-q", "fuse", str(case["hs_t1"]), str(case["ms_t1"]), str(case["ms_t2"]), "-o", str(out_t),
+                 "--method", "two-step", "--physics", "tables"]) == 0
+    assert open_raster(out_t).attrs["physics"] == "tables"
