@@ -6,7 +6,7 @@ the file (when there is one), what is wrong and how to fix it.
 
 from __future__ import annotations
 
-__all__ = ["DcstsfInputError", "WeightsError"]
+__all__ = ["DcstsfInputError", "NoShippedWeightsError", "WeightsError"]
 
 
 class DcstsfInputError(ValueError):
@@ -15,3 +15,7 @@ class DcstsfInputError(ValueError):
 
 class WeightsError(DcstsfInputError):
     """Model weights or a checkpoint are missing, corrupt or do not match the requested configuration."""
+
+
+class NoShippedWeightsError(WeightsError):
+    """No shipped weights for the sensor pair, MS band set and ratio (the install itself is intact)."""

@@ -230,7 +230,7 @@ def _diagnosis_seconds(out: Path) -> float | None:
     """Seconds the scene diagnosis took, from the output's ``scene_diagnosis`` attribute."""
     from dcstsf.io import open_raster
 
-    record = open_raster(out).attrs.get("scene_diagnosis")
+    record = open_raster(out, chunks={}).attrs.get("scene_diagnosis")  # lazily: only the metadata is read
     return float(json.loads(record)["seconds"]) if record else None
 
 

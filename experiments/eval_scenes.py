@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from dcstsf import datasets, metrics
+from dcstsf.diagnosis import DiagnosisOptions, diagnose_scene
 from dcstsf.methods import available_methods, fuse_arrays, get_method
 from dcstsf.operators import ObservationModel
 from dcstsf.simulate import simulate_case
@@ -99,6 +100,11 @@ def main() -> None:
                     sim = true_model(model, truth, seed)
                     case = simulate_case(cube, model=sim, change=change, seed=seed)
                     reference = case.hs_t2_truth.values
+                    estimate = diagnose_scene(*case.arrays(), model=model, options=DiagnosisOptions(checks=False))
+                    found = {
+                        "estimated_hs_sigma": None if estimate.psf is None else float(estimate.psf.sigma),
+                        "estimated_shift": None if estimate.psf is None else list(estimate.psf.shift),
+                    }
                     for physics in physics_list:
                         for name in methods:
                             if name == "bicubic" and physics != physics_list[0]:
@@ -109,7 +115,7 @@ def main() -> None:
                             rec = {
                                 "scene": scene_name, "truth": truth, "true_shift": list(sim.hs_shift),
                                 "true_hs_sigma": float(np.median(sim.hs_sigma)), "change": change, "seed": seed,
-                                "physics": physics, "method": name,
+                                "physics": physics, "method": name, **found,
                                 "psnr": metrics.psnr(pred, reference), "sam_deg": metrics.sam(pred, reference),
                                 "ergas": metrics.ergas(pred, reference, h_over_l=1 / 3),
                                 "ssim": metrics.ssim(pred, reference), "seconds": seconds,
@@ -118,6 +124,12 @@ def main() -> None:
                             print(f"{scene_name:20s} {truth:13s} {change:7s} {seed} {physics:9s} {name:12s} "
                                   f"PSNR {rec['psnr']:6.2f}  SAM {rec['sam_deg']:5.2f}  {seconds:5.1f}s", flush=True)
     summary = summarise(records, methods)
+    errors = [(r["estimated_hs_sigma"] - r["true_hs_sigma"], *np.subtract(r["estimated_shift"], r["true_shift"]))
+              for r in records if r["method"] == methods[0] and r["estimated_hs_sigma"] is not None]
+    if errors:
+        e = np.abs(np.asarray(errors))
+        print(f"estimate errors over {len(e)} cases: |sigma| max {e[:, 0].max():.3f} fine px, |shift| max "
+              f"{e[:, 1:].max():.3f} fine px")
     result = {
         "protocol": "Wald protocol on evaluation-only real scenes resampled to ZY-1 02D AHSI; "
                     "temporal change SIMULATED (no real two-date HS pair available offline)",

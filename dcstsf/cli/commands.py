@@ -34,13 +34,15 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     method: Any = args.method
-    if args.weights is not None:
+    if args.weights is not None or args.adapt_steps:
         from dcstsf.errors import DcstsfInputError
         from dcstsf.methods import DCSTSF
+        from dcstsf.training.adapt import AdaptOptions
 
         if args.method != "dcstsf":
-            raise DcstsfInputError(f"--weights applies to --method dcstsf, not {args.method!r}; drop --weights")
-        method = DCSTSF(weights=args.weights)
+            option = "--weights" if args.weights is not None else "--adapt-steps"
+            raise DcstsfInputError(f"{option} applies to --method dcstsf, not {args.method!r}; drop {option}")
+        method = DCSTSF(weights=args.weights, adapt=AdaptOptions(steps=args.adapt_steps))
     try:
         res = run_batch(
             args.hs_t1, args.ms_t1, args.ms_t2, args.output,

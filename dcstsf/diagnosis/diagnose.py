@@ -97,7 +97,7 @@ class SceneDiagnosis:
     n_pixels
         Coarse pixels the estimate used.
     seconds
-        Time the diagnosis took.
+        Time the diagnosis took (in a fusion run: the whole step before planning, value checks included).
     notes
         Findings for the user (warnings given, fallbacks taken).
     """

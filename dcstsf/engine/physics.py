@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 
 from dcstsf.diagnosis import DiagnosisOptions, SceneDiagnosis, diagnose_scene
@@ -67,6 +68,7 @@ def settle_inputs(
             return None if x is None else dataclasses.replace(_reordered(x, settled.ms_order), model=model)
 
         return SettledInputs(apply(inputs), settled.diagnosis, settled.ms_order, apply(fit_inputs))
+    t0 = time.perf_counter()
     source = fit_inputs if fit_inputs is not None else inputs
     labels = (
         input_label(source.hs_t1, "HS(t1)"), input_label(source.ms_t1, "MS(t1)"), input_label(source.ms_t2, "MS(t2)")
@@ -97,6 +99,8 @@ def settle_inputs(
     source = _reordered(source, order)
     arrays = (inf_to_nan(a) for a in (source.hs_t1.data, source.ms_t1.data, source.ms_t2.data))
     diagnosis = diagnose_scene(*arrays, model=inputs.model, options=options, labels=labels)
+    # the record's time covers the whole step: value checks, windows, estimate, consistency checks
+    diagnosis = dataclasses.replace(diagnosis, seconds=time.perf_counter() - t0)
     model = diagnosis.model
     return SettledInputs(
         dataclasses.replace(inputs, model=model), diagnosis, order,

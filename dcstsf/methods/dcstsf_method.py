@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from dcstsf.errors import DcstsfInputError, WeightsError
+from dcstsf.errors import DcstsfInputError, NoShippedWeightsError, WeightsError
 from dcstsf.methods.base import Fitted, RegionMethod
 from dcstsf.models.checkpoint import default_weights, load_model
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
@@ -21,8 +25,11 @@ from dcstsf.scene_stats import (
     scene_samples,
     usable_ms_bands,
 )
+from dcstsf.training.adapt import Adaptation, AdaptOptions
 
 __all__ = ["DCSTSF"]
+
+log = logging.getLogger(__name__)
 
 
 def _fit_band_fill(samples: SceneSamples, usable: np.ndarray, *, model: ObservationModel) -> np.ndarray:
@@ -51,6 +58,8 @@ class DCSTSF(RegionMethod):
         An in-memory network (training, ablations); overrides ``weights``.
     max_fit_pixels
         Coarse pixels sampled for the per-scene fit.
+    adapt
+        Scene adaptation of the learned units before fusion (:mod:`dcstsf.training.adapt`); default: off.
     """
 
     name = "dcstsf"
@@ -63,6 +72,7 @@ class DCSTSF(RegionMethod):
         weights: str | Path | None = None,
         network: DCSTSFNet | None = None,
         max_fit_pixels: int = 60_000,
+        adapt: AdaptOptions | None = None,
     ) -> None:
         self._weights = Path(weights) if weights is not None else None
         self._net = network
@@ -72,6 +82,11 @@ class DCSTSF(RegionMethod):
         # the MS band order the loaded weights read (None: unknown, e.g. an in-memory network)
         self._order: tuple[str, ...] | None = None
         self.max_fit_pixels = max_fit_pixels
+        self.adapt = adapt if adapt is not None else AdaptOptions()
+        self._adaptation: Adaptation | None = None
+        # networks with scene-adapted parameters, by the hash of those parameters (one per fitted scene)
+        self._adapted: dict[str, DCSTSFNet] = {}
+        self._adapted_lock = threading.Lock()
 
     def _load(self, model: ObservationModel) -> DCSTSFNet:
         """The network, its weights loaded once: the given file, else the shipped weights for the model's MS
@@ -80,12 +95,15 @@ class DCSTSF(RegionMethod):
             if self._weights is not None:
                 path, sha, order = self._weights, None, None
             else:
-                shipped = default_weights(
-                    ms_bands=list(model.ms_sensor.band_names),
-                    hs_sensor=model.hs_sensor.name,
-                    ms_sensor=model.ms_sensor.name,
-                    ratio=model.ratio,
-                )
+                try:
+                    shipped = default_weights(
+                        ms_bands=list(model.ms_sensor.band_names),
+                        hs_sensor=model.hs_sensor.name,
+                        ms_sensor=model.ms_sensor.name,
+                        ratio=model.ratio,
+                    )
+                except NoShippedWeightsError as exc:
+                    return self._physics_only(model, str(exc))
                 path, sha, order = shipped.path, shipped.sha256, shipped.ms_bands
             net, payload = load_model(path, expected_sha256=sha)
             if order is None:
@@ -96,6 +114,15 @@ class DCSTSF(RegionMethod):
 
             self._sha = sha or file_sha256(path)
             self._source = str(path)
+        return self._net
+
+    def _physics_only(self, model: ObservationModel, reason: str) -> DCSTSFNet:
+        """No shipped weights apply (another MS band set, sensor pair or ratio): the physics-only network,
+        its learned units at their zero initialisation (the classical unrolled iteration), for these bands."""
+        log.info("dcstsf: %s; fusing with the physics-only network (learned units at zero)", reason.split(";")[0])
+        self._net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms)).eval()
+        self._meta = {"weights": "none: physics-only network, no shipped weights for this setup"}
+        self._order, self._sha, self._source = None, None, ""
         return self._net
 
     def ms_band_order(self, model: ObservationModel) -> list[str] | None:
@@ -161,7 +188,9 @@ class DCSTSF(RegionMethod):
         samples = scene_samples(hs_t1, ms_t1, ms_t2, model=model, max_pixels=self.max_fit_pixels)
         usable = usable_ms_bands(samples, model=model, method=self.name)
         if usable.all():
-            return dict(fit_scene_state(samples, model=model, rank=net.config.rank))
+            fitted = dict(fit_scene_state(samples, model=model, rank=net.config.rank))
+            self._adapt_units(fitted, net, hs_t1, ms_t1, ms_t2, model=model)
+            return fitted
         # The network reads every MS band it was trained with, so a degenerate band cannot be left out as
         # the other methods do: it is replaced, at both dates, by its prediction from the usable bands
         # through HS(t1). The network then sees a band with the texture and the spread it expects, and
@@ -174,7 +203,49 @@ class DCSTSF(RegionMethod):
         fitted: Fitted = dict(fit_scene_state(samples, model=model, rank=net.config.rank))
         fitted["ms_fill_bands"] = bands
         fitted["ms_fill_map"] = fill.astype(np.float32)
+        self._adapt_units(fitted, net, hs_t1, ms_t1, ms_t2, model=model)
         return fitted
+
+    def _adapt_units(
+        self, fitted: Fitted, net: DCSTSFNet, hs_t1: Any, ms_t1: Any, ms_t2: Any, *, model: ObservationModel
+    ) -> None:
+        """With ``adapt.steps > 0``: the learned units fine-tuned on the scene go into ``fitted``."""
+        if self.adapt.steps <= 0 or not net.config.learned_units:
+            return
+        from dcstsf.diagnosis.windows import WindowOptions, scene_windows
+        from dcstsf.training.adapt import adapt_to_scene
+
+        windows = scene_windows(hs_t1, ms_t1, ms_t2, model=model, options=WindowOptions(size=64, count=4))
+        r = model.ratio
+        # patches of at most the smallest window (a small scene is one window), whole coarse pixels
+        side = min((min(w.shape[1:]) for w in windows.hs), default=0)
+        patch = min(self.adapt.patch, side - side % r)
+        if patch < 4 * r:
+            log.info("dcstsf: no window of HS(t1) free of nodata and %d pixels wide; the units are not adapted",
+                     4 * r)
+            return
+        options = dataclasses.replace(self.adapt, patch=patch)
+        adaptation = adapt_to_scene(net, list(windows.hs), model=model, options=options)
+        self._adaptation = adaptation
+        fitted["adapted_parameters"] = adaptation.parameters
+        log.info("dcstsf: units adapted to the scene in %d steps (%.1f s): held loss %.4f -> %.4f",
+                 adaptation.steps, adaptation.seconds, adaptation.loss_before, adaptation.loss_after)
+
+    def _network_for(self, fitted: Fitted, model: ObservationModel) -> DCSTSFNet:
+        """The network with the fitted scene's adapted parameters (the loaded one without adaptation)."""
+        net = self.network(model)
+        params = fitted.get("adapted_parameters")
+        if not params:
+            return net
+        from dcstsf.engine.job import fitted_sha256
+
+        key = fitted_sha256(params)
+        with self._adapted_lock:
+            if key not in self._adapted:
+                tuned = copy.deepcopy(net)
+                tuned.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in params.items()})
+                self._adapted[key] = tuned.eval()
+            return self._adapted[key]
 
     def apply_region(
         self,
@@ -187,7 +258,7 @@ class DCSTSF(RegionMethod):
         region: tuple[slice, slice],
     ) -> np.ndarray:
         """The network on the whole window (coefficient space), expanded to ``n_hs`` bands on ``region`` only."""
-        net = self.network(model)
+        net = self._network_for(fitted, model)
         state = state_to_tensors(fitted)
         if "ms_fill_bands" in fitted:
             bands, fill = np.asarray(fitted["ms_fill_bands"]), np.asarray(fitted["ms_fill_map"])
@@ -212,10 +283,18 @@ class DCSTSF(RegionMethod):
 
     def identity(self) -> dict[str, Any]:
         info: dict[str, Any] = {"method": self.name}
+        if "weights" in self._meta and self._sha is None:
+            info["weights"] = self._meta["weights"]
         if self._sha:
             info["weights_sha256"] = self._sha
         if self._net is not None:
             info["config"] = self._net.config.to_dict()
+        if self.adapt.steps > 0:
+            info["adapt"] = {"steps": self.adapt.steps, "lr": self.adapt.lr, "seed": self.adapt.seed}
+            if self._adaptation is not None:
+                a = self._adaptation
+                info["adapt"].update(loss_before=round(a.loss_before, 6), loss_after=round(a.loss_after, 6),
+                                     seconds=round(a.seconds, 2))
         return info
 
     @classmethod

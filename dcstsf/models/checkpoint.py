@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from dcstsf.errors import WeightsError
+from dcstsf.errors import NoShippedWeightsError, WeightsError
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
 
 __all__ = [
@@ -155,7 +155,7 @@ def default_weights(
         if same_set and entry["ratio"] == ratio and same_family:
             return ShippedWeights(WEIGHTS_DIR / entry["file"], entry["sha256"], tuple(shipped))
     known = [f"{e['file']}: {e['ms_sensor']} {e['ms_bands']} ratio {e['ratio']}" for e in manifest.get("weights", [])]
-    raise WeightsError(
+    raise NoShippedWeightsError(
         f"no shipped DC-STSF weights for MS bands {wanted} at ratio {ratio} ({ms_sensor}); shipped: {known or 'none'}. "
         "Train weights with `dcstsf train --config ...` and pass weights=PATH, or choose a shipped band set."
     )

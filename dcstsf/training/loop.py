@@ -29,7 +29,7 @@ from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
 from dcstsf.operators import ObservationModel, Psf
 from dcstsf.training.data import CaseSampler, TrainingBatch
 
-__all__ = ["load_config", "relative_l1", "spectral_angle_loss", "train", "training_scenes"]
+__all__ = ["batch_loss", "load_config", "relative_l1", "spectral_angle_loss", "train", "training_scenes"]
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,10 @@ def spectral_angle_loss(pred: torch.Tensor, ref: torch.Tensor, eps: float = 1e-6
     return torch.acos(torch.clamp(num / den, -1 + 1e-6, 1 - 1e-6)).mean()
 
 
-def _loss(net: DCSTSFNet, batch: TrainingBatch, model: ObservationModel, weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+def batch_loss(
+    net: DCSTSFNet, batch: TrainingBatch, model: ObservationModel, weights: dict[str, float]
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training loss of ``net`` on one batch (weights ``l1``, ``sam``, ``aux_t1``) and its parts."""
     out = net(
         batch.hs_t1, batch.ms_t1, batch.ms_t2, batch.state,
         ratio=model.ratio, hs_sigma=Psf(float(np.median(model.hs_sigma)), model.hs_shift), ms_sigma=model.ms_sigma,
@@ -214,7 +217,7 @@ def train(
     t0 = time.time()
     while step < total:
         batch = sampler.draw()
-        loss, parts = _loss(net, batch, model, cfg["loss"])
+        loss, parts = batch_loss(net, batch, model, cfg["loss"])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), float(tcfg["grad_clip"]))

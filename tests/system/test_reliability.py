@@ -915,17 +915,17 @@ def test_corrupt_manifest(capsys: pytest.CaptureFixture[str], files: dict[str, P
     assert_no_output(out)
 
 
-def test_no_weights_for_the_band_set(capsys: pytest.CaptureFixture[str], files: dict[str, Path], weights_dir: Path,
+def test_no_weights_for_the_band_set_fuses_physics_only(capsys: pytest.CaptureFixture[str], files: dict[str, Path], weights_dir: Path,
                                      tmp_path: Path) -> None:
     manifest = json.loads((weights_dir / "manifest.json").read_text())
     manifest["weights"] = manifest["weights"][1:]
     (weights_dir / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "out.tif"
     code, _, err = _fuse_dcstsf(capsys, files, out)
-    assert code == 2
-    assert_clean_error(err, "no shipped DC-STSF weights for MS bands ['B02', 'B03', 'B04', 'B08']", "w10.pt",
-                       "dcstsf train")
-    assert_no_output(out)
+    # no weights for the band set is not an error: DC-STSF fuses with its physics-only network
+    assert code == 0, err
+    identity = json.loads(open_raster(out, chunks={}).attrs["method_identity"])
+    assert identity["weights"].startswith("none: physics-only") and "weights_sha256" not in identity
 
 
 def test_mismatched_weights_name_the_file(capsys: pytest.CaptureFixture[str], files: dict[str, Path],

@@ -1,0 +1,72 @@
+"""DC-STSF beyond its shipped weights: any sensor pair fuses (physics-only network), and scene adaptation
+of the learned units is deterministic, lowers its own loss and keeps tiled fusion equal to whole-image."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from dcstsf.engine import fuse
+from dcstsf.methods import DCSTSF, fuse_arrays
+from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
+from dcstsf.training.adapt import AdaptOptions, adapt_to_scene
+from tests.engine.cases import HS_SENSOR, engine_model, make_case
+
+
+def test_any_sensor_pair_fuses_with_the_physics_only_network() -> None:
+    """A custom HS sensor (wavelengths only) with six Sentinel-2 bands has no shipped weights: the default
+    method fuses with its learned units at zero, the classical unrolled iteration."""
+    case = make_case(20, 22, seed=1)
+    model = engine_model()
+    m = DCSTSF()
+    out = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method=m, hs_sensor=HS_SENSOR, chunk=30, physics="tables")
+    identity = json.loads(out.attrs["method_identity"])
+    assert identity["weights"].startswith("none: physics-only") and "weights_sha256" not in out.attrs
+    physics_only = DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms))
+    whole = fuse_arrays(*case.arrays(), method=physics_only, model=model)
+    np.testing.assert_allclose(out.values, whole, atol=1e-4, rtol=0)
+    assert np.isfinite(out.values).all()
+
+
+def test_adaptation_lowers_its_loss_and_is_deterministic() -> None:
+    case = make_case(24, 24, seed=2)
+    model = engine_model()
+    net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms, rank=6, stages=1, hidden=8, layers=1)).eval()
+    hs = [case.hs_t1.values.astype(np.float64)]
+    options = AdaptOptions(steps=8, lr=2e-3, patch=18, batch_size=2)
+    a = adapt_to_scene(net, hs, model=model, options=options)
+    b = adapt_to_scene(net, hs, model=model, options=options)
+    assert a.loss_after < a.loss_before
+    assert a.parameters.keys() == b.parameters.keys()
+    assert all(np.array_equal(a.parameters[k], b.parameters[k]) for k in a.parameters)
+    # the network given is not changed
+    assert all(float(p.detach().abs().sum()) == 0 for n, p in net.named_parameters() if n.endswith("head.weight"))
+
+
+def test_tiled_equals_whole_image_with_adaptation() -> None:
+    case = make_case(24, 26, seed=3)
+    model = engine_model()
+    cfg = DCSTSFConfig(n_ms=model.n_ms, rank=6, stages=1, hidden=8, layers=1)
+    options = AdaptOptions(steps=3, patch=18, batch_size=2)
+    net = DCSTSFNet(cfg).eval()  # one initialisation (the hidden layers start random) for every run
+
+    def method() -> DCSTSF:
+        return DCSTSF(network=copy.deepcopy(net), adapt=options)
+
+    m = method()
+    whole = fuse_arrays(*case.arrays(), method=m, model=model)
+    assert "adapt" in m.identity() and m.identity()["adapt"]["steps"] == 3
+    tiled = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method=method(), hs_sensor=HS_SENSOR, chunk=30, physics="tables")
+    np.testing.assert_allclose(tiled.values, whole, atol=1e-4, rtol=0)
+    # the adapted parameters are part of the fitted state, so they change its hash
+    plain = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method=DCSTSF(network=copy.deepcopy(net)),
+                 hs_sensor=HS_SENSOR, chunk=30, physics="tables")
+    assert plain.attrs["fitted_sha256"] != tiled.attrs["fitted_sha256"]
+
+
+@pytest.mark.parametrize("steps", [0])
+def test_no_adaptation_by_default(steps: int) -> None:
+    assert DCSTSF().adapt.steps == steps
