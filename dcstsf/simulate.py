@@ -54,6 +54,7 @@ from dcstsf import sensors as _sensors
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel, observe_hs, observe_ms
 from dcstsf.sensors import Sensor
+from dcstsf.units import metres_per_unit
 
 __all__ = [
     "CHANGE_MODELS",
@@ -255,18 +256,6 @@ def _axis_coord(cube: xr.DataArray, dim: str, start: float, step: float) -> xr.D
     return xr.DataArray(values, dims=(dim,), attrs=dict(cube[dim].attrs))
 
 
-def _metres_per_unit(crs: Any) -> float | None:
-    """Metres per CRS unit for a projected CRS in metres, else ``None`` (the rule of
-    :func:`dcstsf.engine.grids.grid_gsd_m`, which reads the case's pixel size back)."""
-    try:
-        if not crs.is_projected:
-            return None
-        unit, factor = crs.linear_units_factor
-    except Exception:  # CRS without linear units (engineering, unknown)
-        return None
-    return float(factor) if str(unit).lower() in ("metre", "meter", "m") or factor == 1.0 else None
-
-
 def _on_nominal_grid(truth: xr.DataArray, gsd_m: float, *, label: str) -> tuple[xr.DataArray, float | None]:
     """``truth`` relabelled onto pixels of ``gsd_m`` anchored at its top-left corner, and its own pixel size.
 
@@ -279,7 +268,7 @@ def _on_nominal_grid(truth: xr.DataArray, gsd_m: float, *, label: str) -> tuple[
 
     t = truth.rio.transform(recalc=True)
     crs = truth.rio.crs
-    factor = _metres_per_unit(crs) if crs is not None else None
+    factor = metres_per_unit(crs) if crs is not None else None
     if crs is not None and factor is None:
         raise DcstsfInputError(
             f"{label} is in CRS {crs}, whose units are not metres, so the case cannot be placed on its nominal "

@@ -13,6 +13,8 @@ Each case is simulated under one of several *true* HS degradations (``--truth``)
 
 Every method then fuses each case twice (``--physics``): with the sensor tables' physics, and with the
 physics estimated from the case's own HS(t1) and MS(t1) (:func:`dcstsf.diagnosis.diagnose_scene`).
+``dcstsf`` is the default method as shipped (its weights and scene adaptation as the manifest says);
+``dcstsf-physics-only`` is the same network with its learned units at zero and no adaptation.
 
 Nothing here tunes anything: the methods run with their shipped defaults and weights.
 
@@ -34,7 +36,8 @@ import numpy as np
 
 from dcstsf import datasets, metrics
 from dcstsf.diagnosis import DiagnosisOptions, diagnose_scene
-from dcstsf.methods import available_methods, fuse_arrays, get_method
+from dcstsf.methods import DCSTSF, Method, available_methods, fuse_arrays, get_method
+from dcstsf.models.network import DCSTSFConfig
 from dcstsf.operators import ObservationModel
 from dcstsf.simulate import simulate_case
 
@@ -44,6 +47,17 @@ BAND_SETS = {
 }
 #: True HS PSF width relative to the table's, and whether the case carries a shift.
 TRUTHS = {"table": (1.0, False), "psf0.8+shift": (0.8, True), "psf1.5+shift": (1.5, True)}
+
+
+#: The physics-only DC-STSF (learned units at zero, no adaptation), beside the default ``dcstsf``.
+PHYSICS_ONLY = "dcstsf-physics-only"
+
+
+def make_method(name: str, model: ObservationModel) -> Method:
+    """A registered method, or the physics-only DC-STSF for :data:`PHYSICS_ONLY`."""
+    if name == PHYSICS_ONLY:
+        return DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms))
+    return get_method(name)
 
 
 def eval_scenes() -> dict[str, object]:
@@ -90,7 +104,7 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out or Path(__file__).parent / "results" / f"eval_scenes_{args.bands}band.json"
     model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BAND_SETS[args.bands], ratio=3)
-    methods = list(available_methods())
+    methods = [*available_methods(), PHYSICS_ONLY]
     truths, physics_list = args.truth.split(","), args.physics.split(",")
     records = []
     for scene_name, cube in eval_scenes().items():
@@ -110,7 +124,8 @@ def main() -> None:
                             if name == "bicubic" and physics != physics_list[0]:
                                 continue  # bicubic uses no physics: one run
                             t0 = time.perf_counter()
-                            pred = fuse_arrays(*case.arrays(), method=get_method(name), model=model, physics=physics)
+                            pred = fuse_arrays(*case.arrays(), method=make_method(name, model), model=model,
+                                               physics=physics)
                             seconds = time.perf_counter() - t0
                             rec = {
                                 "scene": scene_name, "truth": truth, "true_shift": list(sim.hs_shift),

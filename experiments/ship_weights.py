@@ -4,7 +4,12 @@ Strips nothing but writes a fresh file (config, weights, sensors, normalisation,
 and records its SHA-256, MS band set and ratio in ``weights/manifest.json``; ``DCSTSF`` checks the
 hash on every load.
 
-    python experiments/ship_weights.py runs/dcstsf-ahsi-s2a-10band/final.pt --name dcstsf-ahsi-s2a-10band
+    python experiments/ship_weights.py runs/dcstsf-ahsi-s2a-10band-diverse/final.pt --name dcstsf-ahsi-s2a-10band \
+        --config configs/dcstsf-ahsi-s2a-10band-diverse.yaml --adapt-steps 0 \
+        --decided-by "experiments/adapt_validation.py --bands 10 --weights ... (rule in docs/results.md)"
+
+``--default-network`` and ``--adapt-steps`` record what the method uses by default for the setup, as the
+validation rule of ``docs/results.md`` decided (``dcstsf.models.checkpoint.ShippedWeights``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
     ap.add_argument("--name", required=True)
+    ap.add_argument("--config", required=True, help="the training config that reproduces the checkpoint")
+    ap.add_argument("--default-network", choices=("shipped", "physics-only"), default="shipped")
+    ap.add_argument("--adapt-steps", type=int, default=0)
+    ap.add_argument("--decided-by", required=True, help="the validation that chose these defaults")
     args = ap.parse_args()
     payload = load_checkpoint(args.checkpoint)
     keep = {k: payload[k] for k in ("config", "state_dict", "sensors", "normalisation", "training", "step")}
@@ -31,7 +40,9 @@ def main() -> None:
     manifest["weights"].append({
         "file": path.name, "sha256": sha, "hs_sensor": s["hs_sensor"], "ms_sensor": s["ms_sensor"],
         "ms_bands": s["ms_bands"], "ratio": s["ratio"], "steps": payload.get("step"),
-        "trained_on": "EnMAP Potsdam tiles (resampled to the HS sensor), simulated change",
+        "trained_on": f"training scenes '{payload['training']['scenes']}' (resampled to the HS sensor), simulated change",
+        "config": args.config,
+        "default": {"network": args.default_network, "adapt_steps": args.adapt_steps, "decided_by": args.decided_by},
     })
     manifest["weights"].sort(key=lambda e: e["file"])
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -34,7 +34,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     method: Any = args.method
-    if args.weights is not None or args.adapt_steps:
+    if args.weights is not None or args.adapt_steps is not None:
         from dcstsf.errors import DcstsfInputError
         from dcstsf.methods import DCSTSF
         from dcstsf.training.adapt import AdaptOptions
@@ -42,7 +42,8 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         if args.method != "dcstsf":
             option = "--weights" if args.weights is not None else "--adapt-steps"
             raise DcstsfInputError(f"{option} applies to --method dcstsf, not {args.method!r}; drop {option}")
-        method = DCSTSF(weights=args.weights, adapt=AdaptOptions(steps=args.adapt_steps))
+        adapt = AdaptOptions(steps=args.adapt_steps) if args.adapt_steps is not None else None
+        method = DCSTSF(weights=args.weights, adapt=adapt)
     try:
         res = run_batch(
             args.hs_t1, args.ms_t1, args.ms_t2, args.output,

@@ -121,9 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", metavar="FILE",
                    help="DC-STSF checkpoint from `dcstsf train` (default: the shipped weights for the MS band set; "
                         "without any for the bands, the physics-only network)")
-    p.add_argument("--adapt-steps", type=non_negative_int, default=0, metavar="N",
-                   help="DC-STSF: fine-tune the learned units on the scene for N steps before fusing (default 0: "
-                        "off; deterministic, recorded in the output's attributes)")
+    p.add_argument("--adapt-steps", type=non_negative_int, default=None, metavar="N",
+                   help="DC-STSF: fine-tune the learned units on the scene for N steps before fusing, 0 for none "
+                        "(default: as validated for the shipped weights, 20 for the 10-band set; deterministic, "
+                        "recorded in the output's attributes)")
     _sensor_options(p, defaults=False)
     p.add_argument("--ratio", type=positive_int, metavar="R", help="HS/MS pixel-size ratio (default: from the grids)")
     g = p.add_argument_group("scene physics and input checks")

@@ -20,6 +20,7 @@ import xarray as xr
 
 from dcstsf.engine.sources import input_label
 from dcstsf.errors import DcstsfInputError
+from dcstsf.units import metres_per_unit
 
 __all__ = [
     "CORNER_TOL",
@@ -137,15 +138,8 @@ def grid_gsd_m(crs: Any, transform: Any) -> float | None:
     """
     if crs is None or transform is None:
         return None
-    try:
-        if not crs.is_projected:
-            return None
-        unit, factor = crs.linear_units_factor
-    except Exception:  # CRS without linear units (engineering, unknown)
-        return None
-    if str(unit).lower() not in ("metre", "meter", "m") and factor != 1.0:
-        return None
-    return float(abs(transform.a)) * float(factor)
+    factor = metres_per_unit(crs)
+    return None if factor is None else float(abs(transform.a)) * factor
 
 
 def reproject(hs: xr.DataArray, ms1: xr.DataArray, ms2: xr.DataArray, *, ratio: int | None) -> AlignedGrids:

@@ -59,7 +59,9 @@ class DCSTSF(RegionMethod):
     max_fit_pixels
         Coarse pixels sampled for the per-scene fit.
     adapt
-        Scene adaptation of the learned units before fusion (:mod:`dcstsf.training.adapt`); default: off.
+        Scene adaptation of the learned units before fusion (:mod:`dcstsf.training.adapt`); default: what
+        the shipped weights' manifest says for the setup (chosen by the validation rule in
+        ``docs/results.md``), off for other weights.
     """
 
     name = "dcstsf"
@@ -82,6 +84,8 @@ class DCSTSF(RegionMethod):
         # the MS band order the loaded weights read (None: unknown, e.g. an in-memory network)
         self._order: tuple[str, ...] | None = None
         self.max_fit_pixels = max_fit_pixels
+        # None: the default of the shipped weights for the setup (none for other weights)
+        self._adapt_given = adapt
         self.adapt = adapt if adapt is not None else AdaptOptions()
         self._adaptation: Adaptation | None = None
         # networks with scene-adapted parameters, by the hash of those parameters (one per fitted scene)
@@ -104,6 +108,13 @@ class DCSTSF(RegionMethod):
                     )
                 except NoShippedWeightsError as exc:
                     return self._physics_only(model, str(exc))
+                if self._adapt_given is None:
+                    self.adapt = AdaptOptions(steps=shipped.adapt_steps)
+                if shipped.default_network == "physics-only":
+                    return self._physics_only(model, (
+                        f"the shipped weights {shipped.path.name} lose to the physics-only network on the library "
+                        "validation (docs/results.md)"
+                    ), fallback=False)
                 path, sha, order = shipped.path, shipped.sha256, shipped.ms_bands
             net, payload = load_model(path, expected_sha256=sha)
             if order is None:
@@ -116,12 +127,14 @@ class DCSTSF(RegionMethod):
             self._source = str(path)
         return self._net
 
-    def _physics_only(self, model: ObservationModel, reason: str) -> DCSTSFNet:
-        """No shipped weights apply (another MS band set, sensor pair or ratio): the physics-only network,
-        its learned units at their zero initialisation (the classical unrolled iteration), for these bands."""
+    def _physics_only(self, model: ObservationModel, reason: str, *, fallback: bool = True) -> DCSTSFNet:
+        """The physics-only network, its learned units at their zero initialisation (the classical unrolled
+        iteration), for these bands: when no shipped weights apply (``fallback``), or when the validation
+        rule chose it over the shipped weights for this setup."""
         log.info("dcstsf: %s; fusing with the physics-only network (learned units at zero)", reason.split(";")[0])
         self._net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms)).eval()
-        self._meta = {"weights": "none: physics-only network, no shipped weights for this setup"}
+        why = "no shipped weights for this setup" if fallback else reason
+        self._meta = {"weights": f"none: physics-only network, {why}"}
         self._order, self._sha, self._source = None, None, ""
         return self._net
 

@@ -128,6 +128,11 @@ class ShippedWeights:
     path: Path
     sha256: str
     ms_bands: tuple[str, ...]
+    #: what the method uses by default for this setup, as decided by the validation rule of
+    #: ``docs/results.md``: ``"shipped"`` (these weights) or ``"physics-only"`` (the learned units at zero)
+    default_network: str = "shipped"
+    #: scene-adaptation steps by default (``dcstsf.training.adapt``)
+    adapt_steps: int = 0
 
 
 def default_weights(
@@ -153,7 +158,11 @@ def default_weights(
         shipped = [str(b) for b in entry["ms_bands"]]
         same_set = sorted(shipped) == sorted(wanted)
         if same_set and entry["ratio"] == ratio and same_family:
-            return ShippedWeights(WEIGHTS_DIR / entry["file"], entry["sha256"], tuple(shipped))
+            default = entry.get("default", {})
+            return ShippedWeights(
+                WEIGHTS_DIR / entry["file"], entry["sha256"], tuple(shipped),
+                default_network=str(default.get("network", "shipped")), adapt_steps=int(default.get("adapt_steps", 0)),
+            )
     known = [f"{e['file']}: {e['ms_sensor']} {e['ms_bands']} ratio {e['ratio']}" for e in manifest.get("weights", [])]
     raise NoShippedWeightsError(
         f"no shipped DC-STSF weights for MS bands {wanted} at ratio {ratio} ({ms_sensor}); shipped: {known or 'none'}. "

@@ -70,20 +70,48 @@ def load_config(path_or_dict: str | Path | dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+#: Synthetic scenes added to the EnMAP scenes by the ``enmap_potsdam+libraries`` set.
+LIBRARY_SCENES = 24
+
+
 def training_scenes(name: str) -> list[Any]:
-    """The real training scenes: ``enmap_potsdam`` = the 64x128 block plus the tiles outside it."""
+    """The training scenes.
+
+    ``enmap_potsdam``: the real 64x128 block plus the tiles outside it. ``enmap_potsdam+libraries``: those
+    and :data:`LIBRARY_SCENES` synthetic 96 x 96 scenes with the EnMAP land-cover structure and spectra of
+    the training libraries only (:data:`dcstsf.training.synthetic.TRAINING_LIBRARIES`; the validation
+    libraries stay out), drawn from a fixed seed.
+    """
     from dcstsf import datasets
 
-    if name != "enmap_potsdam":
+    if name not in ("enmap_potsdam", "enmap_potsdam+libraries"):
         raise DcstsfInputError(
-            f"unknown training scene set {name!r}; only 'enmap_potsdam' is available offline "
+            f"unknown training scene set {name!r}; available offline: 'enmap_potsdam', 'enmap_potsdam+libraries' "
             "(the evaluation-only scenes must never be used for training)"
         )
     block = datasets.load_enmap_potsdam_block()
     block_tiles = {(c, r) for c in (160, 192) for r in (64, 96, 128, 160)}
     others = [t for t in datasets.load_enmap_potsdam_tiles()
               if (t.attrs.get("tile_col"), t.attrs.get("tile_row")) not in block_tiles]
-    return [block, *others]
+    scenes = [block, *others]
+    if name == "enmap_potsdam+libraries":
+        scenes += _library_scenes(LIBRARY_SCENES)
+    return scenes
+
+
+def _library_scenes(n: int, *, seed: int = 0) -> list[Any]:
+    """``n`` synthetic training scenes from the training libraries (deterministic from ``seed``)."""
+    from dcstsf.training.libraries import load_libraries
+    from dcstsf.training.synthetic import TRAINING_LIBRARIES, landcover_classes, library_scene
+
+    libraries = load_libraries(names=TRAINING_LIBRARIES)
+    names = sorted(libraries)
+    rng = np.random.default_rng(seed)
+    return [
+        library_scene(classes=landcover_classes(rng, shape=(96, 96)), library=libraries[names[i % len(names)]],
+                      sensor="zy1-02d-ahsi", rng=rng)
+        for i in range(n)
+    ]
 
 
 def relative_l1(pred: torch.Tensor, ref: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -220,8 +248,12 @@ def train(
         loss, parts = batch_loss(net, batch, model, cfg["loss"])
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), float(tcfg["grad_clip"]))
-        opt.step()
+        norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float(tcfg["grad_clip"]))
+        if torch.isfinite(loss) and torch.isfinite(norm):
+            opt.step()
+        else:
+            # one degenerate case must not turn every weight into NaN: the step is skipped and logged
+            log.warning("step %d: non-finite loss or gradient (%s); the update is skipped", step + 1, parts)
         sched.step()
         step += 1
         with log_path.open("a", newline="") as f:

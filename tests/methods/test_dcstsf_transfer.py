@@ -7,7 +7,6 @@ import copy
 import json
 
 import numpy as np
-import pytest
 
 from dcstsf.engine import fuse
 from dcstsf.methods import DCSTSF, fuse_arrays
@@ -67,6 +66,22 @@ def test_tiled_equals_whole_image_with_adaptation() -> None:
     assert plain.attrs["fitted_sha256"] != tiled.attrs["fitted_sha256"]
 
 
-@pytest.mark.parametrize("steps", [0])
-def test_no_adaptation_by_default(steps: int) -> None:
-    assert DCSTSF().adapt.steps == steps
+def test_defaults_follow_the_validation_rule(model, model4) -> None:  # type: ignore[no-untyped-def]
+    """The manifest records what the rules of docs/results.md chose: the 10-band weights trained on diverse
+    scenes, without scene adaptation, and the physics-only network instead of the 4-band weights."""
+    from dcstsf.models.checkpoint import default_weights
+
+    shipped = default_weights(ms_bands=list(model.ms_sensor.band_names), hs_sensor=model.hs_sensor.name,
+                              ms_sensor=model.ms_sensor.name, ratio=3)
+    assert (shipped.default_network, shipped.adapt_steps) == ("shipped", 0)
+    ten = DCSTSF(adapt=None)
+    ten.network(model)
+    assert ten.adapt.steps == 0 and ten.identity()["weights_sha256"] == shipped.sha256
+    four = DCSTSF()
+    net = four.network(model4)
+    assert four.adapt.steps == 0 and four.identity()["weights"].startswith("none: physics-only network, the shipped")
+    assert all(float(p.detach().abs().sum()) == 0 for n, p in net.named_parameters() if n.endswith("head.weight"))
+    # an explicit choice wins over the manifest
+    explicit = DCSTSF(adapt=AdaptOptions(steps=7))
+    explicit.network(model)
+    assert explicit.adapt.steps == 7 and explicit.identity()["adapt"]["steps"] == 7

@@ -260,3 +260,17 @@ def test_demo_all_methods(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
         assert "NOT run" in err
         assert any("NOT run" in n for n in data["notes"])
     assert np.isfinite([m["global"]["psnr"] for m in data["methods"].values()]).all()
+
+
+def test_dcstsf_fuses_a_custom_sensor_pair(capsys: pytest.CaptureFixture[str], case_dir: Path, tmp_path: Path) -> None:
+    """An HS sensor given only by its wavelengths, with Sentinel-2 bands whose shipped weights lose to the
+    physics-only network: the default method fuses, and the output says with what."""
+    from dcstsf.io import open_raster
+
+    out = tmp_path / "dcstsf.tif"
+    code, _, err = run(capsys, "-q", "fuse", str(case_dir / "hs_t1.tif"), str(case_dir / "ms_t1.tif"),
+                       str(case_dir / "ms_t2.tif"), "-o", str(out))
+    assert code == 0, err
+    attrs = open_raster(out, chunks={}).attrs
+    assert attrs["method"] == "dcstsf" and json.loads(attrs["method_identity"])["weights"].startswith("none: physics-only")
+    assert np.isfinite(open_raster(out).values).all()
