@@ -34,15 +34,19 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     method: Any = args.method
-    if args.weights is not None or args.adapt_steps is not None:
+    if args.weights is not None or args.adapt_steps is not None or args.adapt_seconds is not None:
         from dcstsf.errors import DcstsfInputError
         from dcstsf.methods import DCSTSF
         from dcstsf.training.adapt import AdaptOptions
 
         if args.method != "dcstsf":
-            option = "--weights" if args.weights is not None else "--adapt-steps"
+            option = "--weights" if args.weights is not None else (
+                "--adapt-steps" if args.adapt_steps is not None else "--adapt-seconds")
             raise DcstsfInputError(f"{option} applies to --method dcstsf, not {args.method!r}; drop {option}")
-        adapt = AdaptOptions(steps=args.adapt_steps) if args.adapt_steps is not None else None
+        adapt = None
+        if args.adapt_steps is not None or args.adapt_seconds is not None:
+            adapt = AdaptOptions(steps=args.adapt_steps if args.adapt_steps is not None else 20,
+                                 max_seconds=args.adapt_seconds)
         method = DCSTSF(weights=args.weights, adapt=adapt)
     try:
         res = run_batch(

@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DC-STSF: fine-tune the learned units on the scene for N steps before fusing, 0 for none "
                         "(default: as validated for the shipped weights, 20 for the 10-band set; deterministic, "
                         "recorded in the output's attributes)")
+    p.add_argument("--adapt-seconds", type=positive_float, metavar="S",
+                   help="adapt for at most S seconds, with --adapt-steps N steps at most (20 when not given); a run "
+                        "the limit cuts short depends on the machine's speed, and a warning says so")
     _sensor_options(p, defaults=False)
     p.add_argument("--ratio", type=positive_int, metavar="R", help="HS/MS pixel-size ratio (default: from the grids)")
     g = p.add_argument_group("scene physics and input checks")

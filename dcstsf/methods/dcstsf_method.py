@@ -306,8 +306,8 @@ class DCSTSF(RegionMethod):
             info["adapt"] = {"steps": self.adapt.steps, "lr": self.adapt.lr, "seed": self.adapt.seed}
             if self._adaptation is not None:
                 a = self._adaptation
-                info["adapt"].update(loss_before=round(a.loss_before, 6), loss_after=round(a.loss_after, 6),
-                                     seconds=round(a.seconds, 2))
+                info["adapt"].update(steps_made=a.steps, loss_before=round(a.loss_before, 6),
+                                     loss_after=round(a.loss_after, 6), seconds=round(a.seconds, 2))
         return info
 
     @classmethod

@@ -17,6 +17,7 @@ the same network and tiled fusion still equals whole-image fusion. ``steps=0`` s
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from dcstsf.models.network import DCSTSFNet
 from dcstsf.operators import ObservationModel
 
 __all__ = ["AdaptOptions", "Adaptation", "adapt_to_scene"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class AdaptOptions:
         Patch size (fine pixels of the reduced-resolution case, i.e. HS(t1) pixels) and patches per step.
     eval_batches
         Batches, drawn once from a sampler of another seed, on which the loss is measured before and after.
+    max_seconds
+        Stop after this many seconds even if fewer than ``steps`` were made (``None``: no limit). The result
+        then depends on the machine's speed, so a run that hits it logs a warning and records the steps made.
     """
 
     steps: int = 0
@@ -55,6 +61,7 @@ class AdaptOptions:
     patch: int = 24
     batch_size: int = 4
     eval_batches: int = 2
+    max_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,13 @@ def adapt_to_scene(
         before = held_loss()
         opt = torch.optim.AdamW(tuned.parameters(), lr=options.lr, weight_decay=0.0)
         tuned.train()
+        done = 0
         for _ in range(options.steps):
+            if options.max_seconds is not None and time.perf_counter() - t0 >= options.max_seconds:
+                log.warning("scene adaptation stopped by its time limit (%.1f s) after %d of %d steps; the result "
+                            "depends on the machine's speed", options.max_seconds, done, options.steps)
+                break
+            done += 1
             loss, _ = batch_loss(tuned, sampler.draw(), model, weights)
             opt.zero_grad()
             loss.backward()
@@ -125,4 +138,4 @@ def adapt_to_scene(
             opt.step()
         after = held_loss()
     params = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in tuned.state_dict().items()}
-    return Adaptation(params, options.steps, before, after, time.perf_counter() - t0)
+    return Adaptation(params, done, before, after, time.perf_counter() - t0)

@@ -45,6 +45,17 @@ def test_adaptation_lowers_its_loss_and_is_deterministic() -> None:
     assert all(float(p.detach().abs().sum()) == 0 for n, p in net.named_parameters() if n.endswith("head.weight"))
 
 
+def test_adaptation_time_limit(caplog) -> None:  # type: ignore[no-untyped-def]
+    case = make_case(24, 24, seed=4)
+    model = engine_model()
+    net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms, rank=6, stages=1, hidden=8, layers=1)).eval()
+    options = AdaptOptions(steps=50, patch=18, batch_size=2, max_seconds=0.0)
+    a = adapt_to_scene(net, [case.hs_t1.values.astype(np.float64)], model=model, options=options)
+    assert a.steps == 0 and "time limit" in caplog.text
+    untouched = net.state_dict()
+    assert all(np.array_equal(a.parameters[k], untouched[k].numpy()) for k in untouched)
+
+
 def test_tiled_equals_whole_image_with_adaptation() -> None:
     case = make_case(24, 26, seed=3)
     model = engine_model()
