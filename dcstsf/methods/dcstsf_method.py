@@ -65,7 +65,10 @@ class DCSTSF(RegionMethod):
     """
 
     name = "dcstsf"
-    description = "DC-STSF: unrolled alternating projection (SEU+ECU) cascaded into SFTN; trained on EnMAP"
+    description = (
+        "DC-STSF: unrolled alternating projection (SEU+ECU) cascaded into SFTN; trained on EnMAP and "
+        "library scenes, physics-only where no weights apply"
+    )
     reference = "Meng et al., Dual-Task Cascaded Network for Spatial-Temporal-Spectral Fusion, IEEE TGRS 63, 2025"
 
     def __init__(
