@@ -103,8 +103,8 @@ class PsfEstimate:
     shift
         ``(dy, dx)`` fine pixels, positive down/right (``ObservationModel.hs_shift``).
     relative_sigma
-        ``(n_ms,)`` per MS band, the std-dev that takes it to the HS resolution
-        (``ObservationModel.relative_sigma``).
+        ``(n_ms,)`` per MS band, the std-dev that takes it to the HS resolution in the fit (the methods
+        blur every MS band with the HS ``sigma`` instead: ``ObservationModel.ms_to_coarse``).
     gain, offset
         ``(n_ms,)`` per-band affine map ``MS_coarse ~ gain * (R HS) + offset``, where ``MS_coarse`` is the MS
         band taken to the HS grid with this PSF and ``R HS`` the HS window through the spectral response.
