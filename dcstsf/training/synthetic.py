@@ -4,6 +4,10 @@ The shipped training data are one scene (EnMAP Potsdam). This module makes scene
 training-eligible data only, for diverse pre-training and for a validation set that tells whether a model
 transfers beyond the scene it was trained on.
 
+The pieces live in their own modules: class maps in :mod:`dcstsf.training.landcover`, LAI and canopy
+spectra in :mod:`dcstsf.training.vegetation`, libraries in :mod:`dcstsf.training.libraries`; this module
+draws the materials, renders the scenes and builds the cases.
+
 **Spatial structure** comes from the EnMAP Potsdam land-cover map
 (``enmap_potsdam/landcover/enmap_landcover_unstyled.tif`` in the shared data folder, 30 m). Only four
 blocks of it are labelled (about 30 x 33 to 41 x 63 pixels); :func:`landcover_classes` cuts them out,
@@ -54,13 +58,10 @@ trajectories are shared sources.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,12 +69,25 @@ import xarray as xr
 from scipy import ndimage
 
 from dcstsf import sensors as _sensors
-from dcstsf.datasets import shared_data_dir
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel
 from dcstsf.sensors import Sensor
 from dcstsf.simulate import FusionCase, simulate_case
+from dcstsf.training._common import smooth_field
+from dcstsf.training.landcover import LANDCOVER_CLASSES, LANDCOVER_MAP_PATH, LandCoverClass, landcover_classes
 from dcstsf.training.libraries import SpectralLibrary, load_libraries
+from dcstsf.training.vegetation import (
+    LAI_GRID,
+    LAI_SERIES_PATH,
+    VEGETATION_MODELS,
+    LaiChange,
+    cover_fraction,
+    on_1nm,
+    prosail_table,
+    prosail_to_sensor,
+    sample_lai_change,
+    vegetation_model,
+)
 
 __all__ = [
     "LAI_GRID",
@@ -95,293 +109,18 @@ __all__ = [
     "synthetic_cases",
     "validation_cases",
 ]
-
-#: Land-cover map of the EnMAP Potsdam scene, relative to the shared data folder.
-LANDCOVER_MAP_PATH = "enmap_potsdam/landcover/enmap_landcover_unstyled.tif"
-#: Real Sentinel-2 LAI time series, relative to the shared data folder.
-LAI_SERIES_PATH = "s2_lai_timeseries/Unevenly_spaced_time_series.nc"
 #: Libraries that training scenes draw spectra from.
 TRAINING_LIBRARIES: tuple[str, ...] = ("usgs", "earthlib")
 #: Libraries that validation scenes draw spectra from (disjoint from :data:`TRAINING_LIBRARIES`).
 VALIDATION_LIBRARIES: tuple[str, ...] = ("berlin", "gamsberg")
-#: How vegetated classes get their spectra from LAI (see the module notes).
-VEGETATION_MODELS: tuple[str, ...] = ("prosail", "cover")
-#: LAI values at which PROSAIL canopies are tabulated (per-pixel values are interpolated in between).
-LAI_GRID = np.array([0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
 
-# PROSAIL spectra are on 400-2500 nm at 1 nm
-_PROSAIL_NM = np.arange(400.0, 2501.0, 1.0)
 # Cover types that are green vegetation (never used as a static material of a non-vegetated class).
 _GREEN = ("vegetation", "tree")
-
-
-@dataclass(frozen=True)
-class LandCoverClass:
-    """How a land-cover class takes its materials from a library.
-
-    Parameters
-    ----------
-    name
-        Class name.
-    covers
-        Cover types to draw the class's endmembers from, in order of preference; the first one the library
-        has is used (for a vegetated class: the dense-canopy end of the ``"cover"`` model).
-    vegetated
-        Whether the class is vegetation driven by LAI.
-    background
-        Cover types of the background under a vegetated canopy (soil, litter or rock), in order of preference.
-    """
-
-    name: str
-    covers: tuple[str, ...]
-    vegetated: bool = False
-    background: tuple[str, ...] = ()
-
-
-#: The Potsdam land-cover legend and the cover types each class draws from.
-LANDCOVER_CLASSES: dict[int, LandCoverClass] = {
-    1: LandCoverClass("roof", ("roof", "built", "pavement", "mineral")),
-    2: LandCoverClass("pavement", ("pavement", "built", "roof", "mineral")),
-    3: LandCoverClass("low vegetation", ("vegetation", "tree"), vegetated=True, background=("soil", "mineral", "npv")),
-    4: LandCoverClass("tree", ("tree", "vegetation"), vegetated=True, background=("npv", "soil", "mineral")),
-    5: LandCoverClass("soil", ("soil", "mineral", "npv")),
-    6: LandCoverClass("water", ("water",)),
-}
-
-
-def cover_fraction(lai: np.ndarray | float) -> np.ndarray:
-    """Nadir canopy cover fraction ``1 - exp(-0.5 LAI)`` (Beer's law, spherical leaf angles, no clumping)."""
-    return 1.0 - np.exp(-0.5 * np.clip(np.asarray(lai, dtype=float), 0.0, None))
-
-
-def _root(root: str | os.PathLike[str] | None) -> Path:
-    return shared_data_dir() if root is None else Path(root).expanduser().resolve()
-
-
-def _need(path: Path) -> Path:
-    if not path.is_file():
-        raise DcstsfInputError(
-            f"{path}: not found. Check that the shared data folder (root= or DCSTSF_SHARED_DATA) holds it"
-        )
-    return path
-
-
-def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """A zero-mean, unit-std random field smooth over about ``sigma`` pixels."""
-    f = ndimage.gaussian_filter(rng.standard_normal(shape), sigma=sigma, mode="reflect")
-    return (f - f.mean()) / (f.std() + 1e-12)
-
-
-# --------------------------------------------------------------------------------------------------
-# Spatial structure: the land-cover map
-# --------------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4)
-def _landcover_blocks(root: str) -> tuple[np.ndarray, ...]:
-    """The labelled blocks of the land-cover map, each with its unlabelled pixels given the nearest label."""
-    import rasterio
-
-    path = _need(Path(root) / LANDCOVER_MAP_PATH)
-    with rasterio.open(path) as src:
-        labels = np.nan_to_num(src.read(1)).astype(np.int32)
-    # the labelled areas are a few rectangles with scattered unlabelled pixels inside
-    region, n = ndimage.label(ndimage.binary_closing(labels > 0, iterations=2))
-    blocks = []
-    for sl in ndimage.find_objects(region):
-        block = labels[sl]
-        if min(block.shape) < 16 or (block > 0).mean() < 0.5:
-            continue
-        _, (iy, ix) = ndimage.distance_transform_edt(block == 0, return_indices=True)
-        blocks.append(block[iy, ix])
-    if not blocks:
-        raise DcstsfInputError(f"{path}: no labelled block of at least 16 x 16 pixels. Use the original map")
-    for b in blocks:
-        b.setflags(write=False)
-    return tuple(blocks)
-
-
-def _placed_piece(
-    rng: np.random.Generator, block: np.ndarray, shape: tuple[int, int], zoom: int, at: tuple[float, float]
-) -> np.ndarray:
-    """A rotated, flipped, zoomed copy of ``block`` shifted so that a random inner point of it lies at ``at``.
-
-    Where the canvas reaches beyond the block, the block is mirrored; the mosaic only uses a piece near its
-    own seed, so little of the mirrored part is seen.
-    """
-    b = np.rot90(block, int(rng.integers(4)))
-    if rng.random() < 0.5:
-        b = b[:, ::-1]
-    b = np.repeat(np.repeat(b, zoom, axis=0), zoom, axis=1)
-    h, w = shape
-    bh, bw = b.shape
-    # the block point that lands on the seed: near its middle, so the piece covers the seed's cell
-    py = int(rng.uniform(0.3, 0.7) * bh)
-    px = int(rng.uniform(0.3, 0.7) * bw)
-    padded = np.pad(b, ((h, h), (w, w)), mode="symmetric")
-    oy = h + py - int(at[0])
-    ox = w + px - int(at[1])
-    return padded[oy:oy + h, ox:ox + w]
-
-
-def _smooth_labels(labels: np.ndarray, sigma: float) -> np.ndarray:
-    """Majority-like smoothing of a label map: argmax of Gaussian-filtered one-hot maps."""
-    if sigma <= 0:
-        return labels
-    ids = np.unique(labels)
-    soft = np.stack([ndimage.gaussian_filter((labels == i).astype(np.float32), sigma, mode="nearest") for i in ids])
-    return ids[np.argmax(soft, axis=0)].astype(labels.dtype)
-
-
-def landcover_classes(
-    rng: np.random.Generator,
-    *,
-    shape: tuple[int, int] = (96, 96),
-    zoom: int | None = None,
-    root: str | os.PathLike[str] | None = None,
-) -> np.ndarray:
-    """A class map ``(y, x)`` (int32, classes of :data:`LANDCOVER_CLASSES`) with the Potsdam map's structure.
-
-    The map is a mosaic of the labelled blocks of the land-cover map: each piece is a rotated, flipped
-    block upsampled ``zoom`` times with nearest neighbour and placed at a random seed; each pixel takes
-    the piece of its nearest seed (distances warped by a smooth random field, so the seams are
-    irregular). There are enough seeds that a typical cell is about half a zoomed block, so pieces are
-    rarely seen beyond their own extent. Boundaries are then smoothed (Gaussian of ``zoom / 2`` pixels on
-    the one-hot maps) so they do not show the zoom's staircase.
-
-    Parameters
-    ----------
-    rng
-        Random generator (the map is a deterministic function of its state).
-    shape
-        ``(rows, cols)`` of the map.
-    zoom
-        Integer upsampling of the 30 m labels; default: 2 or 3 at random (3 puts them on a 10 m grid).
-    root
-        The shared data folder; default :func:`dcstsf.datasets.shared_data_dir`.
-    """
-    h, w = (int(s) for s in shape)
-    if h < 1 or w < 1:
-        raise DcstsfInputError(f"class map shape must be positive, got {shape}")
-    z = int(rng.choice([2, 3])) if zoom is None else int(zoom)
-    if z < 1:
-        raise DcstsfInputError(f"zoom must be a positive integer, got {zoom!r}")
-    blocks = _landcover_blocks(str(_root(root)))
-    # enough pieces that a typical Voronoi cell is smaller than a zoomed block
-    cell_area = 0.5 * float(np.median([b.size for b in blocks])) * z * z
-    n_pieces = int(np.clip(np.ceil(h * w / cell_area) + rng.integers(0, 2), 1, 64))
-    seeds = rng.uniform((0, 0), (h, w), size=(n_pieces, 2))
-    pieces = [_placed_piece(rng, blocks[int(rng.integers(len(blocks)))], (h, w), z, (sy, sx)) for sy, sx in seeds]
-    if n_pieces == 1:
-        labels = pieces[0]
-    else:
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-        # a common smooth warp of the distances makes the seams between pieces irregular
-        warp = np.sqrt(cell_area) * 0.25
-        dist = np.stack([
-            np.hypot(yy - sy, xx - sx) + warp * _smooth_field(rng, (h, w), max(4.0, np.sqrt(cell_area) / 4))
-            for sy, sx in seeds
-        ])
-        labels = np.take_along_axis(np.stack(pieces), np.argmin(dist, axis=0)[None], axis=0)[0]
-    return _smooth_labels(np.ascontiguousarray(labels, dtype=np.int32), 0.5 * z if z > 1 else 0.0)
-
-
-# --------------------------------------------------------------------------------------------------
-# Vegetation dynamics: the real LAI time series
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LaiChange:
-    """LAI of one real pixel series at two dates (``t1`` first)."""
-
-    lai_t1: float
-    lai_t2: float
-    date_t1: str
-    date_t2: str
-    pixel: tuple[int, int]
-
-
-@functools.lru_cache(maxsize=2)
-def _lai_series(root: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
-    """``(lai (time, n) with NaN gaps, days since the first date (time,), pixels (n, 2), ISO dates)``."""
-    path = _need(Path(root) / LAI_SERIES_PATH)
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        if "LAI" not in ds:
-            raise DcstsfInputError(f"{path}: no 'LAI' variable. Use the original time series file")
-        lai = np.asarray(ds["LAI"].values, dtype=np.float32)
-        time = np.asarray(ds["time"].values).astype("datetime64[D]")
-    lai[(lai < 0) | (lai > 15)] = np.nan
-    valid = np.isfinite(lai)
-    # series that cover most of the record and show a real canopy at some time
-    keep = (valid.mean(axis=0) >= 0.4) & (np.nanmax(np.where(valid, lai, 0.0), axis=0) >= 1.5)
-    pixels = np.argwhere(keep)
-    if pixels.size == 0:
-        raise DcstsfInputError(f"{path}: no pixel series with enough valid LAI values. Use the original file")
-    days = (time - time[0]).astype(np.int64)
-    out = lai[:, keep]
-    out.setflags(write=False)
-    return out, days, pixels, tuple(str(t) for t in time)
-
-
-def sample_lai_change(
-    rng: np.random.Generator,
-    *,
-    min_days: int = 10,
-    max_days: int = 180,
-    root: str | os.PathLike[str] | None = None,
-) -> LaiChange:
-    """LAI at two cloud-free dates ``min_days``-``max_days`` apart of a random real pixel series."""
-    if not 0 <= min_days <= max_days:
-        raise DcstsfInputError(f"need 0 <= min_days <= max_days, got {min_days} and {max_days}")
-    lai, days, pixels, dates = _lai_series(str(_root(root)))
-    for _ in range(100):
-        j = int(rng.integers(lai.shape[1]))
-        ok = np.flatnonzero(np.isfinite(lai[:, j]))
-        d1 = int(rng.choice(ok))
-        gap = days[ok] - days[d1]
-        later = ok[(gap >= min_days) & (gap <= max_days)]
-        if later.size:
-            d2 = int(rng.choice(later))
-            return LaiChange(
-                lai_t1=float(lai[d1, j]),
-                lai_t2=float(lai[d2, j]),
-                date_t1=dates[d1],
-                date_t2=dates[d2],
-                pixel=(int(pixels[j, 0]), int(pixels[j, 1])),
-            )
-    raise DcstsfInputError(f"no two LAI dates {min_days}-{max_days} days apart were found; widen min_days/max_days")
 
 
 # --------------------------------------------------------------------------------------------------
 # Materials of a scene
 # --------------------------------------------------------------------------------------------------
-
-
-def _prosail_installed() -> bool:
-    return importlib.util.find_spec("prosail") is not None
-
-
-def _vegetation_model(vegetation: str) -> str:
-    if vegetation == "auto":
-        return "prosail" if _prosail_installed() else "cover"
-    if vegetation not in VEGETATION_MODELS:
-        raise DcstsfInputError(
-            f"unknown vegetation model {vegetation!r}; use 'auto' or one of {', '.join(VEGETATION_MODELS)}"
-        )
-    if vegetation == "prosail" and not _prosail_installed():
-        raise DcstsfInputError(
-            "vegetation='prosail' needs the PyPI package prosail: pip install 'dcstsf[train]' "
-            "(or pip install prosail==2.0.5), or use vegetation='cover'"
-        )
-    return vegetation
-
-
-@functools.lru_cache(maxsize=8)
-def _prosail_to_sensor(target: Sensor) -> np.ndarray:
-    """``(n_bands, 2101)`` matrix from PROSAIL's 1 nm spectra to ``target``'s bands."""
-    src = _sensors.from_wavelengths(_PROSAIL_NM, 1.0, name="prosail-1nm")
-    return _sensors.spectral_resampling_matrix(src, target).astype(np.float32)
 
 
 @dataclass
@@ -441,51 +180,15 @@ def _mix_weights(rng: np.random.Generator, m: int, shape: tuple[int, int]) -> np
     """Per-pixel convex weights ``(m, y, x)`` of ``m`` endmembers, smooth over a few pixels."""
     if m == 1:
         return np.ones((1, *shape), np.float32)
-    f = np.stack([_smooth_field(rng, shape, float(rng.uniform(1.5, 4.0))) for _ in range(m)])
+    f = np.stack([smooth_field(rng, shape, float(rng.uniform(1.5, 4.0))) for _ in range(m)])
     e = np.exp(1.5 * f)
     return (e / e.sum(axis=0)).astype(np.float32)
 
 
 def _gain(rng: np.random.Generator, shape: tuple[int, int], std: float) -> np.ndarray:
     """A brightness texture ``1 + std (smooth field + white noise / 2)``."""
-    g = 1.0 + std * (_smooth_field(rng, shape, float(rng.uniform(1.0, 3.0))) + 0.5 * rng.standard_normal(shape))
+    g = 1.0 + std * (smooth_field(rng, shape, float(rng.uniform(1.0, 3.0))) + 0.5 * rng.standard_normal(shape))
     return np.clip(g, 0.5, 1.5).astype(np.float32)
-
-
-def _on_1nm(native: SpectralLibrary, index: int) -> np.ndarray:
-    """A native library spectrum on PROSAIL's 400-2500 nm grid (good bands only, constant beyond them)."""
-    good = native.good
-    return np.interp(_PROSAIL_NM, native.wavelengths_nm[good], native.spectra[index][good].astype(np.float64))
-
-
-def _prosail_table(
-    rng: np.random.Generator, *, soil_1nm: np.ndarray, m: int, to_sensor: np.ndarray, tree: bool, tts: float
-) -> np.ndarray:
-    """Canopy reflectance ``(m, len(LAI_GRID), n_bands)`` of ``m`` close leaf variants over ``soil_1nm``."""
-    import prosail
-
-    leaf = {
-        "n": rng.uniform(1.2, 2.2),
-        "cab": rng.uniform(20.0, 70.0),
-        "car": rng.uniform(4.0, 14.0),
-        "cbrown": 0.0 if rng.random() < 0.7 else rng.uniform(0.0, 0.5),
-        "cw": rng.uniform(0.005, 0.03),
-        "cm": rng.uniform(0.003, 0.012),
-    }
-    ala = rng.uniform(40.0, 65.0) if tree else rng.uniform(45.0, 75.0)
-    hspot = rng.uniform(0.05, 0.3)
-    out = np.empty((m, LAI_GRID.size, to_sensor.shape[0]), np.float32)
-    for v in range(m):
-        # the variants differ in biochemistry by about +-15 %, as leaves of one stand do
-        p = {k: (val * rng.uniform(0.85, 1.15) if k != "n" else val * rng.uniform(0.95, 1.05)) for k, val in leaf.items()}
-        _, refl, trans = prosail.run_prospect(p["n"], p["cab"], p["car"], p["cbrown"], p["cw"], p["cm"],
-                                              prospect_version="D")
-        rows = np.stack([
-            prosail.run_sail(refl, trans, float(lai), ala, hspot, tts, 0.0, 0.0, typelidf=2, rsoil0=soil_1nm)
-            for lai in LAI_GRID
-        ])
-        out[v] = np.clip(rows, 0.0, 1.0).astype(np.float32) @ to_sensor.T
-    return out
 
 
 def _draw_recipe(
@@ -521,12 +224,12 @@ def _draw_recipe(
                                        gain, tuple(library.names[i] for i in idx)))
             continue
         # the LAI field persists between the dates: where the canopy is dense stays denser
-        field_ = np.exp(0.35 * _smooth_field(rng, shape, float(rng.uniform(2.0, 5.0))))
+        field_ = np.exp(0.35 * smooth_field(rng, shape, float(rng.uniform(2.0, 5.0))))
         lai_fields[cid] = (field_ / field_.mean()).astype(np.float32)
         back = _pick(rng, library, _pool(library, spec.background, fallback=True), 2 if hi > 1 else 1, used)
         if vegetation == "prosail":
-            table = _prosail_table(rng, soil_1nm=_on_1nm(native, int(back[0])), m=m,
-                                   to_sensor=_prosail_to_sensor(target), tree=spec.name == "tree", tts=tts)
+            table = prosail_table(rng, soil_1nm=on_1nm(native, int(back[0])), m=m,
+                                   to_sensor=prosail_to_sensor(target), tree=spec.name == "tree", tts=tts)
             materials.append(_Material(cid, spec.name, "prosail", table[:, -1], _mix_weights(rng, m, shape), gain,
                                        ("PROSAIL over " + library.names[int(back[0])],), table=table))
         else:
@@ -687,7 +390,7 @@ def library_scene(
     """
     arr = _check_inputs(classes, library, n_endmembers)
     target = _sensors.get(sensor)
-    model = _vegetation_model(vegetation)
+    model = vegetation_model(vegetation)
     recipe = _draw_recipe(
         classes=arr, library=library.to_sensor(target), native=library, target=target, rng=rng, vegetation=model,
         class_table=class_table, n_endmembers=n_endmembers, gain_std=gain_std, mixing_sigma=mixing_sigma,
@@ -783,7 +486,7 @@ def library_case_pair(
     if not 0 <= min_days <= max_days:
         raise DcstsfInputError(f"need 0 <= min_days <= max_days, got {min_days} and {max_days}")
     target = _sensors.get(sensor)
-    model = _vegetation_model(vegetation)
+    model = vegetation_model(vegetation)
     recipe = _draw_recipe(
         classes=arr, library=library.to_sensor(target), native=library, target=target, rng=rng, vegetation=model,
         class_table=class_table, n_endmembers=n_endmembers, gain_std=gain_std, mixing_sigma=mixing_sigma,
@@ -791,7 +494,7 @@ def library_case_pair(
     changes = _class_lai(rng, recipe, root, min_days, max_days)
     fields_t2 = {}
     for cid, f in recipe.lai_fields.items():
-        g = f * np.exp(0.1 * _smooth_field(rng, arr.shape, float(rng.uniform(2.0, 5.0))))
+        g = f * np.exp(0.1 * smooth_field(rng, arr.shape, float(rng.uniform(2.0, 5.0))))
         fields_t2[cid] = (g / g.mean()).astype(np.float32)
     n_patches = int(rng.integers(abrupt_patches[0], abrupt_patches[1] + 1))
     classes_t2 = _abrupt_change(rng, arr, n_patches, float(rng.uniform(*abrupt_fraction)))
