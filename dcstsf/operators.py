@@ -79,11 +79,6 @@ class Psf:
     sigma: float | np.ndarray
     shift: tuple[float, float] = (0.0, 0.0)
 
-    @property
-    def shifted(self) -> bool:
-        """Whether the kernel is displaced along either axis."""
-        return bool(self.shift[0] or self.shift[1])
-
 
 SigmaLike = float | Sequence[float] | np.ndarray | Psf
 

@@ -58,10 +58,12 @@ OFFSET_WARNING = 0.025
 
 @dataclass(frozen=True)
 class CoarsePairs:
-    """Matched coarse pixels of the diagnosis windows: HS(t1) spectra, and MS(t1), MS(t2) at the HS
-    resolution, each ``(bands, n_pixels)`` float64 (window borders dropped)."""
+    """Matched coarse pixels of the diagnosis windows: HS(t1) spectra, ``R HS(t1)`` (``predicted``, the MS
+    bands HS(t1) predicts), and MS(t1), MS(t2) at the HS resolution, each ``(bands, n_pixels)`` float64
+    (window borders dropped)."""
 
     hs: np.ndarray
+    predicted: np.ndarray
     ms1: np.ndarray
     ms2: np.ndarray
 
@@ -87,8 +89,9 @@ def coarse_pairs(windows: SceneWindows, *, model: ObservationModel) -> CoarsePai
         m2_parts.append(c2[inner])
     if not hs_parts:
         empty = np.zeros((0, 0))
-        return CoarsePairs(empty, empty, empty)
-    return CoarsePairs(stack_pixels(hs_parts), stack_pixels(m1_parts), stack_pixels(m2_parts))
+        return CoarsePairs(empty, empty, empty, empty)
+    hs = stack_pixels(hs_parts)
+    return CoarsePairs(hs, model.srf.astype(np.float64) @ hs, stack_pixels(m1_parts), stack_pixels(m2_parts))
 
 
 def relative_residuals(observed: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -125,8 +128,7 @@ def band_order_finding(pairs: CoarsePairs, *, model: ObservationModel, label: st
     from scipy.optimize import linear_sum_assignment
 
     names = tuple(model.ms_sensor.band_names)
-    predicted = model.srf.astype(np.float64) @ pairs.hs
-    cost = relative_residuals(pairs.ms1, predicted)
+    cost = relative_residuals(pairs.ms1, pairs.predicted)
     given = np.diag(cost).copy()
     rows, cols = linear_sum_assignment(cost)
     best = cols[np.argsort(rows)]
@@ -191,9 +193,8 @@ def offset_finding(
     80 % of the bands agree in sign. At t2 a real change (snow, a flood) can move every band the same
     way, so an offset there is only ever a warning. ``labels`` names MS(t1) and MS(t2).
     """
-    predicted = model.srf.astype(np.float64) @ pairs.hs
     ms = pairs.ms1 if date == 1 else pairs.ms2
-    per_band = ms.mean(axis=1) - predicted.mean(axis=1)
+    per_band = ms.mean(axis=1) - pairs.predicted.mean(axis=1)
     offset = float(np.median(per_band))
     agree = float(np.mean(np.sign(per_band) == np.sign(offset))) if offset else 0.0
     if agree < 0.8 or abs(offset) < OFFSET_WARNING:

@@ -33,6 +33,7 @@ from dcstsf.diagnosis.consistency import (
     band_order_finding,
     coarse_pairs,
     offset_finding,
+    relative_residuals,
     swap_finding,
 )
 from dcstsf.diagnosis.psf import PsfEstimate, PsfOptions, estimate_psf, psf_residual
@@ -196,10 +197,8 @@ def _raise_or_warn(findings: Sequence[tuple[str, str]]) -> list[str]:
     return notes
 
 
-def _checks(
-    windows: SceneWindows, *, model: ObservationModel, labels: Sequence[str]
-) -> tuple[list[tuple[str, str]], np.ndarray, np.ndarray]:
-    """Consistency findings on the fitted model, and the per-band residuals of MS(t1) and MS(t2)."""
+def _checks(windows: SceneWindows, *, model: ObservationModel, labels: Sequence[str]) -> list[tuple[str, str]]:
+    """Consistency findings on the fitted model: ``(severity, message)`` pairs."""
     pairs = coarse_pairs(windows, model=model)
     findings: list[tuple[str, str]] = []
     order = band_order_finding(pairs, model=model, label=labels[1])
@@ -207,17 +206,14 @@ def _checks(
         findings.append(("error", order.message))
     elif order.message:
         findings.append(("warning", order.message))
-    from dcstsf.diagnosis.consistency import relative_residuals
-
-    predicted = model.srf.astype(np.float64) @ pairs.hs
-    res1 = np.diag(relative_residuals(pairs.ms1, predicted)).copy()
-    res2 = np.diag(relative_residuals(pairs.ms2, predicted)).copy()
+    res1 = np.diag(relative_residuals(pairs.ms1, pairs.predicted))
+    res2 = np.diag(relative_residuals(pairs.ms2, pairs.predicted))
     findings.append(swap_finding(res1, res2, labels=labels[1:]))
     sev, msg, _ = offset_finding(pairs, model=model, labels=labels[1:], date=1)
     findings.append((sev, msg))
     sev, msg, _ = offset_finding(pairs, model=model, labels=labels[1:], date=2)
     findings.append((sev, msg))
-    return findings, res1, res2
+    return findings
 
 
 def diagnose_scene(
@@ -269,7 +265,7 @@ def diagnose_scene(
     fitted = estimated_model(model, psf, None)
     notes: list[str] = []
     if options.checks:
-        findings, _, _ = _checks(windows, model=fitted, labels=labels)
+        findings = _checks(windows, model=fitted, labels=labels)
         notes += _raise_or_warn(findings)
     response = estimate_response(windows.hs, windows.ms1, model=model, psf=psf, options=options.response)
     estimated = estimated_model(model, psf, response)

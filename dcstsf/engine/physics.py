@@ -73,23 +73,18 @@ def settle_inputs(
     labels = (
         input_label(source.hs_t1, "HS(t1)"), input_label(source.ms_t1, "MS(t1)"), input_label(source.ms_t2, "MS(t2)")
     )
-    if not method.uses_scene_physics:
-        # HS(t1) alone makes the result: only its values are checked, nothing is estimated.
-        if options.checks:
-            from dcstsf.diagnosis.values import check_reflectance_values, raise_or_warn
-
-            raise_or_warn([check_reflectance_values(source.hs_t1, name="HS(t1)", role="hs")])
-        note = f"{method.name} uses no scene physics: nothing estimated, the MS inputs not checked"
-        diagnosis = SceneDiagnosis(model=inputs.model, tables=inputs.model, physics="tables", notes=(note,))
-        return SettledInputs(inputs, diagnosis, None, fit_inputs)
     if options.checks:
         from dcstsf.diagnosis.values import check_reflectance_values, raise_or_warn
 
-        raise_or_warn([
-            check_reflectance_values(source.hs_t1, name="HS(t1)", role="hs"),
-            check_reflectance_values(source.ms_t1, name="MS(t1)", role="ms"),
-            check_reflectance_values(source.ms_t2, name="MS(t2)", role="ms"),
-        ])
+        # A method without scene physics makes its result from HS(t1) alone: only HS(t1) is checked.
+        checked = [(source.hs_t1, "HS(t1)", "hs")]
+        if method.uses_scene_physics:
+            checked += [(source.ms_t1, "MS(t1)", "ms"), (source.ms_t2, "MS(t2)", "ms")]
+        raise_or_warn([check_reflectance_values(da, name=name, role=role) for da, name, role in checked])
+    if not method.uses_scene_physics:
+        note = f"{method.name} uses no scene physics: nothing estimated, the MS inputs not checked"
+        diagnosis = SceneDiagnosis(model=inputs.model, tables=inputs.model, physics="tables", notes=(note,))
+        return SettledInputs(inputs, diagnosis, None, fit_inputs)
     wanted = method.ms_band_order(inputs.model)
     order = tuple(wanted) if wanted is not None else None
     if order is not None and tuple(inputs.model.ms_sensor.band_names) != order:

@@ -244,6 +244,7 @@ class DCSTSF(RegionMethod):
         adaptation = adapt_to_scene(net, list(windows.hs), model=model, options=options)
         self._adaptation = adaptation
         fitted["adapted_parameters"] = adaptation.parameters
+        fitted["adapted_sha256"] = adaptation.sha256
         log.info("dcstsf: units adapted to the scene in %d steps (%.1f s): held loss %.4f -> %.4f",
                  adaptation.steps, adaptation.seconds, adaptation.loss_before, adaptation.loss_after)
 
@@ -253,9 +254,8 @@ class DCSTSF(RegionMethod):
         params = fitted.get("adapted_parameters")
         if not params:
             return net
-        from dcstsf.engine.job import fitted_sha256
-
-        key = fitted_sha256(params)
+        # identified by the hash computed once in fit, not re-hashed for every tile
+        key = str(fitted["adapted_sha256"])
         with self._adapted_lock:
             if key not in self._adapted:
                 tuned = copy.deepcopy(net)

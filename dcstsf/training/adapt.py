@@ -17,6 +17,7 @@ the same network and tiled fusion still equals whole-image fusion. ``steps=0`` s
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -68,11 +69,12 @@ class AdaptOptions:
 class Adaptation:
     """The adapted parameters and what the adaptation did.
 
-    ``parameters`` maps the network's parameter names to float32 arrays; ``loss_before``/``loss_after``
-    are the training loss on held batches of the scene's own cases.
+    ``parameters`` maps the network's parameter names to float32 arrays and ``sha256`` identifies them;
+    ``loss_before``/``loss_after`` are the training loss on held batches of the scene's own cases.
     """
 
     parameters: dict[str, np.ndarray]
+    sha256: str
     steps: int
     loss_before: float
     loss_after: float
@@ -138,4 +140,7 @@ def adapt_to_scene(
             opt.step()
         after = held_loss()
     params = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in tuned.state_dict().items()}
-    return Adaptation(params, done, before, after, time.perf_counter() - t0)
+    digest = hashlib.sha256()
+    for name in sorted(params):
+        digest.update(name.encode() + np.ascontiguousarray(params[name]).tobytes())
+    return Adaptation(params, digest.hexdigest(), done, before, after, time.perf_counter() - t0)
