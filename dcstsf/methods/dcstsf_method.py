@@ -229,7 +229,7 @@ class DCSTSF(RegionMethod):
         if self.adapt.steps <= 0 or not net.config.learned_units:
             return
         from dcstsf.diagnosis.windows import WindowOptions, scene_windows
-        from dcstsf.training.adapt import adapt_to_scene
+        from dcstsf.training.adapt import ScenePatches, adapt_to_scene
 
         windows = scene_windows(hs_t1, ms_t1, ms_t2, model=model, options=WindowOptions(size=64, count=4))
         r = model.ratio
@@ -241,12 +241,21 @@ class DCSTSF(RegionMethod):
                      4 * r)
             return
         options = dataclasses.replace(self.adapt, patch=patch)
-        adaptation = adapt_to_scene(net, list(windows.hs), model=model, options=options)
+        ms1, ms2 = list(windows.ms1), list(windows.ms2)
+        if "ms_fill_bands" in fitted:  # the network reads the filled bands, as in apply_region
+            bands, fill = np.asarray(fitted["ms_fill_bands"]), np.asarray(fitted["ms_fill_map"])
+            ms1 = [_fill_bands(w, bands, fill) for w in ms1]
+            ms2 = [_fill_bands(w, bands, fill) for w in ms2]
+        observations = ScenePatches(list(windows.hs), ms1, ms2, ratio=r, patch=patch)
+        adaptation = adapt_to_scene(net, list(windows.hs), model=model, options=options,
+                                    observations=observations, state=state_to_tensors(fitted))
         self._adaptation = adaptation
         fitted["adapted_parameters"] = adaptation.parameters
         fitted["adapted_sha256"] = adaptation.sha256
-        log.info("dcstsf: units adapted to the scene in %d steps (%.1f s): held loss %.4f -> %.4f",
-                 adaptation.steps, adaptation.seconds, adaptation.loss_before, adaptation.loss_after)
+        log.info("dcstsf: units adapted to the scene in %d steps (%.1f s): held loss %.4f -> %.4f "
+                 "(full-resolution consistency %.4f -> %.4f)", adaptation.steps, adaptation.seconds,
+                 adaptation.loss_before, adaptation.loss_after, adaptation.consistency_before,
+                 adaptation.consistency_after)
 
     def _network_for(self, fitted: Fitted, model: ObservationModel) -> DCSTSFNet:
         """The network with the fitted scene's adapted parameters (the loaded one without adaptation)."""
@@ -306,11 +315,15 @@ class DCSTSF(RegionMethod):
         if self._net is not None:
             info["config"] = self._net.config.to_dict()
         if self.adapt.steps > 0:
-            info["adapt"] = {"steps": self.adapt.steps, "lr": self.adapt.lr, "seed": self.adapt.seed}
+            info["adapt"] = {"steps": self.adapt.steps, "lr": self.adapt.lr, "seed": self.adapt.seed,
+                             "consistency": self.adapt.consistency}
             if self._adaptation is not None:
                 a = self._adaptation
                 info["adapt"].update(steps_made=a.steps, loss_before=round(a.loss_before, 6),
                                      loss_after=round(a.loss_after, 6), seconds=round(a.seconds, 2))
+                if np.isfinite(a.consistency_before):
+                    info["adapt"].update(consistency_before=round(a.consistency_before, 6),
+                                         consistency_after=round(a.consistency_after, 6))
         return info
 
     @classmethod

@@ -9,6 +9,13 @@ when the diagnosis ran) and simulates a temporal change, so the network sees thi
 textures and sensor physics with a known answer. The loss is the training loss
 (:func:`~dcstsf.training.loop.batch_loss`).
 
+A second loss needs no simulation: **full-resolution consistency** on the scene's own observations.
+The network fuses random patches of the real HS(t1), MS(t1) and MS(t2) with the scene state, and its two
+estimates are observed back through the scene's model: the blurred, decimated HS(t1) estimate against
+HS(t1), and the responses times the HS(t1) and HS(t2) estimates (with the MS blur) against MS(t1) and
+MS(t2) (band-relative L1 each, a margin of the operators' reach left out). It ties the adapted units to
+the real data at the resolution the output has, where the reduced-resolution cases are one ratio coarser.
+
 Everything is deterministic from ``seed`` and runs once per scene in the method's ``fit``: the adapted
 parameters are part of the fitted state (hashed into the output's ``fitted_sha256``), so every tile uses
 the same network and tiled fusion still equals whole-image fusion. ``steps=0`` switches it off.
@@ -28,9 +35,9 @@ import torch
 import xarray as xr
 
 from dcstsf.models.network import DCSTSFNet
-from dcstsf.operators import ObservationModel
+from dcstsf.operators import ObservationModel, Psf
 
-__all__ = ["AdaptOptions", "Adaptation", "adapt_to_scene"]
+__all__ = ["AdaptOptions", "Adaptation", "ScenePatches", "adapt_to_scene", "consistency_loss"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +61,8 @@ class AdaptOptions:
     max_seconds
         Stop after this many seconds even if fewer than ``steps`` were made (``None``: no limit). The result
         then depends on the machine's speed, so a run that hits it logs a warning and records the steps made.
+    consistency
+        Weight of the full-resolution consistency loss against the reduced-resolution loss (0: off).
     """
 
     steps: int = 0
@@ -63,6 +72,7 @@ class AdaptOptions:
     batch_size: int = 4
     eval_batches: int = 2
     max_seconds: float | None = None
+    consistency: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,9 @@ class Adaptation:
     """The adapted parameters and what the adaptation did.
 
     ``parameters`` maps the network's parameter names to float32 arrays and ``sha256`` identifies them;
-    ``loss_before``/``loss_after`` are the training loss on held batches of the scene's own cases.
+    ``loss_before``/``loss_after`` are the total loss (reduced-resolution plus weighted consistency) on
+    held batches of the scene's own cases and patches; ``consistency_before``/``consistency_after`` the
+    full-resolution consistency part alone (``nan`` when it is off).
     """
 
     parameters: dict[str, np.ndarray]
@@ -79,6 +91,8 @@ class Adaptation:
     loss_before: float
     loss_after: float
     seconds: float
+    consistency_before: float = float("nan")
+    consistency_after: float = float("nan")
 
 
 def _scene_truths(hs_windows: Sequence[np.ndarray], model: ObservationModel) -> list[xr.DataArray]:
@@ -95,10 +109,76 @@ def _scene_truths(hs_windows: Sequence[np.ndarray], model: ObservationModel) -> 
     ]
 
 
+@dataclass(frozen=True)
+class ScenePatches:
+    """Full-resolution patches of the scene's real observations, drawn deterministically.
+
+    ``hs``, ``ms1``, ``ms2`` are windows free of nodata (``SceneWindows`` of :mod:`dcstsf.diagnosis`);
+    each draw cuts ``batch_size`` aligned patches of ``patch`` fine pixels (``patch / ratio`` coarse).
+    """
+
+    hs: Sequence[np.ndarray]
+    ms1: Sequence[np.ndarray]
+    ms2: Sequence[np.ndarray]
+    ratio: int
+    patch: int
+
+    def draw(self, rng: np.random.Generator, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(hs, ms1, ms2)`` batches ``(batch_size, bands, h, w)``."""
+        r, pc = self.ratio, self.patch // self.ratio
+        out: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
+        for _ in range(batch_size):
+            k = int(rng.integers(len(self.hs)))
+            hc, wc = self.hs[k].shape[1:]
+            i, j = int(rng.integers(0, hc - pc + 1)), int(rng.integers(0, wc - pc + 1))
+            out[0].append(self.hs[k][:, i:i + pc, j:j + pc])
+            out[1].append(self.ms1[k][:, i * r:(i + pc) * r, j * r:(j + pc) * r])
+            out[2].append(self.ms2[k][:, i * r:(i + pc) * r, j * r:(j + pc) * r])
+        return tuple(torch.from_numpy(np.stack(a).astype(np.float32)) for a in out)  # type: ignore[return-value]
+
+
+def consistency_loss(
+    net: DCSTSFNet,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    state: dict[str, torch.Tensor],
+    *,
+    model: ObservationModel,
+) -> torch.Tensor:
+    """Full-resolution consistency of the network's HS(t1) and HS(t2) estimates with the observations.
+
+    ``relative_l1(D B X1, HS1) + relative_l1(B_ms R X1, MS1) + relative_l1(B_ms R X2, MS2)`` through the
+    model's own operators, a margin of one coarse pixel plus the blurs' reach left out on each side (the
+    operators pad there).
+    """
+    from dcstsf.training.loop import relative_l1
+
+    hs, ms1, ms2 = batch
+    out = net(hs, ms1, ms2, state, ratio=model.ratio, hs_sigma=Psf(float(np.median(model.hs_sigma)), model.hs_shift),
+              ms_sigma=model.ms_sigma)
+    r = model.ratio
+    reach = int(np.ceil(3 * max(float(np.max(model.hs_sigma)), float(np.max(model.ms_sigma))) + max(map(abs, model.hs_shift))))
+    mc = 1 + -(-reach // r)  # coarse margin
+    mf = mc * r
+
+    def inner(x: torch.Tensor, m: int) -> torch.Tensor:
+        return x[..., m:x.shape[-2] - m, m:x.shape[-1] - m]
+
+    loss = relative_l1(inner(model.degrade_hs(out["hs_t1"]), mc), inner(hs, mc))
+    loss = loss + relative_l1(inner(model.degrade_ms(out["hs_t1"]), mf), inner(ms1, mf))
+    return loss + relative_l1(inner(model.degrade_ms(out["hs_t2"]), mf), inner(ms2, mf))
+
+
 def adapt_to_scene(
-    net: DCSTSFNet, hs_windows: Sequence[np.ndarray], *, model: ObservationModel, options: AdaptOptions
+    net: DCSTSFNet,
+    hs_windows: Sequence[np.ndarray],
+    *,
+    model: ObservationModel,
+    options: AdaptOptions,
+    observations: ScenePatches | None = None,
+    state: dict[str, torch.Tensor] | None = None,
 ) -> Adaptation:
-    """Fine-tune a copy of ``net`` on reduced-resolution cases made from the scene's HS(t1) windows.
+    """Fine-tune a copy of ``net`` on the scene: reduced-resolution cases made from its HS(t1) windows and,
+    with ``observations`` and the scene ``state``, full-resolution consistency on its real patches.
 
     ``hs_windows`` are ``(n_hs, h, w)`` windows of HS(t1) without nodata, each at least ``options.patch``
     pixels on a side. ``net`` itself is not changed.
@@ -110,6 +190,7 @@ def adapt_to_scene(
     weights = {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5}
     truths = _scene_truths(hs_windows, model)
     tuned = copy.deepcopy(net)
+    full_res = observations is not None and state is not None and options.consistency > 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed)
         common = dict(model=model, patch=options.patch, batch_size=options.batch_size, rank=net.config.rank,
@@ -117,13 +198,28 @@ def adapt_to_scene(
         held = CaseSampler(truths, seed=options.seed + 1, **common)
         eval_batches = [held.draw() for _ in range(options.eval_batches)]
         sampler = CaseSampler(truths, seed=options.seed, **common)
+        patch_rng = np.random.default_rng([options.seed, 7])
+        if full_res:
+            assert observations is not None
+            held_rng = np.random.default_rng([options.seed + 1, 7])
+            eval_patches = [observations.draw(held_rng, options.batch_size) for _ in range(options.eval_batches)]
 
-        def held_loss() -> float:
+        def total_loss(batch: object, patches: object | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+            loss, _ = batch_loss(tuned, batch, model, weights)  # type: ignore[arg-type]
+            if patches is None:
+                return loss, None
+            assert state is not None
+            cons = consistency_loss(tuned, patches, state, model=model)  # type: ignore[arg-type]
+            return loss + options.consistency * cons, cons
+
+        def held_loss() -> tuple[float, float]:
             tuned.eval()
             with torch.no_grad():
-                return float(np.mean([batch_loss(tuned, b, model, weights)[0].item() for b in eval_batches]))
+                parts = [total_loss(b, eval_patches[i] if full_res else None) for i, b in enumerate(eval_batches)]
+            cons = [float(c.item()) for _, c in parts if c is not None]
+            return float(np.mean([t.item() for t, _ in parts])), float(np.mean(cons)) if cons else float("nan")
 
-        before = held_loss()
+        before, cons_before = held_loss()
         opt = torch.optim.AdamW(tuned.parameters(), lr=options.lr, weight_decay=0.0)
         tuned.train()
         done = 0
@@ -133,14 +229,16 @@ def adapt_to_scene(
                             "depends on the machine's speed", options.max_seconds, done, options.steps)
                 break
             done += 1
-            loss, _ = batch_loss(tuned, sampler.draw(), model, weights)
+            patches = observations.draw(patch_rng, options.batch_size) if full_res and observations else None
+            loss, _ = total_loss(sampler.draw(), patches)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(tuned.parameters(), 1.0)
             opt.step()
-        after = held_loss()
+        after, cons_after = held_loss()
     params = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in tuned.state_dict().items()}
     digest = hashlib.sha256()
     for name in sorted(params):
         digest.update(name.encode() + np.ascontiguousarray(params[name]).tobytes())
-    return Adaptation(params, digest.hexdigest(), done, before, after, time.perf_counter() - t0)
+    return Adaptation(params, digest.hexdigest(), done, before, after, time.perf_counter() - t0,
+                      cons_before, cons_after)

@@ -28,8 +28,11 @@ from dcstsf.models.checkpoint import NORMALISATION, load_checkpoint, save_checkp
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
 from dcstsf.operators import ObservationModel, Psf
 from dcstsf.training.data import CaseSampler, TrainingBatch
+from dcstsf.training.degradations import DegradationRanges
 
-__all__ = ["batch_loss", "load_config", "relative_l1", "spectral_angle_loss", "train", "training_scenes"]
+__all__ = [
+    "batch_loss", "load_config", "relative_l1", "spectral_angle_loss", "train", "training_pairs", "training_scenes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,8 @@ _DEFAULTS: dict[str, Any] = {
                 "ms_bands": ["B02", "B03", "B04", "B08"], "ratio": 3},
     "model": {},
     "data": {"scenes": "enmap_potsdam", "patch": 36, "batch_size": 8, "snr_db": [28.0, 45.0],
-             "batches_per_case": 4, "spectral_augment": 0.0},
+             "batches_per_case": 4, "spectral_augment": 0.0, "pairs": 0, "pair_fraction": 0.0,
+             "degradations": {}},
     "train": {"steps": 1000, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "seed": 0,
               "checkpoint_every": 100, "threads": 2, "grad_clip": 1.0},
     "loss": {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5},
@@ -114,6 +118,28 @@ def _library_scenes(n: int, *, seed: int = 0) -> list[Any]:
     ]
 
 
+def training_pairs(n: int, *, seed: int = 1, size: int = 96) -> list[Any]:
+    """``n`` synthetic scene pairs from the training libraries, with real-LAI and land-cover change.
+
+    Deterministic from ``seed`` (pair ``i`` from ``default_rng([seed, i])``), drawn from
+    :data:`~dcstsf.training.synthetic.TRAINING_LIBRARIES` in turn with PROSAIL vegetation where installed;
+    the validation libraries stay out.
+    """
+    if n <= 0:
+        return []
+    from dcstsf.training.libraries import load_libraries
+    from dcstsf.training.synthetic import TRAINING_LIBRARIES, landcover_classes, library_case_pair
+
+    libraries = load_libraries(names=TRAINING_LIBRARIES)
+    pairs = []
+    for i in range(n):
+        rng = np.random.default_rng([seed, i])
+        name = TRAINING_LIBRARIES[i % len(TRAINING_LIBRARIES)]
+        classes = landcover_classes(rng, shape=(size, size))
+        pairs.append(library_case_pair(classes=classes, library=libraries[name], sensor="zy1-02d-ahsi", rng=rng))
+    return pairs
+
+
 def relative_l1(pred: torch.Tensor, ref: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """L1 error of each band divided by the band's mean reference value (ERGAS-like).
 
@@ -134,7 +160,11 @@ def spectral_angle_loss(pred: torch.Tensor, ref: torch.Tensor, eps: float = 1e-6
 def batch_loss(
     net: DCSTSFNet, batch: TrainingBatch, model: ObservationModel, weights: dict[str, float]
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training loss of ``net`` on one batch (weights ``l1``, ``sam``, ``aux_t1``) and its parts."""
+    """The training loss of ``net`` on one batch (weights ``l1``, ``sam``, ``aux_t1``) and its parts.
+
+    The network is told the batch's own physics when the sampler randomises it (``batch.model``).
+    """
+    model = batch.model or model
     out = net(
         batch.hs_t1, batch.ms_t1, batch.ms_t2, batch.state,
         ratio=model.ratio, hs_sigma=Psf(float(np.median(model.hs_sigma)), model.hs_shift), ms_sigma=model.ms_sigma,
@@ -145,6 +175,18 @@ def batch_loss(
     total = weights["l1"] * l1 + weights["sam"] * sam + weights["aux_t1"] * aux
     parts = {"loss": total.item(), "l1": l1.item(), "sam_rad": sam.item(), "aux_t1": aux.item()}
     return total, parts
+
+
+#: Data options added after the first weights were trained, left out of the fingerprint while off so that
+#: the configs of those weights keep their fingerprint (and resume their runs).
+_OPTIONAL_DATA = {"pairs": 0, "pair_fraction": 0.0, "degradations": {}}
+
+
+def _fingerprint(cfg: dict[str, Any]) -> str:
+    """What identifies a training run: the config sections that change its result."""
+    sections = {k: cfg[k] for k in ("sensors", "model", "data", "train", "loss")}
+    sections["data"] = {k: v for k, v in cfg["data"].items() if _OPTIONAL_DATA.get(k, object()) != v}
+    return json.dumps(sections, sort_keys=True)
 
 
 def _lr_factor(step: int, *, warmup: int, total: int) -> float:
@@ -196,10 +238,13 @@ def train(
         rank=net_cfg.rank, seed=int(tcfg["seed"]), snr_db=tuple(dcfg["snr_db"]),
         batches_per_case=int(dcfg["batches_per_case"]),
         spectral_augment=float(dcfg["spectral_augment"]),
+        pairs=training_pairs(int(dcfg["pairs"])) if scenes is None else (),
+        pair_fraction=float(dcfg["pair_fraction"]),
+        degradations=DegradationRanges.from_config(dcfg["degradations"]),
     )
     last = out_dir / "last.pt"
     step = 0
-    fingerprint = json.dumps({k: cfg[k] for k in ("sensors", "model", "data", "train", "loss")}, sort_keys=True)
+    fingerprint = _fingerprint(cfg)
     if resume and last.exists():
         ck = load_checkpoint(last)
         if ck.get("training", {}).get("fingerprint") != fingerprint:

@@ -74,6 +74,7 @@ from dcstsf.operators import ObservationModel
 from dcstsf.sensors import Sensor
 from dcstsf.simulate import FusionCase, simulate_case
 from dcstsf.training._common import smooth_field
+from dcstsf.training.degradations import DegradationRanges, random_physics
 from dcstsf.training.landcover import LANDCOVER_CLASSES, LANDCOVER_MAP_PATH, LandCoverClass, landcover_classes
 from dcstsf.training.libraries import SpectralLibrary, load_libraries
 from dcstsf.training.vegetation import (
@@ -573,13 +574,16 @@ def synthetic_cases(
     vegetation: str = "auto",
     change: str = "radiometric",
     root: str | os.PathLike[str] | None = None,
+    degradations: DegradationRanges | None = None,
 ) -> list[FusionCase]:
     """``n_cases`` fusion cases of ``size`` x ``size`` fine pixels from the named libraries, in turn.
 
     Case ``i`` depends only on ``(seed, i)`` and the arguments (not on ``n_cases``): its class map
     (:func:`landcover_classes`), scene pair (:func:`library_case_pair`) and observation
     (:func:`pair_case`, with ``change`` on top of the pair's own) are drawn from
-    ``numpy.random.default_rng([seed, i])``.
+    ``numpy.random.default_rng([seed, i])``. With ``degradations``, case ``i`` is observed through its own
+    true physics (:func:`~dcstsf.training.degradations.random_physics`, drawn from
+    ``default_rng([seed, i, 1])``) instead of ``model``; its meta records them (``true_physics``).
     """
     if n_cases < 0 or size < 2 * model.ratio:
         raise DcstsfInputError(f"need n_cases >= 0 and size >= {2 * model.ratio} (two HS pixels), got {n_cases}, {size}")
@@ -593,8 +597,16 @@ def synthetic_cases(
         classes = landcover_classes(rng, shape=(size, size), root=root)
         pair = library_case_pair(classes=classes, library=libs[name], sensor=model.hs_sensor, rng=rng,
                                  vegetation=vegetation, root=root)
-        case = pair_case(pair, model=model, seed=int(rng.integers(2**31 - 2)), change=change)
+        observed = model
+        if degradations is not None:
+            observed, _ = random_physics(model, np.random.default_rng([seed, i, 1]), degradations)
+        case = pair_case(pair, model=observed, seed=int(rng.integers(2**31 - 2)), change=change)
         case.meta.update(case_index=i, case_seed=[seed, i])
+        if degradations is not None:
+            case.meta["true_physics"] = {
+                "hs_sigma": float(np.median(observed.hs_sigma)), "hs_shift": list(observed.hs_shift),
+                "srf_change": float(np.abs(observed.srf - model.srf).sum() / np.abs(model.srf).sum()),
+            }
         cases.append(case)
     return cases
 
@@ -606,15 +618,17 @@ def validation_cases(
     seed: int = 0,
     size: int = 96,
     root: str | os.PathLike[str] | None = None,
+    degradations: DegradationRanges | None = None,
 ) -> list[FusionCase]:
     """Transfer-validation cases from :data:`VALIDATION_LIBRARIES` only (Berlin and Gamsberg in turn).
 
     Scenes of ``size`` x ``size`` fine pixels (at least 96), vegetation by the ``"cover"`` model from the
     libraries' own measured vegetation spectra, land-cover and real-LAI change plus a ``radiometric``
     change between the dates, noise at the simulator's default SNR (35 dB HS, 40 dB MS). Deterministic
-    from ``seed`` (see :func:`synthetic_cases`), and independent of optional packages.
+    from ``seed`` (see :func:`synthetic_cases`), and independent of optional packages. ``degradations``
+    observes each case through its own drawn physics (HS blur, shift, responses) instead of the tables'.
     """
     if size < 96:
         raise DcstsfInputError(f"validation scenes are at least 96 x 96 fine pixels; got size={size}")
     return synthetic_cases(model=model, libraries=VALIDATION_LIBRARIES, n_cases=n_cases, seed=seed, size=size,
-                           vegetation="cover", change="radiometric", root=root)
+                           vegetation="cover", change="radiometric", root=root, degradations=degradations)
