@@ -3,9 +3,13 @@ of other kinds than the training scene? The rule is stated in ``docs/results.md`
 
 Validation cases: :func:`dcstsf.training.synthetic.validation_cases` (EnMAP land-cover structure, spectra
 from the Berlin urban and Gamsberg field libraries, held out of training; real LAI-driven and abrupt
-change, **simulated**), ZY-1 02D AHSI with Sentinel-2A at ratio 3. Never the evaluation-only scenes.
+change, **simulated**), ZY-1 02D AHSI with Sentinel-2A at ratio 3, observed through the sensor tables'
+physics (``--truth table``), through physics drawn per case (``perturbed``: HS blur, shift and responses,
+:class:`dcstsf.training.degradations.DegradationRanges`, another seed than training's) or both. Never
+the evaluation-only scenes.
 
     python experiments/adapt_validation.py [--bands 10|4] [--cases 8] [--steps 20] [--weights CANDIDATE.pt]
+        [--truth table|perturbed|both]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from dcstsf.methods import DCSTSF, fuse_arrays, get_method
 from dcstsf.models.network import DCSTSFConfig
 from dcstsf.operators import ObservationModel
 from dcstsf.training.adapt import AdaptOptions
+from dcstsf.training.degradations import DegradationRanges
 from dcstsf.training.synthetic import validation_cases
 
 BAND_SETS = {
@@ -60,18 +65,25 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--weights", type=Path, default=None, help="a candidate checkpoint to compare as well")
+    ap.add_argument("--truth", choices=("table", "perturbed", "both"), default="table")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    out = args.out or Path(__file__).parent / "results" / f"adapt_validation_{args.bands}band.json"
+    suffix = "" if args.truth == "table" else f"_{args.truth}"
+    out = args.out or Path(__file__).parent / "results" / f"adapt_validation_{args.bands}band{suffix}.json"
     model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BAND_SETS[args.bands], ratio=3)
-    cases = validation_cases(model=model, n_cases=args.cases, seed=0)
+    cases = []
+    if args.truth in ("table", "both"):
+        cases += [("table", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0)]
+    if args.truth in ("perturbed", "both"):
+        cases += [("perturbed", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0,
+                                                              degradations=DegradationRanges())]
     records = []
-    for i, case in enumerate(cases):
+    for i, (truth_kind, case) in enumerate(cases):
         truth = case.hs_t2_truth.values
         for name, make in variants(model, args.steps, args.weights).items():
             t0 = time.perf_counter()
             pred = fuse_arrays(*case.arrays(), method=make(), model=model, physics="estimated")
-            rec = {"case": i, "method": name, "psnr": metrics.psnr(pred, truth), "sam_deg": metrics.sam(pred, truth),
+            rec = {"case": i, "truth": truth_kind, "method": name, "psnr": metrics.psnr(pred, truth), "sam_deg": metrics.sam(pred, truth),
                    "seconds": time.perf_counter() - t0}
             records.append(rec)
             print(f"case {i} {name:34s} PSNR {rec['psnr']:6.2f}  SAM {rec['sam_deg']:5.2f}  {rec['seconds']:5.1f}s",
@@ -81,9 +93,9 @@ def main() -> None:
                for n in names}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"protocol": "library validation cases, change SIMULATED", "bands": BAND_SETS[args.bands],
-                               "cases": args.cases, "adapt_steps": args.steps, "summary": summary,
+                               "cases": args.cases, "truth": args.truth, "adapt_steps": args.steps, "summary": summary,
                                "records": records}, indent=2))
-    lines = [f"| method ({args.bands} bands, {args.cases} cases) | PSNR (dB) | SAM (deg) | time (s) |", "|---|---|---|---|"]
+    lines = [f"| method ({args.bands} bands, {len(cases)} cases, truth {args.truth}) | PSNR (dB) | SAM (deg) | time (s) |", "|---|---|---|---|"]
     lines += [f"| {n} | {m['psnr']:.2f} | {m['sam_deg']:.2f} | {m['seconds']:.1f} |" for n, m in summary.items()]
     print("\n".join(lines))
 

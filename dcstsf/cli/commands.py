@@ -34,20 +34,21 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     method: Any = args.method
-    if args.weights is not None or args.adapt_steps is not None or args.adapt_seconds is not None:
+    if any(v is not None for v in (args.weights, args.adapt_steps, args.adapt_seconds, args.device)):
         from dcstsf.errors import DcstsfInputError
         from dcstsf.methods import DCSTSF
         from dcstsf.training.adapt import AdaptOptions
 
         if args.method != "dcstsf":
-            option = "--weights" if args.weights is not None else (
-                "--adapt-steps" if args.adapt_steps is not None else "--adapt-seconds")
+            given = {"--weights": args.weights, "--adapt-steps": args.adapt_steps,
+                     "--adapt-seconds": args.adapt_seconds, "--device": args.device}
+            option = next(k for k, v in given.items() if v is not None)
             raise DcstsfInputError(f"{option} applies to --method dcstsf, not {args.method!r}; drop {option}")
         adapt = None
         if args.adapt_steps is not None or args.adapt_seconds is not None:
             adapt = AdaptOptions(steps=args.adapt_steps if args.adapt_steps is not None else 20,
                                  max_seconds=args.adapt_seconds)
-        method = DCSTSF(weights=args.weights, adapt=adapt)
+        method = DCSTSF(weights=args.weights, adapt=adapt, device=args.device or "auto")
     try:
         res = run_batch(
             args.hs_t1, args.ms_t1, args.ms_t2, args.output,
@@ -175,7 +176,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from dcstsf.training import train
 
-    path = train(args.config, output=args.output, steps=args.steps, resume=not args.no_resume, progress=_progress(args))
+    path = train(args.config, output=args.output, steps=args.steps, resume=not args.no_resume, progress=_progress(args),
+                 device=args.device)
     print(f"Checkpoint: {path}")
     return 0
 

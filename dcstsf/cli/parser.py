@@ -128,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapt-seconds", type=positive_float, metavar="S",
                    help="adapt for at most S seconds, with --adapt-steps N steps at most (20 when not given); a run "
                         "the limit cuts short depends on the machine's speed, and a warning says so")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where DC-STSF's network runs (default auto: a CUDA GPU when PyTorch sees one, else the CPU)")
     _sensor_options(p, defaults=False)
     p.add_argument("--ratio", type=positive_int, metavar="R", help="HS/MS pixel-size ratio (default: from the grids)")
     g = p.add_argument_group("scene physics and input checks")
@@ -259,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="DIR", help="output directory (default: the config's 'output')")
     p.add_argument("--steps", type=positive_int, metavar="N", help="training steps (default: the config's)")
     p.add_argument("--no-resume", action="store_true", help="start over instead of resuming from OUTPUT/last.pt")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="where training runs (default: the config's train.device, cpu unless it says otherwise)")
     p.set_defaults(func=cmd_train)
 
     # methods / sensors

@@ -62,6 +62,10 @@ class DCSTSF(RegionMethod):
         Scene adaptation of the learned units before fusion (:mod:`dcstsf.training.adapt`); default: what
         the shipped weights' manifest says for the setup (chosen by the validation rule in
         ``docs/results.md``), off for other weights.
+    device
+        Where the network runs (adaptation and fusion): ``"auto"`` (a CUDA device when present, else the
+        CPU), ``"cpu"`` or ``"cuda"`` (:func:`dcstsf.models.device.resolve_device`). The output is moved
+        back to host memory tile by tile.
     """
 
     name = "dcstsf"
@@ -78,7 +82,11 @@ class DCSTSF(RegionMethod):
         network: DCSTSFNet | None = None,
         max_fit_pixels: int = 60_000,
         adapt: AdaptOptions | None = None,
+        device: str = "auto",
     ) -> None:
+        from dcstsf.models.device import resolve_device
+
+        self.device = resolve_device(device)
         self._weights = Path(weights) if weights is not None else None
         self._net = network
         self._sha: str | None = None
@@ -248,7 +256,7 @@ class DCSTSF(RegionMethod):
             ms2 = [_fill_bands(w, bands, fill) for w in ms2]
         observations = ScenePatches(list(windows.hs), ms1, ms2, ratio=r, patch=patch)
         adaptation = adapt_to_scene(net, list(windows.hs), model=model, options=options,
-                                    observations=observations, state=state_to_tensors(fitted))
+                                    observations=observations, state=state_to_tensors(fitted), device=self.device)
         self._adaptation = adaptation
         fitted["adapted_parameters"] = adaptation.parameters
         fitted["adapted_sha256"] = adaptation.sha256
@@ -258,18 +266,18 @@ class DCSTSF(RegionMethod):
                  adaptation.consistency_after)
 
     def _network_for(self, fitted: Fitted, model: ObservationModel) -> DCSTSFNet:
-        """The network with the fitted scene's adapted parameters (the loaded one without adaptation)."""
+        """The network on :attr:`device` with the fitted scene's adapted parameters (the loaded one without
+        adaptation)."""
         net = self.network(model)
         params = fitted.get("adapted_parameters")
-        if not params:
-            return net
         # identified by the hash computed once in fit, not re-hashed for every tile
-        key = str(fitted["adapted_sha256"])
+        key = str(fitted["adapted_sha256"]) if params else "loaded"
         with self._adapted_lock:
             if key not in self._adapted:
-                tuned = copy.deepcopy(net)
-                tuned.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in params.items()})
-                self._adapted[key] = tuned.eval()
+                tuned = copy.deepcopy(net) if params or self.device.type != "cpu" else net
+                if params:
+                    tuned.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in params.items()})
+                self._adapted[key] = tuned.to(self.device).eval()
             return self._adapted[key]
 
     def apply_region(
@@ -284,14 +292,14 @@ class DCSTSF(RegionMethod):
     ) -> np.ndarray:
         """The network on the whole window (coefficient space), expanded to ``n_hs`` bands on ``region`` only."""
         net = self._network_for(fitted, model)
-        state = state_to_tensors(fitted)
+        state = state_to_tensors(fitted, device=self.device)
         if "ms_fill_bands" in fitted:
             bands, fill = np.asarray(fitted["ms_fill_bands"]), np.asarray(fitted["ms_fill_map"])
             ms_t1 = _fill_bands(np.asarray(ms_t1, np.float32), bands, fill)
             ms_t2 = _fill_bands(np.asarray(ms_t2, np.float32), bands, fill)
 
         def t(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None]
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(self.device)
 
         with torch.inference_mode():
             out = net(
@@ -299,7 +307,7 @@ class DCSTSF(RegionMethod):
                 ratio=model.ratio, hs_sigma=self.hs_sigma(model), ms_sigma=model.ms_sigma,
                 crop=region, outputs=("hs_t2",),
             )["hs_t2"][0]
-        return out.numpy()
+        return out.cpu().numpy()
 
     @property
     def weights_source(self) -> str:

@@ -176,33 +176,40 @@ def adapt_to_scene(
     options: AdaptOptions,
     observations: ScenePatches | None = None,
     state: dict[str, torch.Tensor] | None = None,
+    device: torch.device | str = "cpu",
 ) -> Adaptation:
     """Fine-tune a copy of ``net`` on the scene: reduced-resolution cases made from its HS(t1) windows and,
     with ``observations`` and the scene ``state``, full-resolution consistency on its real patches.
 
     ``hs_windows`` are ``(n_hs, h, w)`` windows of HS(t1) without nodata, each at least ``options.patch``
-    pixels on a side. ``net`` itself is not changed.
+    pixels on a side. ``net`` itself is not changed. ``device`` is where the steps run (the returned
+    parameters are host arrays).
     """
+    from dcstsf.models.device import resolve_device
     from dcstsf.training.data import CaseSampler
     from dcstsf.training.loop import batch_loss
 
     t0 = time.perf_counter()
     weights = {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5}
     truths = _scene_truths(hs_windows, model)
-    tuned = copy.deepcopy(net)
+    dev = resolve_device(device)
+    tuned = copy.deepcopy(net).to(dev)
     full_res = observations is not None and state is not None and options.consistency > 0
+    if state is not None:
+        state = {k: v.to(dev) for k, v in state.items()}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed)
         common = dict(model=model, patch=options.patch, batch_size=options.batch_size, rank=net.config.rank,
                       batches_per_case=4)
         held = CaseSampler(truths, seed=options.seed + 1, **common)
-        eval_batches = [held.draw() for _ in range(options.eval_batches)]
+        eval_batches = [held.draw().to(dev) for _ in range(options.eval_batches)]
         sampler = CaseSampler(truths, seed=options.seed, **common)
         patch_rng = np.random.default_rng([options.seed, 7])
         if full_res:
             assert observations is not None
             held_rng = np.random.default_rng([options.seed + 1, 7])
-            eval_patches = [observations.draw(held_rng, options.batch_size) for _ in range(options.eval_batches)]
+            eval_patches = [tuple(t.to(dev) for t in observations.draw(held_rng, options.batch_size))
+                            for _ in range(options.eval_batches)]
 
         def total_loss(batch: object, patches: object | None) -> tuple[torch.Tensor, torch.Tensor | None]:
             loss, _ = batch_loss(tuned, batch, model, weights)  # type: ignore[arg-type]
@@ -229,8 +236,10 @@ def adapt_to_scene(
                             "depends on the machine's speed", options.max_seconds, done, options.steps)
                 break
             done += 1
-            patches = observations.draw(patch_rng, options.batch_size) if full_res and observations else None
-            loss, _ = total_loss(sampler.draw(), patches)
+            patches = None
+            if full_res and observations is not None:
+                patches = tuple(t.to(dev) for t in observations.draw(patch_rng, options.batch_size))
+            loss, _ = total_loss(sampler.draw().to(dev), patches)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(tuned.parameters(), 1.0)

@@ -45,6 +45,11 @@ class TrainingBatch:
     #: the physics the network is told for this case (``None``: the sampler's model)
     model: ObservationModel | None = None
 
+    def to(self, device: torch.device | str) -> TrainingBatch:
+        """The batch with every tensor on ``device``."""
+        move = {k: getattr(self, k).to(device) for k in ("hs_t1", "ms_t1", "ms_t2", "hs_t2", "hs_t1_fine")}
+        return TrainingBatch(**move, state={k: v.to(device) for k, v in self.state.items()}, model=self.model)
+
 
 class CaseSampler:
     """Draws :class:`TrainingBatch` objects from real scenes, deterministically from ``seed``.

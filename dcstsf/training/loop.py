@@ -14,6 +14,7 @@ import csv
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ _DEFAULTS: dict[str, Any] = {
              "batches_per_case": 4, "spectral_augment": 0.0, "pairs": 0, "pair_fraction": 0.0,
              "degradations": {}},
     "train": {"steps": 1000, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "seed": 0,
-              "checkpoint_every": 100, "threads": 2, "grad_clip": 1.0},
+              "checkpoint_every": 100, "threads": 2, "grad_clip": 1.0, "device": "cpu"},
     "loss": {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5},
     "output": "runs/dcstsf",
 }
@@ -186,6 +187,8 @@ def _fingerprint(cfg: dict[str, Any]) -> str:
     """What identifies a training run: the config sections that change its result."""
     sections = {k: cfg[k] for k in ("sensors", "model", "data", "train", "loss")}
     sections["data"] = {k: v for k, v in cfg["data"].items() if _OPTIONAL_DATA.get(k, object()) != v}
+    # the device changes rounding only: a run may resume on another device
+    sections["train"] = {k: v for k, v in cfg["train"].items() if k != "device"}
     return json.dumps(sections, sort_keys=True)
 
 
@@ -205,13 +208,18 @@ def train(
     progress: bool = True,
     scenes: list[Any] | None = None,
     stop_after: int | None = None,
+    device: str | None = None,
 ) -> Path:
     """Train DC-STSF; returns the path of the final checkpoint (``final.pt`` in the output dir).
 
     ``scenes`` overrides the config's training scenes (tests pass tiny synthetic cubes).
     ``stop_after`` stops at that step with a resumable ``last.pt`` (returned) instead of finishing,
-    exactly as an interrupted run would; the same call without it resumes.
+    exactly as an interrupted run would; the same call without it resumes. ``device`` overrides the
+    config's ``train.device`` (``"cpu"`` by default, so that the shipped weights reproduce bit for bit;
+    ``"auto"`` or ``"cuda"`` train on a GPU, equal to the CPU run up to rounding).
     """
+    from dcstsf.models.device import resolve_device
+
     cfg = load_config(config)
     if steps is not None:
         cfg["train"]["steps"] = int(steps)
@@ -225,8 +233,11 @@ def train(
     model = ObservationModel.from_sensors(
         scfg["hs_sensor"], scfg["ms_sensor"], ms_bands=scfg["ms_bands"], ratio=int(scfg["ratio"])
     )
+    dev = resolve_device(device or tcfg["device"])
+    if dev.type == "cuda":  # deterministic cuBLAS needs a fixed workspace (PyTorch reproducibility notes)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     net_cfg = DCSTSFConfig(n_ms=model.n_ms, **cfg["model"])
-    net = DCSTSFNet(net_cfg)
+    net = DCSTSFNet(net_cfg).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg["weight_decay"]))
     total = int(tcfg["steps"])
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -289,7 +300,7 @@ def train(
     bar = tqdm(total=total, initial=step, disable=not progress, desc=f"train {cfg['name']}", unit="step")
     t0 = time.time()
     while step < total:
-        batch = sampler.draw()
+        batch = sampler.draw().to(dev)
         loss, parts = batch_loss(net, batch, model, cfg["loss"])
         opt.zero_grad()
         loss.backward()

@@ -96,3 +96,43 @@ def test_defaults_follow_the_validation_rule(model, model4) -> None:  # type: ig
     explicit = DCSTSF(adapt=AdaptOptions(steps=7))
     explicit.network(model)
     assert explicit.adapt.steps == 7 and explicit.identity()["adapt"]["steps"] == 7
+
+
+def test_full_resolution_consistency_is_lowered_by_adaptation() -> None:
+    """The adaptation's second loss, on the scene's real observations, goes down and stays deterministic."""
+    from dcstsf.models.scene import fit_scene_state, state_to_tensors
+    from dcstsf.scene_stats import scene_samples
+    from dcstsf.training.adapt import ScenePatches
+
+    case = make_case(24, 24, seed=5)
+    model = engine_model()
+    net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms, rank=6, stages=1, hidden=8, layers=1)).eval()
+    hs, ms1, ms2 = (np.asarray(a, np.float64) for a in case.arrays())
+    state = state_to_tensors(fit_scene_state(scene_samples(hs, ms1, ms2, model=model), model=model, rank=6))
+    obs = ScenePatches([hs], [ms1], [ms2], ratio=model.ratio, patch=36)
+    options = AdaptOptions(steps=10, lr=2e-3, patch=18, batch_size=2, consistency=1.0)
+    a = adapt_to_scene(net, [hs], model=model, options=options, observations=obs, state=state)
+    b = adapt_to_scene(net, [hs], model=model, options=options, observations=obs, state=state)
+    assert np.isfinite(a.consistency_before) and a.consistency_after < a.consistency_before
+    assert a.sha256 == b.sha256
+    off = adapt_to_scene(net, [hs], model=model, options=AdaptOptions(steps=2, patch=18, batch_size=2, consistency=0.0),
+                         observations=obs, state=state)
+    assert np.isnan(off.consistency_before)
+
+
+def test_device_choice(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+    import torch
+
+    from dcstsf.errors import DcstsfInputError
+    from dcstsf.models.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto").type == "cpu" and resolve_device("cpu").type == "cpu"
+    with pytest.raises(DcstsfInputError, match="no CUDA device"):
+        resolve_device("cuda")
+    with pytest.raises(DcstsfInputError, match="unknown device"):
+        resolve_device("tpu")
+    with pytest.raises(DcstsfInputError, match="no CUDA device"):
+        DCSTSF(device="cuda")
+    assert DCSTSF().device.type == "cpu"
