@@ -53,7 +53,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         res = run_batch(
             args.hs_t1, args.ms_t1, args.ms_t2, args.output,
             method=method, hs_sensor=args.hs_sensor, ms_sensor=args.ms_sensor, ms_bands=args.ms_bands,
-            ratio=args.ratio, blend=args.blend, align=args.align, workers=args.workers, scheduler=args.scheduler,
+            ms_sensor_t2=args.ms_sensor_t2, ratio=args.ratio, blend=args.blend, align=args.align, workers=args.workers, scheduler=args.scheduler,
             dashboard=args.dashboard,
             parallel_tiles=args.parallel_tiles, memory_limit=args.memory_limit, overwrite=args.overwrite,
             progress=_progress(args), cog=args.cog,

@@ -66,7 +66,8 @@ def _sensor_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
         g.add_argument("--hs-sensor", metavar="NAME",
                        help="HS sensor of HS_T1 (default: zy1-02d-ahsi for 166 bands, else from the file's "
                             "wavelengths; see `dcstsf sensors`)")
-        g.add_argument("--ms-sensor", metavar="NAME", help="MS sensor (default: sentinel-2a)")
+        g.add_argument("--ms-sensor", metavar="NAME",
+                       help="MS sensor of MS_T1 (default: the file's 'sensor' tag when it names one, else sentinel-2a)")
         g.add_argument("--ms-bands", type=csv_list, metavar="B02,B03,...",
                        help="MS band names in the files' band order (default: the files' band names)")
 
@@ -131,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="where DC-STSF's network runs (default auto: a CUDA GPU when PyTorch sees one, else the CPU)")
     _sensor_options(p, defaults=False)
+    p.add_argument("--ms-sensor-t2", metavar="NAME",
+                   help="MS sensor of MS_T2 when another spacecraft took it, e.g. sentinel-2b (default: the file's "
+                        "'sensor' tag); MS_T2 is then adjusted band by band to MS_T1's responses")
     p.add_argument("--ratio", type=positive_int, metavar="R", help="HS/MS pixel-size ratio (default: from the grids)")
     g = p.add_argument_group("scene physics and input checks")
     g.add_argument("--physics", choices=("estimated", "tables"), default="estimated",

@@ -109,8 +109,15 @@ def resolve_hs_sensor(hs: xr.DataArray, hs_sensor: str | Sensor | None) -> Senso
 def resolve_ms_bands(
     ms1: xr.DataArray, ms2: xr.DataArray, ms_sensor: str | Sensor | None, ms_bands: Sequence[str] | str | None
 ) -> tuple[Sensor, list[str]]:
-    """The MS sensor and the band names in the data's order: given, or read from the ``band`` coordinate."""
-    sensor = _sensors.get(ms_sensor if ms_sensor is not None else DEFAULT_MS_SENSOR)
+    """The MS sensor and the band names in the data's order: given, or read from the ``band`` coordinate.
+
+    The sensor is the one given, else the registered sensor MS(t1)'s ``sensor`` attribute names (the product
+    readers set it from the spacecraft), else :data:`DEFAULT_MS_SENSOR`.
+    """
+    if ms_sensor is None:
+        declared = ms1.attrs.get("sensor")
+        ms_sensor = declared if isinstance(declared, str) and declared in _sensors.available() else DEFAULT_MS_SENSOR
+    sensor = _sensors.get(ms_sensor)
     n1, n2 = ms1.sizes["band"], ms2.sizes["band"]
     if n1 != n2:
         raise DcstsfInputError(

@@ -109,6 +109,7 @@ def run_batch(
     ms_sensor: str | Sensor | None = None,
     ms_bands: Sequence[str] | str | None = None,
     ratio: int | None = None,
+    ms_sensor_t2: str | Sensor | None = None,
     chunk: int = DEFAULT_CHUNK,
     blend: int = 0,
     halo: int | None = None,
@@ -151,7 +152,7 @@ def run_batch(
     out
         Output path: ``.tif``/``.tiff`` (tiled, compressed GeoTIFF; a COG with ``cog=True``), ``.zarr`` or
         ``.nc``. Band names, wavelengths and FWHM, CRS, transform and the provenance attrs are written.
-    method, hs_sensor, ms_sensor, ms_bands, ratio, blend, halo, align, physics, checks
+    method, hs_sensor, ms_sensor, ms_bands, ratio, ms_sensor_t2, blend, halo, align, physics, checks
         As in :func:`dcstsf.fuse`.
     chunk
         Largest tile size in fine pixels. Tiles are a multiple of the ratio, and for GeoTIFF output of
@@ -234,7 +235,7 @@ def run_batch(
 
     fusion = FusionOptions(
         method=method, hs_sensor=hs_sensor, ms_sensor=ms_sensor, ms_bands=ms_bands, ratio=ratio, align=align,
-        blend=blend, halo=halo, hs_read=ReadOptions(hs_scale, hs_offset, hs_nodata),
+        ms_sensor_t2=ms_sensor_t2, blend=blend, halo=halo, hs_read=ReadOptions(hs_scale, hs_offset, hs_nodata),
         ms_read=ReadOptions(ms_scale, ms_offset, ms_nodata), physics=physics, checks=checks,
     )
     output = OutputOptions(

@@ -232,6 +232,7 @@ def validate_inputs(
     ratio: int | None = None,
     align: str = "strict",
     model: ObservationModel | None = None,
+    ms_sensor_t2: str | Sensor | None = None,
 ) -> FusionInputs:
     """Check the three inputs and bring them onto consistent grids.
 
@@ -246,7 +247,11 @@ def validate_inputs(
         otherwise a registered sensor whose band centres match the ``wavelength`` coordinate within 5 nm,
         else a sensor built from the ``wavelength``/``fwhm``/``bbl`` coordinates.
     ms_sensor
-        MS sensor (default ``"sentinel-2a"``).
+        MS sensor of MS(t1), which the model uses (default: MS(t1)'s ``sensor`` attribute when it names a
+        registered sensor, as the product readers set it, else ``"sentinel-2a"``).
+    ms_sensor_t2
+        MS sensor of MS(t2) when another spacecraft took it (default: MS(t2)'s ``sensor`` attribute); MS(t2)
+        is then adjusted band by band to MS(t1)'s responses (:func:`dcstsf.engine.dates.adjust_ms_t2`).
     ms_bands
         MS band names in the data's band order (list or ``"B02,B03,B04,B08"``). Default: the MS
         ``band`` coordinate (``B2``/``B02`` style names are both understood).
@@ -294,7 +299,9 @@ def validate_inputs(
     elif model.ratio != r:
         raise DcstsfInputError(f"the given model has ratio {model.ratio} but the grids give {r}")
     check_band_counts(hs, ms1, ms2, model)
-    return FusionInputs(
+    from dcstsf.engine.dates import adjust_ms_t2
+
+    return adjust_ms_t2(FusionInputs(
         hs_t1=hs,
         ms_t1=ms1,
         ms_t2=ms2,
@@ -305,4 +312,4 @@ def validate_inputs(
         ms_offset=grids.ms_offset,
         hs_offset=grids.hs_offset,
         notes=grids.notes,
-    )
+    ), ms_sensor_t2=ms_sensor_t2)

@@ -209,6 +209,7 @@ def prepare(
     ms_sensor: str | Sensor | None = None,
     ms_bands: Sequence[str] | str | None = None,
     ratio: int | None = None,
+    ms_sensor_t2: str | Sensor | None = None,
     chunk: int = DEFAULT_CHUNK,
     blend: int = 0,
     halo: int | None = None,
@@ -236,7 +237,7 @@ def prepare(
     if inputs is None:
         inputs = validate_inputs(
             hs_t1, ms_t1, ms_t2, hs_sensor=hs_sensor, ms_sensor=ms_sensor, ms_bands=ms_bands, ratio=ratio,
-            align=align, model=model,
+            align=align, model=model, ms_sensor_t2=ms_sensor_t2,
         )
     settled = settle_inputs(
         inputs, method=m, options=DiagnosisOptions(physics=physics, checks=checks), fit_inputs=fit_inputs,

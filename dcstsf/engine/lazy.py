@@ -73,6 +73,7 @@ def fuse(
     ms_sensor: str | Sensor | None = None,
     ms_bands: Sequence[str] | str | None = None,
     ratio: int | None = None,
+    ms_sensor_t2: str | Sensor | None = None,
     chunk: int = DEFAULT_CHUNK,
     blend: int = 0,
     halo: int | None = None,
@@ -97,6 +98,10 @@ def fuse(
         See :func:`dcstsf.engine.validate_inputs` (defaults: AHSI for 166 bands or a sensor from the
         ``wavelength`` coordinate; Sentinel-2A; band names from the MS ``band`` coordinate; ratio from the
         pixel sizes; strict grid checks).
+    ms_sensor_t2
+        The MS sensor of MS(t2) when another spacecraft took it (e.g. ``"sentinel-2b"``; default: MS(t2)'s
+        ``sensor`` attribute). MS(t2) is adjusted band by band to MS(t1)'s responses
+        (:func:`dcstsf.engine.dates.adjust_ms_t2`).
     chunk
         Output tile size in fine pixels, rounded down to a multiple of the ratio. Peak memory grows with
         ``chunk**2 x n_hs`` per tile computed in parallel.
@@ -134,6 +139,7 @@ def fuse(
     """
     job = prepare(
         hs_t1, ms_t1, ms_t2, method=method, hs_sensor=hs_sensor, ms_sensor=ms_sensor, ms_bands=ms_bands,
+        ms_sensor_t2=ms_sensor_t2,
         ratio=ratio, chunk=chunk, blend=blend, halo=halo, align=align, model=model, physics=physics, checks=checks,
     )
     return job.to_dataarray(assemble(job))

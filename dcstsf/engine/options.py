@@ -48,7 +48,7 @@ class ReadOptions:
 class FusionOptions:
     """Everything besides the input files that decides the fused values.
 
-    ``method``, ``hs_sensor``, ``ms_sensor``, ``ms_bands``, ``ratio``, ``blend``, ``halo`` and ``align``
+    ``method``, ``hs_sensor``, ``ms_sensor``, ``ms_sensor_t2``, ``ms_bands``, ``ratio``, ``blend``, ``halo``, ``align``,
     ``physics`` and ``checks`` are those of :func:`dcstsf.fuse`; ``hs_read`` and ``ms_read`` decode the HS
     file and both MS files.
     """
@@ -59,6 +59,7 @@ class FusionOptions:
     ms_bands: Sequence[str] | str | None = None
     ratio: int | None = None
     align: str = "strict"
+    ms_sensor_t2: str | Sensor | None = None
     blend: int = 0
     halo: int | None = None
     hs_read: ReadOptions = field(default_factory=ReadOptions)
@@ -73,7 +74,7 @@ class FusionOptions:
     def validation_kwargs(self) -> dict[str, Any]:
         """The keywords of :func:`dcstsf.engine.validate_inputs`."""
         return {"hs_sensor": self.hs_sensor, "ms_sensor": self.ms_sensor, "ms_bands": self.ms_bands,
-                "ratio": self.ratio, "align": self.align}
+                "ratio": self.ratio, "align": self.align, "ms_sensor_t2": self.ms_sensor_t2}
 
     def resume_key(self) -> dict[str, Any]:
         """What of these options the resume fingerprint holds besides the fitted state and the plan."""
@@ -83,6 +84,7 @@ class FusionOptions:
             "ms_open": self.ms_read.as_kwargs(),
             "halo_override": self.halo,
             "physics": self.physics,
+            "ms_sensor_t2": getattr(self.ms_sensor_t2, "name", self.ms_sensor_t2),
         }
 
 
