@@ -33,7 +33,7 @@ def test_ms_t2_of_another_spacecraft_is_brought_to_ms_t1_responses() -> None:
     # the bands whose responses differ most between 2A and 2B come much closer; an affine map per band
     # cannot be exact for every spectrum, so a band already close may move by a little either way
     assert np.all(after <= 1.1 * before + 1e-6) and after.sum() < before.sum()
-    assert after[:4].sum() < 0.5 * before[:4].sum()
+    assert after[:4].sum() < 0.6 * before[:4].sum()
     assert any("sentinel-2b" in n for n in adjusted.notes) and not any("sentinel-2b" in n for n in plain.notes)
 
 
