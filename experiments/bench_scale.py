@@ -24,6 +24,12 @@ subprocess (so peak RSS is that run's alone) and writes a tiled, compressed GeoT
   The bare model is measured before and after all the runs of an invocation (each time at least 3
   repetitions and 5 s), and the ratios use the median of every repetition.
 
+With ``--evaluate``, each size's last output is then evaluated by :func:`dcstsf.report.evaluate_predictions`
+(what ``dcstsf evaluate`` runs) in its own subprocess, against a fine HS(t2) truth written for it
+(``evaluate.reference``) and without one, from the inputs alone (``evaluate.no_reference``): ``wall_s``,
+``cpu_s`` and ``peak_rss_gib`` beside the fusion's, and whether the peak stays within the default memory
+limit (:func:`dcstsf.engine.memory.default_memory_limit`) on the machine that ran it.
+
 Sizes up to ``--repeat-below`` run ``--repeats`` times and keep the median run by wall time: a short run
 is the one a burst of load on a shared machine distorts most. Their repetitions are split between the way
 up (ascending sizes) and the way back down after the largest size, so a drift of the machine's speed over
@@ -40,6 +46,7 @@ Usage::
 
     python experiments/bench_scale.py                      # 513^2 .. 2049^2, every method
     python experiments/bench_scale.py --max-size 6000 --methods bicubic
+    python experiments/bench_scale.py --sizes 6000 --max-size 6000 --methods bicubic --repeats 1 --evaluate
 """
 
 from __future__ import annotations
@@ -159,6 +166,38 @@ def write_inputs(directory: Path, size: int, *, seed: int = 0) -> dict[str, Path
     return paths
 
 
+def write_truth(directory: Path, size: int, *, seed: int = 0) -> Path:
+    """The fine HS(t2) truth (166 bands, 10 m grid) of :func:`write_inputs`'s scene: the fine abundances times the
+    t2 spectra, written block by block (zstd) without holding the cube."""
+    import dask.array as da
+    import xarray as xr
+
+    from dcstsf import sensors
+    from dcstsf.io import write_raster
+
+    hs_s = sensors.get(HS_SENSOR)
+    k = 4
+    spec = _spectra(hs_s.centers_nm, k, seed)
+    change = 1.0 + 0.08 * np.sin(np.linspace(0, 3, hs_s.n_bands))
+    h = (size // RATIO) * RATIO
+    x0, y0, res = 400_000.0, 4_500_000.0, 10.0
+
+    def block(block_info: Any = None) -> np.ndarray:
+        (b0, b1), (i0, i1), (j0, j1) = block_info[None]["array-location"]
+        y = y0 - res * (np.arange(i0, i1) + 0.5)
+        x = x0 + res * (np.arange(j0, j1) + 0.5)
+        return np.einsum("kyx,kb->byx", _abundance(y, x, k), (spec * change)[:, b0:b1]).astype(np.float32)
+
+    data = da.map_blocks(block, chunks=((hs_s.n_bands,), _chunks(h, 512), _chunks(h, 512)), dtype=np.float32)
+    cube = xr.DataArray(data, dims=("band", "y", "x"), coords={
+        "band": list(hs_s.band_names), "wavelength": ("band", hs_s.centers_nm),
+        "y": y0 - res * (np.arange(h) + 0.5), "x": x0 + res * (np.arange(h) + 0.5),
+    }).rio.write_crs("EPSG:32650")
+    path = directory / "hs_t2_truth.tif"
+    write_raster(cube, path, overwrite=True, compress="zstd")
+    return path
+
+
 def _chunks(n: int, c: int) -> tuple[int, ...]:
     return tuple([c] * (n // c) + ([n % c] if n % c else []))
 
@@ -168,12 +207,21 @@ def _chunks(n: int, c: int) -> tuple[int, ...]:
 # --------------------------------------------------------------------------------------------------
 
 
+#: Method names the benchmark understands besides the registered ones: DC-STSF with scene adaptation on.
+ADAPTED = {"dcstsf+adapt20": 20}
+
+
 def _method(name: str) -> tuple[Any, str]:
     """The method instance and a note (untrained stand-in when no weights are shipped)."""
     from dcstsf.errors import WeightsError
     from dcstsf.methods import get_method
     from dcstsf.operators import ObservationModel
 
+    if name in ADAPTED:
+        from dcstsf.methods import DCSTSF
+        from dcstsf.training.adapt import AdaptOptions
+
+        return DCSTSF(adapt=AdaptOptions(steps=ADAPTED[name])), f"scene adaptation, {ADAPTED[name]} steps"
     m = get_method(name)
     model = ObservationModel.from_sensors(HS_SENSOR, "sentinel-2a", ms_bands=MS_BANDS, ratio=RATIO)
     try:
@@ -234,6 +282,15 @@ def _diagnosis_seconds(out: Path) -> float | None:
     return float(json.loads(record)["seconds"]) if record else None
 
 
+def _adaptation_seconds(out: Path) -> float | None:
+    """Seconds DC-STSF's scene adaptation took, from the output's ``method_identity`` attribute."""
+    from dcstsf.io import open_raster
+
+    record = open_raster(out, chunks={}).attrs.get("method_identity")
+    adapt = json.loads(record).get("adapt", {}) if record else {}
+    return float(adapt["seconds"]) if "seconds" in adapt else None
+
+
 def worker_run(args: dict[str, Any]) -> dict[str, Any]:
     from dcstsf.engine import run_batch
 
@@ -260,6 +317,7 @@ def worker_run(args: dict[str, Any]) -> dict[str, Any]:
     return {
         "wall_s": wall,
         "diagnosis_s": _diagnosis_seconds(Path(args["out"])),
+        "adapt_s": _adaptation_seconds(Path(args["out"])),
         "fuse_s": res.seconds_fuse,
         "write_s": res.seconds_write,
         "tiles": res.tiles_total,
@@ -273,6 +331,40 @@ def worker_run(args: dict[str, Any]) -> dict[str, Any]:
         "cpu_s": cpu,
         "steal_fraction": steal,
         "note": note,
+    }
+
+
+def worker_evaluate(args: dict[str, Any]) -> dict[str, Any]:
+    """``evaluate_predictions`` on one output, with the truth (``args["truth"]``) or without it."""
+    from dcstsf.engine.memory import default_memory_limit
+    from dcstsf.report import evaluate_predictions
+
+    sampler = _RssSampler()
+    sampler.start()
+    cpu0 = _cpu_seconds()
+    t0 = time.perf_counter()
+    res = evaluate_predictions(
+        {args["method"]: args["out"]}, args.get("truth"), out_dir=args["report"], overwrite=True,
+        inputs={"hs_t1": args["hs"], "ms_t1": args["ms1"], "ms_t2": args["ms2"]}, include_q2n=args.get("q2n", True),
+    )
+    wall = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
+    sampler.stop.set()
+    sampler.join()
+    peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, sampler.peak)
+    entry = res["methods"][args["method"]]
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_rss_bytes": peak,
+        "peak_rss_gib": peak / 2**30,
+        "default_memory_limit_gib": default_memory_limit() / 2**30,
+        "within_default_limit": peak <= default_memory_limit(),
+        "tiles": res["conventions"]["streaming"]["tiles"],
+        "tile_px": res["conventions"]["streaming"]["tile_px"],
+        "q2n": args.get("q2n", True),
+        "psnr": entry.get("global", {}).get("psnr"),
+        "ms_t2_psnr": entry["no_reference"]["ms_t2_reproduction"]["psnr"],
     }
 
 
@@ -453,11 +545,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--merge", action="store_true", help="add to / replace entries in an existing JSON")
     p.add_argument("--summarise-only", action="store_true", help="recompute the summary of --out and exit")
+    p.add_argument("--evaluate", action="store_true",
+                   help="also time `dcstsf evaluate` on each size's output, with a truth and without one")
+    p.add_argument("--no-q2n", action="store_true", help="leave Q2n out of the --evaluate runs")
     p.add_argument("--_run", default=None, help=argparse.SUPPRESS)
     p.add_argument("--_bare", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--_evaluate", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a._run:
         print(json.dumps(worker_run(json.loads(a._run))))
+        return 0
+    if a._evaluate:
+        print(json.dumps(worker_evaluate(json.loads(a._evaluate))))
         return 0
     if a._bare:
         print(json.dumps(worker_bare(json.loads(a._bare))))
@@ -514,6 +613,26 @@ def main(argv: list[str] | None = None) -> int:
         this_invocation: list[dict[str, Any]] = []
         reps_of: dict[tuple[str, int], list[dict[str, Any]]] = {}
 
+        def evaluate_output(name: str, out: Path, paths: dict[str, Path], size: int, work: Path, d: Path, *,
+                            q2n: bool) -> dict[str, Any]:
+            """`evaluate` on the output with the truth and without, each in its own subprocess."""
+            truth = d / "hs_t2_truth.tif"
+            if not truth.exists():
+                t0 = time.perf_counter()
+                write_truth(d, size)
+                print(f"[truth] {size}^2 written in {time.perf_counter() - t0:.1f} s", flush=True)
+            results = {}
+            for key, ref in (("reference", str(truth)), ("no_reference", None)):
+                results[key] = _subprocess("evaluate", {
+                    "method": name, "out": str(out), "truth": ref, "hs": str(paths["hs"]), "ms1": str(paths["ms1"]),
+                    "ms2": str(paths["ms2"]), "report": str(work / f"report-{name}-{size}-{key}"), "q2n": q2n,
+                })
+                shutil.rmtree(work / f"report-{name}-{size}-{key}", ignore_errors=True)
+                ev = results[key]
+                print(f"[evaluate] {name} {size}^2 {key}: {ev['wall_s']:.1f} s, peak RSS {ev['peak_rss_gib']:.2f} GiB "
+                      f"(default limit {ev['default_memory_limit_gib']:.1f} GiB), {ev['tiles']} tiles", flush=True)
+            return results
+
         def run_size(size: int, repeats: int) -> None:
             d = work / f"in-{size}"
             t0 = time.perf_counter()
@@ -522,12 +641,15 @@ def main(argv: list[str] | None = None) -> int:
             for name in methods:
                 out = work / f"out-{name}-{size}{suffix}"
                 reps = reps_of.setdefault((name, size), [])
-                for _ in range(repeats):
+                evaluated: dict[str, Any] = {}
+                for rep in range(repeats):
                     reps.append(_subprocess("run", {
                         "method": name, "hs": str(paths["hs"]), "ms1": str(paths["ms1"]), "ms2": str(paths["ms2"]),
                         "out": str(out), "chunk": chunk, "compress": a.compress, "workers": a.workers,
                         "parallel": a.parallel_tiles,
                     }))
+                    if a.evaluate and rep == repeats - 1:
+                        evaluated = evaluate_output(name, out, paths, size, work, d, q2n=not a.no_q2n)
                     shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
                 # The median repetition by wall time (a short run is the one a burst of load distorts most).
                 r = sorted(reps, key=lambda x: x["wall_s"])[len(reps) // 2]
@@ -535,6 +657,8 @@ def main(argv: list[str] | None = None) -> int:
                     r = {**r, "repetitions": [{k: x[k] for k in ("wall_s", "cpu_s", "steal_fraction", "peak_rss_bytes")}
                                               for x in reps]}
                 entry = _entry(name, size, r, doc["bare"][name], a.format)
+                if evaluated:
+                    entry["evaluate"] = evaluated
                 doc["runs"] = [e for e in doc["runs"] if not (e["method"] == name and e["size"] == size
                                                                 and not e.get("extrapolated"))]
                 doc["runs"].append(entry)
@@ -658,6 +782,11 @@ def _summarise(doc: dict[str, Any], sizes: list[int]) -> dict[str, Any]:
             "largest_measured": big_run["size"],
             "peak_rss_gib_max": max(e["peak_rss_gib"] for e in rs),
             "peak_rss_le_3gib_at_6000": next((e["peak_rss_gib"] <= 3.0 for e in rs if e["size"] == 6000), None),
+            "evaluate_peak_rss_gib_max": max((v["peak_rss_gib"] for e in rs for v in e.get("evaluate", {}).values()),
+                                             default=None),
+            "evaluate_within_default_limit": (all(v["within_default_limit"] for e in rs
+                                                  for v in e.get("evaluate", {}).values())
+                                              if any("evaluate" in e for e in rs) else None),
             "ratio_vs_bare_at_largest": big_run["ratio_vs_bare"],
             "ratio_vs_tile_window_at_largest": big_run.get("ratio_vs_tile_window"),
             "cpu_ratio_vs_bare_at_largest": big_run.get("cpu_ratio_vs_bare"),
