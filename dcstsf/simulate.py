@@ -272,8 +272,8 @@ def _on_nominal_grid(truth: xr.DataArray, gsd_m: float, *, label: str) -> tuple[
     if crs is not None and factor is None:
         raise DcstsfInputError(
             f"{label} is in CRS {crs}, whose units are not metres, so the case cannot be placed on its nominal "
-            f"{gsd_m:g} m grid; reproject the cube to a projected CRS in metres first (e.g. gdalwarp -t_srs "
-            "EPSG:32633) or drop its CRS (da.rio.write_crs(None)) to simulate on a plain grid"
+            f"{gsd_m:g} m grid; reproject the cube to a projected CRS in metres first (e.g. rioxarray: "
+            "da.rio.reproject('EPSG:32633')) or drop its CRS (da.rio.write_crs(None)) to simulate on a plain grid"
         )
     step = gsd_m / factor if factor is not None else gsd_m
     # keep the axis orientation (north-up files have a negative y step)

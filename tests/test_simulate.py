@@ -80,7 +80,7 @@ def test_nominal_grid_without_crs_and_with_a_geographic_crs(model4: ObservationM
     assert "x" not in simulate_case(bare, model=model4, change="none").ms_t1.coords
     # degrees cannot carry a grid of 10 m pixels
     geographic = synthetic_scene(ny=12, nx=12, nb=20).rio.write_crs("EPSG:4326")
-    with pytest.raises(DcstsfInputError, match="not metres.*gdalwarp -t_srs"):
+    with pytest.raises(DcstsfInputError, match="not metres.*rio.reproject"):
         simulate_case(geographic, model=model4, change="none")
 
 

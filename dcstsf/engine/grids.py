@@ -6,8 +6,9 @@ these rules to three inputs are in :mod:`dcstsf.engine.inputs`; this module hold
 
 Reprojection (``align="reproject"``) resamples MS(t2) onto the MS(t1) grid (bilinear) and HS(t1) onto the
 coarse grid aligned with MS(t1) (pixel-area average), with rioxarray. It runs in memory (rioxarray loads
-the data), so for scenes larger than memory warp the inputs beforehand, e.g.
-``gdalwarp -t_srs EPSG:32650 -tr 10 10 -tap`` for the MS and ``-tr 30 30 -tap`` for the HS.
+the data), so for scenes larger than memory bring the inputs onto one grid beforehand: ``dcstsf prepare``
+does it lazily for delivered products (:mod:`dcstsf.preparation`), and odc-geo/rioxarray reprojection
+does it for other rasters (MS at 10 m, HS at 30 m, pixel corners on a common 10 m lattice).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def ratio_from_grids(hs_t: Any, ms_t: Any, hs: xr.DataArray, ms: xr.DataArray) -
         if abs(t.b) > 1e-12 * abs(t.a) or abs(t.d) > 1e-12 * abs(t.e):
             raise DcstsfInputError(
                 f"{input_label(da_, nm)} has a rotated/sheared grid ({t}); warp it to a north-up grid first "
-                f"(gdalwarp) or {REPROJECT_FIX}"
+                f"(rioxarray: da.rio.reproject(da.rio.crs)) or {REPROJECT_FIX}"
             )
     if np.sign(hs_t.a) != np.sign(ms_t.a) or np.sign(hs_t.e) != np.sign(ms_t.e):
         raise DcstsfInputError(
@@ -114,8 +115,8 @@ def ratio_from_grids(hs_t: Any, ms_t: Any, hs: xr.DataArray, ms: xr.DataArray) -
         raise DcstsfInputError(
             f"{input_label(hs, 'HS(t1)')} pixel size {resolution_text(hs_t)} and MS pixel size "
             f"{resolution_text(ms_t)} give a ratio of {rx:.6g} x {ry:.6g}, not one integer; resample so the MS "
-            "pixel size divides the HS pixel size (e.g. gdalwarp -tr 10 10 -tap for the MS and -tr 30 30 -tap for "
-            f"the HS) or {REPROJECT_FIX}"
+            "pixel size divides the HS pixel size (e.g. rioxarray: hs.rio.reproject(hs.rio.crs, resolution=30) "
+            f"for 10 m MS) or {REPROJECT_FIX}"
         )
     return ix
 

@@ -131,7 +131,7 @@ def _check_crs(hs: xr.DataArray, ms1: xr.DataArray, ms2: xr.DataArray, *, align:
         raise DcstsfInputError(
             "the inputs are in different CRSs ("
             + ", ".join(f"{labels[k]}: {v}" for k, v in with_crs.items())
-            + f"); reproject them to one CRS (gdalwarp -t_srs ...) or {REPROJECT_FIX}"
+            + f"); reproject them to one CRS (rioxarray: da.rio.reproject('EPSG:...')) or {REPROJECT_FIX}"
         )
 
 
@@ -143,7 +143,7 @@ def _align_strict(hs: xr.DataArray, ms1: xr.DataArray, ms2: xr.DataArray, *, rat
         raise DcstsfInputError(
             f"{input_label(ms1, 'MS(t1)')} is {ms1.sizes['y']} x {ms1.sizes['x']} pixels but "
             f"{input_label(ms2, 'MS(t2)')} is {ms2.sizes['y']} x {ms2.sizes['x']}; both dates must share one grid: "
-            f"resample MS(t2) onto MS(t1) (gdalwarp with the same -te/-tr) or {REPROJECT_FIX}"
+            f"resample MS(t2) onto MS(t1) (rioxarray: ms_t2.rio.reproject_match(ms_t1)) or {REPROJECT_FIX}"
         )
     if (m1_t is None) != (m2_t is None) or (m1_t is not None and not same_grid(m1_t, m2_t)):
         raise DcstsfInputError(
@@ -186,7 +186,8 @@ def _align_strict(hs: xr.DataArray, ms1: xr.DataArray, ms2: xr.DataArray, *, rat
             raise DcstsfInputError(
                 f"{input_label(hs, 'HS(t1)')} pixel corners do not coincide with {input_label(ms1, 'MS(t1)')} "
                 f"pixel corners: the HS origin ({hs_t.c:.6f}, {hs_t.f:.6f}) is {fx:.4g} x {fy:.4g} MS pixels from "
-                f"the MS origin ({m1_t.c:.6f}, {m1_t.f:.6f}); snap the grids (gdalwarp -tap) or {REPROJECT_FIX}"
+                f"the MS origin ({m1_t.c:.6f}, {m1_t.f:.6f}); snap the grids (resample HS(t1) onto a grid whose corners "
+                f"lie on MS pixel corners) or {REPROJECT_FIX}, which does that"
             )
         oy, ox = iy_, ix_
     # Coarse pixels whose r x r block lies inside the MS grid.

@@ -179,7 +179,7 @@ def test_non_integer_ratio(capsys: pytest.CaptureFixture[str], files: dict[str, 
     out = tmp_path / "out.tif"
     code, _, err = fuse_cli(capsys, hs, files["ms1"], files["ms2"], out)
     assert code == 2
-    assert_clean_error(err, "25 x 25", "10 x 10", "2.5", "gdalwarp", path=hs)
+    assert_clean_error(err, "25 x 25", "10 x 10", "2.5", "rio.reproject", path=hs)
     assert_no_output(out)
 
 
@@ -202,7 +202,7 @@ def test_unexpected_ratio(capsys: pytest.CaptureFixture[str], files: dict[str, P
 @pytest.mark.parametrize(
     ("which", "make", "words"),
     [
-        ("hs", lambda: hs_cube(x0=X0 + 5.0), ["corners do not coincide", "0.5", "-tap", "--align reproject"]),
+        ("hs", lambda: hs_cube(x0=X0 + 5.0), ["corners do not coincide", "0.5", "MS pixel corners", "--align reproject"]),
         ("ms2", lambda: ms_cube(seed=2, y0=Y0 + 10.0), ["different grids", "MS(t2)", "--align reproject"]),
         ("ms2", lambda: ms_cube(21, 24, seed=2), ["21 x 24", "share one grid", "--align reproject"]),
     ],
