@@ -38,6 +38,12 @@ def test_products_fuse_as_their_prepared_geotiffs(tmp_path: Path) -> None:
     # the inputs are named as given, and the preparation is part of the resume key
     assert [i["source"] for i in json.loads(pa.attrs["inputs"])] == [str(p) for p in products]
     assert a.fingerprint != b.fingerprint
+    # what the preparation did travels with both outputs: the co-registration field (for the report's plot)
+    # and the footprint
+    for out in (pa, pb):
+        record = json.loads(out.attrs["coregistration"])
+        assert "field" in record and "statistics" in record
+        assert json.loads(out.attrs["footprint"])
     # a product's scale comes from its metadata: overriding it is refused
     with pytest.raises(DcstsfInputError, match=r"come from its own metadata; drop --hs-scale"):
         run_batch(*products, tmp_path / "scaled.tif", preparation=OPTIONS, hs_scale=1e-4, **kw)
