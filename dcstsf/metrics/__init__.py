@@ -20,9 +20,14 @@ conventions:
   ``ratio`` elsewhere in dcstsf is the coarse/fine resolution ratio r >= 1 (``h_over_l = 1 / ratio``).
 * **Backends**: PSNR, RMSE, SAM, ERGAS and CC are computed chunk-wise when an input is a Dask array
   (per-band sums are accumulated with dask reductions and computed in a single ``dask.compute``), so the
-  cube is never held in memory at once; the result equals the NumPy path to rounding.  SSIM, UIQI, Q2n
-  and the QNR family need spatial neighbourhoods and are computed in NumPy (Dask inputs are
-  materialised).
+  cube is never held in memory at once; the result equals the NumPy path to rounding.  :func:`evaluate`
+  streams Dask inputs tile by tile for every metric, SSIM, UIQI and Q2n included
+  (:mod:`~dcstsf.metrics.tiles`, :mod:`~dcstsf.metrics.stream`, :mod:`~dcstsf.metrics.partials`): tiles
+  read a halo for SSIM's window and blocks belong to the tile holding their first pixel, so the sums
+  are those of the whole image. The single-metric functions :func:`ssim`, :func:`uiqi`, :func:`q2n`
+  and the QNR family compute in NumPy (Dask inputs are materialised).
+* **Bands**: :func:`evaluate` scores the bands given by ``bands`` (e.g. a sensor's good bands); the others
+  get NaN per-band values and take no part in the validity test.
 * No metric returns NaN because of a few bad pixels; NaN (with a ``RuntimeWarning``) is returned only
   when no valid pixel (or block) is left.
 """

@@ -15,10 +15,11 @@ import numpy as np
 
 from dcstsf.metrics.inputs import Cubes
 
-__all__ = ["SLAB_ELEMENTS", "band_stats", "row_slabs", "spectral_angles"]
+__all__ = ["SLAB_ELEMENTS", "band_stats", "finalize_stats", "merge_stats", "numpy_stats", "row_slabs", "spectral_angles"]
 
-#: Elements per band-slab in the NumPy path: bounds the float64 temporaries (~32 MB each) for big cubes.
-SLAB_ELEMENTS: int = 4_000_000
+#: Elements per band-slab in the NumPy path: bounds the float64 temporaries (~8 MB each) for big cubes and
+#: for every tile of a streaming evaluation (several tiles run at once).
+SLAB_ELEMENTS: int = 1_000_000
 _MIN_KEYS = ("min_p", "min_r")
 _MAX_KEYS = ("max_p", "max_r")
 
@@ -78,6 +79,58 @@ def _partial_stats(pred: Any, ref: Any, v: Any, xp: Any, moments: bool, angles: 
     return out
 
 
+def merge_stats(total: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    """``total`` with the partial sums ``part`` of another set of pixels added in (min/max combined)."""
+    for k, val in part.items():
+        if k not in total:
+            total[k] = val
+        elif k in _MIN_KEYS:
+            total[k] = np.minimum(total[k], val)
+        elif k in _MAX_KEYS:
+            total[k] = np.maximum(total[k], val)
+        else:
+            total[k] = total[k] + val
+    return total
+
+
+def numpy_stats(
+    pred: Any, ref: Any, valid: Any, *, moments: bool = False, angles: bool = False
+) -> dict[str, Any]:
+    """Partial per-band sums of NumPy cubes over their valid pixels, accumulated over slabs of rows.
+
+    The result is not yet finalised (:func:`finalize_stats`): partial sums of several parts of an image
+    (tiles of a streaming evaluation) are added with :func:`merge_stats`.
+    """
+    nb, ny, nx = pred.shape
+    if ny == 0 or nx == 0:
+        return _empty_stats(nb, moments, angles)
+    out: dict[str, Any] = {}
+    for sl in row_slabs(nb, ny, nx):
+        merge_stats(out, _partial_stats(pred[:, sl], ref[:, sl], valid[sl], np, moments, angles))
+    return out
+
+
+def _empty_stats(nb: int, moments: bool, angles: bool) -> dict[str, Any]:
+    """The sums of no pixel: merging them changes nothing."""
+    zeros = np.zeros(nb)
+    out: dict[str, Any] = {"n": 0, "sse": zeros, "sum_r": zeros}
+    if moments:
+        out.update(sum_p=zeros, sum_pp=zeros, sum_rr=zeros, sum_pr=zeros, min_p=np.full(nb, np.inf),
+                   max_p=np.full(nb, -np.inf), min_r=np.full(nb, np.inf), max_r=np.full(nb, -np.inf))
+    if angles:
+        out.update(sam_sum=0.0, sam_n=0, contrib=zeros)
+    return out
+
+
+def finalize_stats(out: dict[str, Any]) -> dict[str, Any]:
+    """Merged partial sums as float64 arrays, the pixel counts as ints (what the ``*_from_stats`` take)."""
+    res = {k: np.asarray(val, dtype=np.float64) for k, val in out.items()}
+    res["n"] = int(out["n"])
+    if "sam_n" in out:
+        res["sam_n"] = int(out["sam_n"])
+    return res
+
+
 def band_stats(c: Cubes, *, moments: bool = False, angles: bool = False) -> dict[str, Any]:
     """Per-band sums over valid pixels (and SAM sums) in one pass.
 
@@ -91,21 +144,5 @@ def band_stats(c: Cubes, *, moments: bool = False, angles: bool = False) -> dict
 
         (out,) = dask.compute(_partial_stats(c.pred, c.ref, c.valid, da, moments, angles))
     else:
-        nb, ny, nx = c.pred.shape
-        out = {}
-        for sl in row_slabs(nb, ny, nx):
-            part = _partial_stats(c.pred[:, sl], c.ref[:, sl], c.valid[sl], np, moments, angles)
-            for k, val in part.items():
-                if k not in out:
-                    out[k] = val
-                elif k in _MIN_KEYS:
-                    out[k] = np.minimum(out[k], val)
-                elif k in _MAX_KEYS:
-                    out[k] = np.maximum(out[k], val)
-                else:
-                    out[k] = out[k] + val
-    res = {k: np.asarray(val, dtype=np.float64) for k, val in out.items()}
-    res["n"] = int(out["n"])
-    if "sam_n" in out:
-        res["sam_n"] = int(out["sam_n"])
-    return res
+        out = numpy_stats(c.pred, c.ref, c.valid, moments=moments, angles=angles)
+    return finalize_stats(out)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["block_grid", "block_row", "center", "q_combine"]
+__all__ = ["batched_cross", "block_grid", "block_row", "center", "q_combine"]
 
 
 def q_combine(mean_prod: Any, mean_sq_sum: Any, cov: Any, var_sum: Any) -> Any:
@@ -25,6 +25,19 @@ def q_combine(mean_prod: Any, mean_sq_sum: Any, cov: Any, var_sum: Any) -> Any:
         lum = np.where(mean_sq_sum > 0, 2.0 * mean_prod / np.where(mean_sq_sum > 0, mean_sq_sum, 1.0), 1.0)
         struct = np.where(var_sum > 0, 2.0 * cov / np.where(var_sum > 0, var_sum, 1.0), 1.0)
     return lum * struct
+
+
+def batched_cross(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``a @ b^T`` block by block: ``(n, i, P) x (n, j, P) -> (n, i, j)``.
+
+    Through ``torch.bmm``: NumPy's stacked ``matmul`` of these shapes ran at a twentieth of the speed of
+    the BLAS batched product, and it is the whole cost of Q2n and of QNR's band-pair matrices.
+    """
+    import torch
+
+    ta = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
+    tb = torch.from_numpy(np.ascontiguousarray(b, dtype=np.float64))
+    return torch.bmm(ta, tb.transpose(1, 2)).numpy()
 
 
 def block_grid(ny: int, nx: int, block: int) -> tuple[int, int, int, int]:

@@ -14,18 +14,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dcstsf.errors import DcstsfInputError
-from dcstsf.metrics.blocks import block_grid, block_row, center, q_combine
+from dcstsf.metrics.blocks import batched_cross, block_grid, block_row, center, q_combine
 from dcstsf.metrics.inputs import CubeLike, check_block, check_exponent, numpy_cube
 from dcstsf.metrics.undefined import warn_undefined
 
-__all__ = ["d_lambda", "d_s", "qnr"]
+__all__ = ["d_lambda", "d_s", "q_matrix_grid_sums", "qnr", "qnr_from_q_matrices"]
 
 
-def _q_matrix(x: NDArray[Any], y: NDArray[Any], v: NDArray[np.bool_], block: int) -> NDArray[np.float64]:
-    """UIQI of every band of x against every band of y, averaged over valid blocks: (Lx, Ly)."""
+def q_matrix_grid_sums(
+    x: NDArray[Any], y: NDArray[Any], v: NDArray[np.bool_], by: int, bx: int
+) -> tuple[NDArray[np.float64], int]:
+    """Sum over the whole ``by x bx`` blocks of the arrays (anchored at their corner) free of invalid pixels
+    of the UIQI of every band of x against every band of y, ``(Lx, Ly)``, and the number of blocks."""
     lx, ny, nx = x.shape
     ly = y.shape[0]
-    by, bx, nby, nbx = block_grid(ny, nx, block)
+    nby, nbx = ny // by, nx // bx
     total = np.zeros((lx, ly))
     count = 0
     for i in range(nby):
@@ -37,7 +40,7 @@ def _q_matrix(x: NDArray[Any], y: NDArray[Any], v: NDArray[np.bool_], block: int
         mx, xc = center(xb)
         my, yc = center(yb)
         npx = xb.shape[-1]
-        cov = np.matmul(xc, np.swapaxes(yc, 1, 2)) / npx  # (nblk, lx, ly)
+        cov = batched_cross(xc, yc) / npx  # (nblk, lx, ly)
         vx = (xc * xc).mean(-1)
         vy = (yc * yc).mean(-1)
         q = q_combine(
@@ -48,9 +51,31 @@ def _q_matrix(x: NDArray[Any], y: NDArray[Any], v: NDArray[np.bool_], block: int
         )
         total += q.sum(axis=0)
         count += q.shape[0]
+    return total, count
+
+
+def _q_matrix(x: NDArray[Any], y: NDArray[Any], v: NDArray[np.bool_], block: int) -> NDArray[np.float64]:
+    """UIQI of every band of x against every band of y, averaged over valid blocks: (Lx, Ly)."""
+    _, ny, nx = x.shape
+    by, bx, _, _ = block_grid(ny, nx, block)
+    total, count = q_matrix_grid_sums(x, y, v, by, bx)
     if count == 0:
-        return np.full((lx, ly), np.nan)
+        return np.full((x.shape[0], y.shape[0]), np.nan)
     return total / count
+
+
+def qnr_from_q_matrices(
+    qf: NDArray[np.float64], ql: NDArray[np.float64], qh: NDArray[np.float64], qm: NDArray[np.float64],
+    *, p: float = 1, q: float = 1,
+) -> tuple[float, float, float]:
+    """``(D_lambda, D_s, QNR)`` (alpha = beta = 1) from block-averaged Q matrices: ``qf`` = Q(F, F) and
+    ``ql`` = Q(H, H) for D_lambda, ``qh`` = Q(F, M) and ``qm`` = Q(H, M~) for D_s (NaN where no block)."""
+    off = ~np.eye(qf.shape[0], dtype=bool)
+    dl = math.nan if np.isnan(qf).all() or np.isnan(ql).all() else float(
+        np.mean(np.abs(qf - ql)[off] ** p) ** (1.0 / p))
+    ds = math.nan if np.isnan(qh).all() or np.isnan(qm).all() else float(np.mean(np.abs(qh - qm) ** q) ** (1.0 / q))
+    qnr_v = max(0.0, 1.0 - dl) * max(0.0, 1.0 - ds) if math.isfinite(dl) and math.isfinite(ds) else math.nan
+    return dl, ds, qnr_v
 
 
 def _resolution_ratio(hi: NDArray[Any], lo: NDArray[Any], hi_name: str, lo_name: str) -> float:

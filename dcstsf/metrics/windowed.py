@@ -1,6 +1,8 @@
 """Windowed and block metrics: SSIM (Gaussian window), UIQI and its hypercomplex extension Q2^n.
 
-These need spatial neighbourhoods, so they are computed in NumPy; Dask inputs are materialised.
+These need spatial neighbourhoods. The public functions compute them in NumPy (Dask inputs are
+materialised); the ``*_sums`` functions give the partial sums of one tile of an image, which
+:func:`dcstsf.metrics.evaluate` adds up tile by tile for Dask inputs (:mod:`dcstsf.metrics.tiles`).
 """
 
 from __future__ import annotations
@@ -12,12 +14,23 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from dcstsf.metrics.blocks import block_grid, block_row, center, q_combine
+from dcstsf.metrics.blocks import batched_cross, block_grid, block_row, center, q_combine
 from dcstsf.metrics.hypercomplex import sign_table
 from dcstsf.metrics.inputs import CubeLike, MaskLike, check_block, check_data_range, materialize, prepare
 from dcstsf.metrics.undefined import band_mean, warn_undefined
 
-__all__ = ["q2n", "q2n_sums", "ssim", "ssim_bands", "uiqi", "uiqi_sums"]
+__all__ = [
+    "SSIM_HALO",
+    "q2n",
+    "q2n_grid_sums",
+    "q2n_sums",
+    "ssim",
+    "ssim_bands",
+    "ssim_sums",
+    "uiqi",
+    "uiqi_grid_sums",
+    "uiqi_sums",
+]
 
 # SSIM constants of Wang et al. (2004): 11x11 Gaussian window, sigma 1.5.
 _SSIM_SIGMA = 1.5
@@ -27,28 +40,43 @@ _SSIM_K2 = 0.03
 
 
 # ----------------------------------------------------------------------------------------------- SSIM
-def ssim_bands(
-    p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], data_range: float
-) -> NDArray[np.float64]:
-    """Per-band SSIM of cropped NumPy cubes ``p``, ``r`` over the pixels whose window is valid in ``v``."""
+#: Pixels a tile needs around the pixels it scores for SSIM (the half width of the window).
+SSIM_HALO = _SSIM_RADIUS
+
+
+def ssim_sums(
+    p: NDArray[Any],
+    r: NDArray[Any],
+    v: NDArray[np.bool_],
+    data_range: float,
+    *,
+    core: tuple[slice, slice] | None = None,
+) -> tuple[NDArray[np.float64], int]:
+    """Per-band sums of the SSIM map over the scored pixels of ``core``, and their number.
+
+    A pixel is scored when its whole 11x11 window lies inside the array and on valid data (``v``).
+    Outside the array counts as invalid, as Wang's 'valid' filtering does. A tile of a larger image
+    passes its window grown by :data:`SSIM_HALO` pixels where it has neighbours, and ``core`` (the
+    pixels it owns): a core pixel's window then lies inside the tile's window, so its SSIM equals the
+    whole image's, and where the window stops at the image edge the edge rule is the whole image's too.
+    """
     c1 = (_SSIM_K1 * data_range) ** 2
     c2 = (_SSIM_K2 * data_range) ** 2
     size = 2 * _SSIM_RADIUS + 1
-    # A pixel counts only if its whole 11x11 window lies inside the image and on valid data; outside the
-    # image is treated as invalid (cval=1), as Wang's 'valid' filtering does.
+    core = core if core is not None else (slice(None), slice(None))
     touched = ndimage.maximum_filter((~v).astype(np.uint8), size=size, mode="constant", cval=1)
-    ok = touched == 0
+    ok = (touched == 0)[core]
     nb = p.shape[0]
-    if not ok.any():
-        warn_undefined(f"ssim: no pixel has a fully valid {size}x{size} window; returning NaN.")
-        return np.full(nb, np.nan)
+    count = int(ok.sum())
+    sums = np.zeros(nb)
+    if count == 0:
+        return sums, 0
     # truncate chosen so that the kernel radius is exactly 5 (11x11 window).
     trunc = (_SSIM_RADIUS + 0.25) / _SSIM_SIGMA
 
     def filt(a: NDArray[np.float64]) -> NDArray[np.float64]:
-        return ndimage.gaussian_filter(a, sigma=_SSIM_SIGMA, truncate=trunc, mode="reflect")
+        return ndimage.gaussian_filter(a, sigma=_SSIM_SIGMA, truncate=trunc, mode="reflect")[core]
 
-    out = np.empty(nb)
     for b in range(nb):
         # NaN would spread through the filter; invalid pixels are zeroed and their windows dropped above.
         x = np.where(v, p[b], 0.0).astype(np.float64)
@@ -58,8 +86,20 @@ def ssim_bands(
         syy = filt(y * y) - my * my
         sxy = filt(x * y) - mx * my
         s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-        out[b] = s[ok].mean()
-    return out
+        sums[b] = s[ok].sum()
+    return sums, count
+
+
+def ssim_bands(
+    p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], data_range: float
+) -> NDArray[np.float64]:
+    """Per-band SSIM of cropped NumPy cubes ``p``, ``r`` over the pixels whose window is valid in ``v``."""
+    sums, count = ssim_sums(p, r, v, data_range)
+    if count == 0:
+        warn_undefined(f"ssim: no pixel has a fully valid {2 * _SSIM_RADIUS + 1}x{2 * _SSIM_RADIUS + 1} window; "
+                       "returning NaN.")
+        return np.full(p.shape[0], np.nan)
+    return sums / count
 
 
 def ssim(
@@ -81,10 +121,13 @@ def ssim(
 
 
 # ----------------------------------------------------------------------------------------------- UIQI
-def uiqi_sums(p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], block: int) -> tuple[float, int]:
-    """Sum of block Q over valid blocks and bands, and their count."""
+def uiqi_grid_sums(
+    p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], by: int, bx: int
+) -> tuple[float, int]:
+    """Sum of block Q over the whole ``by x bx`` blocks of the arrays (anchored at their corner) that are
+    free of invalid pixels, over bands, and their count."""
     _, ny, nx = p.shape
-    by, bx, nby, nbx = block_grid(ny, nx, block)
+    nby, nbx = ny // by, nx // bx
     total, count = 0.0, 0
     for i in range(nby):
         vb = block_row(v, i, by, bx, nbx).all(axis=-1)  # (nbx,)
@@ -99,6 +142,13 @@ def uiqi_sums(p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], block: int
         total += float(q.sum())
         count += int(q.size)
     return total, count
+
+
+def uiqi_sums(p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], block: int) -> tuple[float, int]:
+    """Sum of block Q over valid blocks and bands, and their count."""
+    _, ny, nx = p.shape
+    by, bx, _, _ = block_grid(ny, nx, block)
+    return uiqi_grid_sums(p, r, v, by, bx)
 
 
 def uiqi(
@@ -125,8 +175,11 @@ def uiqi(
 
 
 # ------------------------------------------------------------------------------------------------ Q2n
-def q2n_sums(p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], block: int) -> tuple[float, int]:
-    """Sum of block Q2^n over valid blocks, and their count."""
+def q2n_grid_sums(
+    p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], by: int, bx: int
+) -> tuple[float, int]:
+    """Sum of block Q2^n over the whole ``by x bx`` blocks of the arrays (anchored at their corner) that are
+    free of invalid pixels, and their count."""
     nbands, ny, nx = p.shape
     dim = 1 << (nbands - 1).bit_length()  # next power of two; the padded components are zero
     sign = sign_table(dim)
@@ -136,7 +189,7 @@ def q2n_sums(p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], block: int)
     gsign = sign[np.broadcast_to(i_idx, (dim, dim)), j_idx]  # (k, i)
     conj = np.ones(dim)
     conj[1:] = -1.0
-    by, bx, nby, nbx = block_grid(ny, nx, block)
+    nby, nbx = ny // by, nx // bx
     total, count = 0.0, 0
     for i in range(nby):
         vb = block_row(v, i, by, bx, nbx).all(axis=-1)
@@ -151,7 +204,7 @@ def q2n_sums(p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], block: int)
         npx = z.shape[-1]
         # Hypercomplex covariance E[(z - zbar)(w - wbar)*]: the product is bilinear, so it is a signed sum
         # of the cross-moment matrix M[i, j] = E[zc_i (wc*)_j] along the XOR pattern of the basis products.
-        m = np.matmul(zc, np.swapaxes(wc * conj[None, :, None], 1, 2)) / npx  # (nblk, dim, dim)
+        m = batched_cross(zc, wc * conj[None, :, None]) / npx  # (nblk, dim, dim)
         cov = (m[:, np.broadcast_to(i_idx, (dim, dim)), j_idx] * gsign[None]).sum(-1)  # (nblk, dim)
         var_sum = (zc * zc).sum(axis=(1, 2)) / npx + (wc * wc).sum(axis=(1, 2)) / npx
         nz = np.linalg.norm(mz, axis=-1)
@@ -160,6 +213,13 @@ def q2n_sums(p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], block: int)
         total += float(q.sum())
         count += int(q.size)
     return total, count
+
+
+def q2n_sums(p: NDArray[Any], r: NDArray[Any], v: NDArray[np.bool_], block: int) -> tuple[float, int]:
+    """Sum of block Q2^n over valid blocks, and their count."""
+    _, ny, nx = p.shape
+    by, bx, _, _ = block_grid(ny, nx, block)
+    return q2n_grid_sums(p, r, v, by, bx)
 
 
 def q2n(

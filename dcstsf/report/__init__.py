@@ -1,9 +1,14 @@
 """Quality reports for fused hyperspectral predictions (``dcstsf evaluate``).
 
 :func:`evaluate_predictions` writes ``metrics.json``, a self-contained ``report.html`` and a
-``report.md`` (with ``figures/*.png``): full-reference metrics against a truth, global and per band,
-quicklooks, error maps, spectra at sample pixels, a side-by-side comparison of several predictions, and
-no-reference quality (:func:`no_reference_quality`) for real scenes without truth.
+``report.md`` (with ``figures/*.png``): full-reference metrics against a truth, global, per band and on
+changed and unchanged pixels; quicklooks, error maps, the change between the dates, spectra at sample
+pixels, a side-by-side comparison of several predictions; no-reference quality
+(:func:`no_reference_quality`) with maps of where a prediction fails to reproduce MS(t2) and HS(t1),
+for real scenes without truth; the scene physics and co-registration the fusion recorded; a per-pixel
+uncertainty and its calibration. The sensor's bad bands are left out of every metric. Every cube is
+read tile by tile (:mod:`dcstsf.report.passes`), so a scene larger than memory is evaluated within the
+default memory limit.
 """
 
 from dcstsf.report.display import FALSE_COLOUR_NM, TRUE_COLOUR_NM, nearest_bands

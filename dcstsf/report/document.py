@@ -8,12 +8,13 @@ refers to its number in ``metrics.json`` by a JSON pointer.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from dcstsf.report import plots
+from dcstsf.report.diagnosis import CoregistrationField
 from dcstsf.report.display import Display
 from dcstsf.report.noref import NO_REFERENCE_DEFINITIONS
 from dcstsf.report.render import (
@@ -28,7 +29,14 @@ from dcstsf.report.render import (
     json_pointer,
 )
 
-__all__ = ["FULL_REFERENCE_COLUMNS", "NO_REFERENCE_COLUMNS", "ReportContext", "build_document"]
+__all__ = [
+    "CHANGE_SPLIT_COLUMNS",
+    "FULL_REFERENCE_COLUMNS",
+    "NO_REFERENCE_COLUMNS",
+    "ReportContext",
+    "build_document",
+    "per_band_caption",
+]
 
 #: Full-reference table: JSON key in ``global``, label, decimals shown, better direction.
 FULL_REFERENCE_COLUMNS: tuple[Column, ...] = (
@@ -53,6 +61,15 @@ NO_REFERENCE_COLUMNS: tuple[tuple[str, Column], ...] = (
     ("qnr", Column("d_lambda", "D\u03bb \u2193", 4, "min")),
     ("qnr", Column("d_s", "Ds \u2193", 4, "min")),
     ("qnr", Column("qnr", "QNR \u2191", 4, "max")),
+)
+
+#: Changed/unchanged table: JSON key in ``changed_unchanged.<group>``, label, decimals, better direction.
+CHANGE_SPLIT_COLUMNS: tuple[Column, ...] = (
+    Column("psnr", "PSNR (dB) \u2191", 2, None),
+    Column("sam_deg", "SAM (\u00b0) \u2193", 3, None),
+    Column("rmse", "RMSE \u2193", 5, None),
+    Column("ergas", "ERGAS \u2193", 3, None),
+    Column("pixels", "pixels", 0, None),
 )
 
 _FULL_REF_DEFINITIONS: tuple[tuple[str, str], ...] = (
@@ -88,6 +105,8 @@ class ReportContext:
         ``(pixel, band)`` spectra of the truth and of the covering HS(t1) pixels at the sample pixels.
     show_runtimes
         Whether fusion times were given (a time column in the tables).
+    coregistration
+        ``{name: field}`` of the predictions whose inputs were co-registered (``coregistration`` attribute).
     """
 
     result: Mapping[str, Any]
@@ -96,6 +115,7 @@ class ReportContext:
     truth_spectra: np.ndarray | None = None
     coarse_spectra: np.ndarray | None = None
     show_runtimes: bool = False
+    coregistration: Mapping[str, CoregistrationField] = field(default_factory=dict)
 
     @property
     def has_truth(self) -> bool:
@@ -106,6 +126,11 @@ class ReportContext:
     def has_no_reference(self) -> bool:
         """Whether the fusion inputs were given (no-reference quality)."""
         return self.result.get("inputs") is not None
+
+    @property
+    def bad(self) -> list[int]:
+        """Indices of the bad bands (greyed in the plots)."""
+        return [int(i) for i in self.display.bad]
 
     @property
     def band_axis(self) -> tuple[np.ndarray, str]:
@@ -184,14 +209,70 @@ def _full_reference_sections(ctx: ReportContext, colors: Mapping[str, str]) -> l
     per_band = Section("per-band", "Per-band quality")
     per_band.blocks.append(FigureBlock(
         "per_band", "Per-band PSNR, SAM contribution and RMSE",
-        f"Against {xlabel}; lines break across spectral gaps (absorption bands). The SAM contribution of a "
-        "band is the mean of (p_b/|p| - r_b/|r|)^2: the bands where the spectral shape is wrong.",
+        per_band_caption(x, xlabel, ctx.result["bands"], series),
         plots.per_band_figure(
             x, series, panels=[("psnr", "PSNR (dB)"), ("sam_contribution", "SAM contribution"), ("rmse", "RMSE")],
-            colors=colors, xlabel=xlabel, title="Per-band quality",
+            colors=colors, xlabel=xlabel, title="Per-band quality", bad=ctx.bad,
         ),
     ))
-    return [table, comparison, per_band]
+    sections = [table, comparison, per_band]
+    split = _change_split_section(ctx)
+    if split is not None:
+        sections.insert(1, split)
+    return sections
+
+
+def _gaps(x: np.ndarray) -> int:
+    """Spectral gaps wider than 3 median band steps (where :func:`plots.band_lines` breaks a line)."""
+    xs = np.sort(np.asarray(x, float))
+    if xs.size < 3:
+        return 0
+    step = np.diff(xs)
+    med = float(np.median(step[step > 0])) if np.any(step > 0) else 1.0
+    return int(np.sum(step > 3 * med))
+
+
+def per_band_caption(
+    x: np.ndarray, xlabel: str, bands: Mapping[str, Any], series: Mapping[str, Mapping[str, np.ndarray]]
+) -> str:
+    """The per-band figure's caption, saying only what the figure shows: where lines break and why."""
+    parts = [f"Against {xlabel}."]
+    excluded = bands.get("excluded") or []
+    bad = bands.get("bad") or []
+    if excluded:
+        parts.append(f"The {len(excluded)} bad bands (grey) are left out of the metrics, so the lines stop there.")
+    elif bad:
+        parts.append(f"The {len(bad)} bad bands (grey) are scored on request.")
+    undefined = any(not np.all(np.isfinite(np.delete(v, excluded))) for per in series.values() for v in per.values())
+    if undefined:
+        parts.append("A line also stops where a metric is undefined for a band (a constant band).")
+    gaps = _gaps(x)
+    if gaps:
+        parts.append(f"Lines break across {gaps} gap{'s' if gaps > 1 else ''} in {xlabel} wider than 3 band spacings.")
+    parts.append("The SAM contribution of a band is the mean of (p_b/|p| - r_b/|r|)^2: the bands where the spectral "
+                 "shape is wrong.")
+    return " ".join(parts)
+
+
+def _change_split_section(ctx: ReportContext) -> Section | None:
+    """Full-reference metrics on changed and on unchanged pixels separately."""
+    methods, names = ctx.result["methods"], ctx.names
+    if not all("changed_unchanged" in methods[n] for n in names):
+        return None
+    rows = []
+    for group in ("changed", "unchanged"):
+        for n in names:
+            cu = methods[n]["changed_unchanged"][group]
+            rows.append(Row(f"{n}, {group}", [(cu.get(c.key), json_pointer("methods", n, "changed_unchanged", group, c.key))
+                                              for c in CHANGE_SPLIT_COLUMNS]))
+    sec = Section("change-split", "Changed and unchanged pixels")
+    sec.blocks.append(Paragraph(
+        "Spatio-temporal fusion is about what changed between the dates: the same metrics on the changed pixels "
+        "and on the unchanged ones. " + methods[names[0]]["changed_unchanged"]["definition"] + "."
+    ))
+    sec.blocks.append(Table("table-change-split", "Prediction against the truth, changed and unchanged pixels",
+                            list(CHANGE_SPLIT_COLUMNS), rows))
+    return sec
 
 
 def _quicklook_section(ctx: ReportContext) -> Section:
@@ -222,19 +303,105 @@ def _shared_vmax(maps: Mapping[str, np.ndarray]) -> float:
 def _error_map_section(ctx: ReportContext) -> Section:
     d = ctx.display
     sec = Section("error-maps", "Error maps")
+    outline = d.changed_fraction
+    out_label = "changed pixels" if outline is not None else ""
+    mae, sam = d.maps.get("mae", {}), d.maps.get("sam", {})
     sec.blocks.append(FigureBlock(
         "error_abs", "Absolute error",
-        "Mean over bands of |prediction - truth| per pixel (reflectance); one colour scale for all methods "
-        f"(0 to the {_MAP_PERCENTILE:g}th percentile over all of them; brighter values saturate).",
-        plots.map_figure(d.mae_maps, shape=d.display_shape, title="Mean absolute error over bands",
-                         label="|pred - truth| (reflectance)", vmax=_shared_vmax(d.mae_maps), cmap="magma"),
+        "Mean over the scored bands of |prediction - truth| per pixel (reflectance); one colour scale for all "
+        f"methods (0 to the {_MAP_PERCENTILE:g}th percentile over all of them; brighter values saturate)."
+        + (" Cyan contours enclose the changed pixels." if outline is not None else ""),
+        plots.map_figure(mae, shape=d.display_shape, title="Mean absolute error over bands",
+                         label="|pred - truth| (reflectance)", vmax=_shared_vmax(mae), cmap="magma",
+                         outline=outline, outline_label=out_label),
     ))
     sec.blocks.append(FigureBlock(
         "error_sam", "Spectral angle",
-        "Spectral angle between predicted and true spectra per pixel (degrees); one colour scale for all "
-        f"methods (0 to the {_MAP_PERCENTILE:g}th percentile). Dark targets such as water have large angles.",
-        plots.map_figure(d.sam_maps, shape=d.display_shape, title="Spectral angle (SAM map)", label="angle (\u00b0)",
-                         vmax=_shared_vmax(d.sam_maps), cmap="viridis"),
+        "Spectral angle between predicted and true spectra per pixel (degrees, scored bands); one colour scale "
+        f"for all methods (0 to the {_MAP_PERCENTILE:g}th percentile). Dark targets such as water have large angles.",
+        plots.map_figure(sam, shape=d.display_shape, title="Spectral angle (SAM map)", label="angle (\u00b0)",
+                         vmax=_shared_vmax(sam), cmap="viridis"),
+    ))
+    return sec
+
+
+def _change_section(ctx: ReportContext) -> Section | None:
+    """|MS(t2) - MS(t1)| and the changed pixels."""
+    d = ctx.display
+    if d.change_magnitude is None and d.changed_fraction is None:
+        return None
+    definition = ctx.result["conventions"].get("changed_unchanged") or ""
+    panels = []
+    if d.change_magnitude is not None:
+        m = d.change_magnitude
+        panels.append(plots.MapPanel("|MS(t2) - MS(t1)|", m, "magma", (0.0, _percentile(m)),
+                                     "Euclidean norm over MS bands"))
+    if d.changed_fraction is not None:
+        panels.append(plots.MapPanel("changed pixels", d.changed_fraction, "Greys", (0.0, 1.0),
+                                     "fraction changed per cell"))
+    sec = Section("change", "Change between the dates")
+    sec.blocks.append(FigureBlock(
+        "change", "Change magnitude and changed pixels",
+        "Left: the Euclidean norm over the MS bands of MS(t2) - MS(t1) per pixel (reflectance; colour scale to the "
+        f"{_MAP_PERCENTILE:g}th percentile). Right: the changed pixels, {definition}"
+        + (f"; shown as the fraction of changed pixels in each cell of {d.step} x {d.step}" if d.step > 1 else "")
+        + ".",
+        plots.panels_figure(panels, shape=d.display_shape, title="Change between the dates"),
+    ))
+    return sec
+
+
+def _percentile(m: np.ndarray) -> float:
+    finite = m[np.isfinite(m)]
+    return float(np.percentile(finite, _MAP_PERCENTILE)) if finite.size else 1.0
+
+
+def _uncertainty_section(ctx: ReportContext, colors: Mapping[str, str]) -> Section | None:
+    """The predicted standard deviation, and its calibration against the truth."""
+    d, methods, names = ctx.display, ctx.result["methods"], ctx.names
+    sd_maps = d.maps.get("sd", {})
+    if not sd_maps:
+        return None
+    sec = Section("uncertainty", "Uncertainty")
+    maps = {f"{n}: predicted sd": m for n, m in sd_maps.items()}
+    if ctx.has_truth:
+        maps.update({f"{n}: |pred - truth|": d.maps["mae"][n] for n in sd_maps if n in d.maps.get("mae", {})})
+    sec.blocks.append(FigureBlock(
+        "uncertainty_map", "Predicted standard deviation",
+        "Per-pixel standard deviation given with the prediction, mean over the scored bands"
+        + (", next to the mean absolute error against the truth on the same colour scale (a calibrated sd is about "
+           "1.25 times the mean absolute error of a Gaussian error)" if ctx.has_truth else "")
+        + f"; 0 to the {_MAP_PERCENTILE:g}th percentile.",
+        plots.map_figure(maps, shape=d.display_shape, title="Uncertainty", label="reflectance",
+                         vmax=_shared_vmax(maps), cmap="magma"),
+    ))
+    calibrated = [n for n in names if "within_1sd" in methods[n].get("uncertainty", {})]
+    if not calibrated:
+        sec.blocks.append(Paragraph("No truth: the calibration of the uncertainty (how often the true error lies "
+                                    "within 1 and 2 predicted sd) needs one; the map above is all that can be shown."))
+        return sec
+    cols = [Column("within_1sd", "within 1 sd", 3, None), Column("expected_within_1sd", "expected", 3, None),
+            Column("within_2sd", "within 2 sd", 3, None), Column("expected_within_2sd", "expected", 3, None),
+            Column("values", "values", 0, None)]
+    rows = [Row(n, [(methods[n]["uncertainty"].get(c.key), json_pointer("methods", n, "uncertainty", c.key))
+                    for c in cols], ranked=False) for n in calibrated]
+    sec.blocks.append(Table("table-uncertainty", "Fraction of |prediction - truth| within k predicted sd (all scored "
+                            "bands and valid pixels)", cols, rows))
+    x, xlabel = ctx.band_axis
+    unc = {n: methods[n]["uncertainty"] for n in calibrated}
+    sec.blocks.append(FigureBlock(
+        "uncertainty_calibration", "Calibration",
+        "Left: observed fraction of |prediction - truth| within k predicted sd against the fraction a Gaussian "
+        "error of that sd would give, for k = 0.5 to 3 in steps of 0.1 (on the dotted diagonal the uncertainty is "
+        "calibrated; above it, too large; below it, too small). Right: per band, within 1 sd (solid) and 2 sd "
+        "(dashed); dotted lines at the Gaussian 68.3 % and 95.4 %."
+        + (" Bad bands (grey) are not scored." if ctx.result["bands"].get("excluded") else ""),
+        plots.calibration_figure(
+            unc[calibrated[0]]["k"], {n: u["observed"] for n, u in unc.items()}, unc[calibrated[0]]["expected"],
+            x=x, per_band={n: (_nan_for_none(u["per_band_within_1sd"]), _nan_for_none(u["per_band_within_2sd"]))
+                           for n, u in unc.items()},
+            colors=colors, xlabel=xlabel, bad=ctx.bad,
+        ),
     ))
     return sec
 
@@ -250,14 +417,21 @@ def _spectra_section(ctx: ReportContext, colors: Mapping[str, str]) -> Section:
     if locator is None:
         locator = np.zeros((d.display_shape[0], d.display_shape[1], 4))
     sec = Section("spectra", "Spectra at sample pixels")
+    lines = ["truth in black"] if ctx.has_truth else []
+    if ctx.coarse_spectra is not None:
+        lines.append("HS(t1) of the covering coarse pixel dashed grey")
+    if ctx.bad:
+        lines.append("bad bands shaded grey")
+    source = "the truth's" if ctx.has_truth else f"the first prediction's ({ctx.names[0]})"
     sec.blocks.append(FigureBlock(
         "spectra", "Spectra at sample pixels",
-        "Pixels at the 10th, 50th and 90th percentile of band-mean reflectance"
+        f"Pixels at the 10th, 50th and 90th percentile of {source} band-mean reflectance"
         + (" and the pixel of largest MS change" if any(desc == "largest MS change" for *_, desc in d.pixels) else "")
-        + "; truth in black, HS(t1) of the covering coarse pixel dashed grey.",
+        + ("; " + ", ".join(lines) if lines else "") + ".",
         plots.spectra_figure(x, d.pixels, d.spectra, colors=colors, reference=ref, coarse=ctx.coarse_spectra,
                              locator=locator, shape=d.shape, xlabel=xlabel,
-                             title="Spectra, prediction against truth" if ctx.has_truth else "Predicted spectra"),
+                             title="Spectra, prediction against truth" if ctx.has_truth else "Predicted spectra",
+                             bad=ctx.bad),
     ))
     return sec
 
@@ -307,24 +481,79 @@ def _no_reference_section(ctx: ReportContext, colors: Mapping[str, str]) -> Sect
         plots.comparison_figure(names, [(k, _nan_for_none(vals)) for k, vals in comp],
                                 colors=colors, title="No-reference quality by method"),
     ))
+    sec.blocks += _no_reference_maps(ctx, colors)
     return sec
 
 
-def _physics_section(ctx: ReportContext) -> Section | None:
-    """The scene physics each prediction was fused with: estimated or tabulated PSF, shift, responses."""
+def _no_reference_maps(ctx: ReportContext, colors: Mapping[str, str]) -> list[FigureBlock]:
+    """Where each prediction fails to reproduce the observations: MS(t2) per pixel and per band, HS(t1)."""
+    d, methods, names = ctx.display, ctx.result["methods"], ctx.names
+    model = ctx.result["conventions"]["no_reference"]["model"]
+    blocks = []
+    ms_err = d.maps.get("ms_err", {})
+    if ms_err:
+        blocks.append(FigureBlock(
+            "ms_t2_error", "MS(t2) reproduction error",
+            "Per pixel, the mean over the MS bands of |B_ms R F - MS(t2)|: the prediction degraded by the MS sensor "
+            f"model against the observed MS(t2) (reflectance; 0 to the {_MAP_PERCENTILE:g}th percentile over all "
+            "methods). Large values mark where the prediction disagrees with the one image of the date it predicts.",
+            plots.map_figure(ms_err, shape=d.display_shape, title="MS(t2) reproduction error",
+                             label="|B_ms R F - MS(t2)|", vmax=_shared_vmax(ms_err), cmap="magma"),
+        ))
+    if d.ms_band_maps is not None:
+        name, maps, band_names = d.ms_band_maps
+        per = {b: maps[i] for i, b in enumerate(band_names)}
+        blocks.append(FigureBlock(
+            "ms_t2_error_bands", f"MS(t2) reproduction error per band ({name})",
+            f"The same error per MS band for {name} (the first prediction), one colour scale for all bands.",
+            plots.map_figure(per, shape=d.display_shape, title=f"MS(t2) reproduction error per band, {name}",
+                             label="|B_ms R F - MS(t2)|", vmax=_shared_vmax(per), cmap="magma"),
+        ))
+    if all("rmse_per_band" in methods[n]["no_reference"]["ms_t2_reproduction"] for n in names):
+        blocks.append(FigureBlock(
+            "ms_t2_rmse_bands", "MS(t2) reproduction RMSE per band",
+            "RMSE of B_ms R F against MS(t2) per MS band and method, over the valid pixels (reflectance).",
+            plots.grouped_bars_figure(
+                model["ms_bands"],
+                {n: _nan_for_none(methods[n]["no_reference"]["ms_t2_reproduction"]["rmse_per_band"]) for n in names},
+                colors=colors, ylabel="RMSE (reflectance)", title="MS(t2) reproduction RMSE per band",
+            ),
+        ))
+    hs_err = d.maps.get("hs_err", {})
+    if hs_err:
+        estimated = [n for n in names if methods[n]["no_reference"]["hs_t1_reproduction_unchanged"].get("psf") == "estimated"]
+        blocks.append(FigureBlock(
+            "hs_t1_error", "HS(t1) reproduction error",
+            "Per coarse pixel, the mean over the scored bands of |D B_hs F - HS(t1)|: the prediction degraded by the "
+            "HS sensor model"
+            + (f" (with the PSF estimated from the scene for {', '.join(estimated)}, as in its fusion)" if estimated
+               else " (sensor-table PSF)")
+            + " against the observed HS(t1). HS(t1) shows t1: inside the cyan contours (changed pixels) a difference "
+            "is expected and means nothing; the HS(t1) scores use the unchanged pixels only.",
+            plots.map_figure(hs_err, shape=d.display_shape, title="HS(t1) reproduction error",
+                             label="|D B_hs F - HS(t1)|", vmax=_shared_vmax(hs_err), cmap="magma",
+                             outline=d.changed_fraction, outline_label="changed pixels"),
+        ))
+    return blocks
+
+
+def _physics_section(ctx: ReportContext, colors: Mapping[str, str]) -> Section | None:
+    """The scene physics each prediction was fused with: estimated or tabulated PSF, shift, responses, and
+    the co-registration field of its inputs."""
     methods = ctx.result["methods"]
     found = [(n, methods[n].get("provenance", {}).get("scene_diagnosis")) for n in ctx.names]
     found = [(n, d) for n, d in found if d]
-    if not found:
+    if not found and not ctx.coregistration:
         return None
     sec = Section("physics", "Scene physics")
-    sec.blocks.append(Paragraph(
-        "Estimated once per scene from HS(t1) and MS(t1), before fusion: the HS point-spread function (a "
-        "Gaussian std-dev in fine pixels, before the block mean), the HS-to-MS shift (fine pixels, down and "
-        "right), the spectral response rows re-estimated where they explain held-out pixels better than the "
-        "sensor table, and how well HS(t1) explains each MS(t1) band (relative residual: RMS residual of a "
-        "per-band affine fit over the band's spread; 0 is perfect). 'physics' says which the method used."
-    ))
+    if found:
+        sec.blocks.append(Paragraph(
+            "Estimated once per scene from HS(t1) and MS(t1), before fusion: the HS point-spread function (a "
+            "Gaussian std-dev in fine pixels, before the block mean), the HS-to-MS shift (fine pixels, down and "
+            "right), the spectral response rows re-estimated where they explain held-out pixels better than the "
+            "sensor table, and how well HS(t1) explains each MS(t1) band (relative residual: RMS residual of a "
+            "per-band affine fit over the band's spread; 0 is perfect). 'physics' says which the method used."
+        ))
     items = []
     for name, d in found:
         if "hs_psf_sigma" not in d:
@@ -342,8 +571,71 @@ def _physics_section(ctx: ReportContext) -> Section | None:
         )))
         for note in d.get("notes", []):
             items.append((f"{name}: note", note))
-    sec.blocks.append(Definitions(items))
+    if items:
+        sec.blocks.append(Definitions(items))
+    shown: list[str] = []
+    for name, d in found:
+        if "hs_psf_sigma" not in d:
+            continue
+        key = _record_key(d)
+        if key in shown:  # the same scene diagnosis for several predictions: drawn once
+            continue
+        shown.append(key)
+        label = name if len(found) == 1 else f"{name} (and the predictions with the same record)"
+        sec.blocks.append(FigureBlock(
+            f"psf_{len(shown)}", f"Estimated HS point-spread function, {label}",
+            "Profiles through the centre of the HS Gaussian PSF (fine pixels, before the block mean): the scene's "
+            "estimate, displaced by the estimated HS-to-MS shift, against the sensor table's.",
+            plots.psf_figure(float(d["hs_psf_sigma"]), (float(d["hs_shift"][0]), float(d["hs_shift"][1])),
+                             float(d["table_hs_psf_sigma"]), title=f"HS PSF, {label}"),
+        ))
+        res = {"tables (MS(t1))": d["residual_tables"], "estimated (MS(t1))": d["residual_estimated"]}
+        if "residual_t2" in d:
+            res["physics used (MS(t2))"] = d["residual_t2"]
+        bands = list(d["residual_tables"])
+        sec.blocks.append(FigureBlock(
+            f"response_residuals_{len(shown)}", f"Response residuals, {label}",
+            "Relative residual per MS band of the MS image explained by HS(t1) through the spectral responses and the "
+            "PSF: with the sensor tables' physics, with the estimate (both on MS(t1)), and with the physics used on "
+            "MS(t2) (where the change between the dates adds to it). 0 is perfect.",
+            plots.grouped_bars_figure(bands, {k: [v[b] for b in bands] for k, v in res.items()},
+                                      colors=dict(zip(res, ("#9e9e9e", "#1f77b4", "#ff7f0e"))),
+                                      ylabel="relative residual", title=f"Response residuals, {label}"),
+        ))
+    d_ = ctx.display
+    loc_key = "true" if "true" in d_.composites else None
+    background = d_.panels[loc_key][-1].image if loc_key and d_.panels.get(loc_key) else None
+    for name, cf in ctx.coregistration.items():
+        n = len(cf.points)
+        mag = np.hypot(cf.vectors[:, 0], cf.vectors[:, 1])
+        extra = []
+        if cf.global_shift is not None:
+            extra.append(f"global shift ({cf.global_shift[0]:+.2f}, {cf.global_shift[1]:+.2f}) fine px")
+        if cf.residual_px is not None:
+            extra.append(f"median tie-point residual {cf.residual_px:.2f} px")
+        where = f"{n} tie points" if cf.kind == "tie points" else f"{n} positions of the fitted field"
+        sec.blocks.append(FigureBlock(
+            f"coregistration_{_safe(name)}", f"Co-registration field, {name}",
+            f"HS-to-MS displacement the inputs were corrected with, at {where} (red), arrows from each (yellow, "
+            f"scaled; the key gives the true length), fine pixels, down and right positive: median "
+            f"{float(np.median(mag)):.2f}, max {float(np.max(mag)):.2f}" + ("; " + "; ".join(extra) if extra else "")
+            + ".",
+            plots.quiver_figure(cf.points, cf.vectors, background=background, shape=d_.shape,
+                                title=f"Co-registration field, {name}"),
+        ))
     return sec
+
+
+def _record_key(record: Mapping[str, Any]) -> str:
+    """A key telling identical scene-diagnosis records apart."""
+    import json
+
+    return json.dumps({k: record.get(k) for k in ("hs_psf_sigma", "hs_shift", "residual_tables", "residual_estimated",
+                                                  "residual_t2")}, sort_keys=True)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
 
 
 def _conventions_section(ctx: ReportContext) -> Section:
@@ -358,13 +650,34 @@ def _conventions_section(ctx: ReportContext) -> Section:
         ("Protocol", str(result["protocol"])),
         ("Numbers", "this page shows rounded values; metrics.json has them in full"),
     ]
+    items.insert(5, ("Bad bands", _bad_band_text(result["bands"])))
+    if conv.get("changed_unchanged"):
+        items.append(("Changed pixels", str(conv["changed_unchanged"])))
+    if conv.get("streaming"):
+        st = conv["streaming"]
+        tiles = f"{st['tiles']} tile{'s' if st['tiles'] > 1 else ''}"
+        items.append(("Evaluation", f"read in {tiles} of up to {st['tile_px']} x {st['tile_px']} px (halo "
+                                    f"{st['halo_px']} px): every metric sums over all pixels, none is sampled; maps "
+                                    f"are {st['maps']}"))
     sec.blocks.append(Definitions(items))
     return sec
 
 
+def _bad_band_text(bands: Mapping[str, Any]) -> str:
+    bad = bands.get("bad") or []
+    if not bad:
+        return f"none listed (source: {bands.get('bad_band_source', 'none')})"
+    wl = bands.get("wavelength_nm")
+    names = bands["names"]
+    listed = ", ".join(f"{names[i]} ({wl[i]:.0f} nm)" if wl else names[i] for i in bad)
+    what = "scored on request" if bands.get("bad_bands_included") else "left out of every metric"
+    return f"{len(bad)} bands from the {bands.get('bad_band_source')} bad-band list, {what}: {listed}"
+
+
 def build_document(ctx: ReportContext) -> ReportDoc:
-    """The report: metadata, then full-reference, quicklook, error-map, spectra, no-reference, scene-physics
-    and conventions sections (those without data left out)."""
+    """The report: metadata, then full-reference (with changed/unchanged pixels), quicklook, error-map,
+    change, uncertainty, spectra, no-reference, scene-physics and conventions sections (those without data
+    left out)."""
     colors = plots.method_colors(ctx.names)
     sections: list[Section] = []
     if ctx.has_truth:
@@ -372,11 +685,14 @@ def build_document(ctx: ReportContext) -> ReportDoc:
     sections.append(_quicklook_section(ctx))
     if ctx.has_truth:
         sections.append(_error_map_section(ctx))
+    for extra in (_change_section(ctx), _uncertainty_section(ctx, colors)):
+        if extra is not None:
+            sections.append(extra)
     if ctx.display.pixels and ctx.display.spectra:
         sections.append(_spectra_section(ctx, colors))
     if ctx.has_no_reference:
         sections.append(_no_reference_section(ctx, colors))
-    physics = _physics_section(ctx)
+    physics = _physics_section(ctx, colors)
     if physics is not None:
         sections.append(physics)
     sections.append(_conventions_section(ctx))

@@ -6,10 +6,11 @@ inputs are given, without reference (:mod:`dcstsf.report.noref`: how well each p
 back through the sensor model, reproduces the observed MS(t2) and HS(t1), and the QNR indices). On real
 scenes with no truth the no-reference part alone is reported.
 
-The steps: load and check the inputs (:mod:`~dcstsf.report.inputs`), prepare what the figures show
-(:mod:`~dcstsf.report.display`), score each prediction (:mod:`~dcstsf.report.scoring`), assemble
-``metrics.json`` (:mod:`~dcstsf.report.record`), build the document (:mod:`~dcstsf.report.document`)
-and write the files.
+The steps: load and check the inputs, lazily (:mod:`~dcstsf.report.inputs`); choose the scored bands
+(:mod:`~dcstsf.report.bands`); score each prediction in one streaming pass over tiles
+(:mod:`~dcstsf.report.scoring`, :mod:`~dcstsf.report.passes`); gather what the figures show
+(:mod:`~dcstsf.report.display`); assemble ``metrics.json`` (:mod:`~dcstsf.report.record`); build the
+document (:mod:`~dcstsf.report.document`) and write the files. No cube is ever held in memory whole.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ from typing import Any
 from dcstsf._files import atomic_write_bytes
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel
-from dcstsf.report.display import prepare_display
+from dcstsf.report.bands import scored_bands
+from dcstsf.report.diagnosis import coregistration_field
+from dcstsf.report.display import build_display, display_step, hs_composites, ms_composites
 from dcstsf.report.document import ReportContext, build_document
 from dcstsf.report.inputs import SensorHints, load_inputs
-from dcstsf.report.noref import DEFAULT_CHANGE_THRESHOLD
+from dcstsf.report.noref import DEFAULT_CHANGE_THRESHOLD, check_change_threshold
 from dcstsf.report.record import build_record
 from dcstsf.report.render import ReportDoc, render_html, render_markdown
-from dcstsf.report.scoring import ScoringOptions, detect_change, score_predictions
+from dcstsf.report.scoring import ScoringOptions, plan_scoring, score_predictions
 
 __all__ = ["REPORT_FILES", "evaluate_predictions"]
 
@@ -96,6 +99,11 @@ def evaluate_predictions(
     change_threshold: float = DEFAULT_CHANGE_THRESHOLD,
     overwrite: bool = False,
     progress: bool = False,
+    truth_t1: Any = None,
+    uncertainty: Any = None,
+    include_bad_bands: bool = False,
+    include_q2n: bool = True,
+    memory_limit: int | None = None,
 ) -> dict[str, Any]:
     """Score predictions of fine HS(t2) and write ``metrics.json``, ``report.html`` and ``report.md``.
 
@@ -103,7 +111,7 @@ def evaluate_predictions(
     ----------
     preds
         ``{name: prediction}`` (DataArray ``(band, y, x)``, NumPy array or raster path), or a list of
-        raster paths (named by file stem). Lazy (Dask) predictions are computed once each.
+        raster paths (named by file stem). Files and lazy (Dask) predictions are read tile by tile.
     truth
         The fine HS(t2) truth (DataArray, array or path), on the predictions' grid; ``None`` for real
         scenes without truth (then ``inputs`` are required and only no-reference quality is reported).
@@ -136,11 +144,26 @@ def evaluate_predictions(
     notes
         Extra notes shown at the top of the report.
     change_threshold
-        Relative MS change under which a coarse pixel is "unchanged" (no-reference HS(t1) check).
+        Relative change from which a pixel counts as changed: of the block-mean MS spectrum for the
+        no-reference HS(t1) check and, without a simulated truth at t1, for the changed/unchanged split.
     overwrite
         Replace an existing report in ``out_dir``.
     progress
-        Show a progress bar over the predictions.
+        Show a progress bar over the tiles of each prediction.
+    truth_t1
+        The fine HS truth at t1 of a simulated case (DataArray, array or path): changed pixels are then
+        those the simulated change moved. Default: the ``hs_t1_truth`` file listed by a ``case.json``.
+    uncertainty
+        Per-pixel standard deviation of the first prediction (DataArray, array or path; ``(band, y, x)``
+        with the prediction's bands or one band for all, on its grid), or ``{name: sd}``. The report shows
+        it and, with a truth, its calibration.
+    include_bad_bands
+        Score the sensor's bad bands too (default: they are left out of every metric).
+    include_q2n
+        Compute Q2n (its cost grows with the square of the padded band count).
+    memory_limit
+        Bytes the evaluation may hold in tiles at once (default: the engine's default memory limit,
+        :func:`dcstsf.engine.memory.default_memory_limit`). The cubes are read tile by tile.
 
     Returns
     -------
@@ -159,22 +182,40 @@ def evaluate_predictions(
 
     t_start = time.perf_counter()
     out = _report_dir(out_dir, overwrite)
+    threshold = check_change_threshold(change_threshold)
+    if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int)
+                                     or memory_limit < 1):
+        raise DcstsfInputError(f"memory_limit must be a positive number of bytes, got {memory_limit!r} "
+                               "(CLI --memory-limit 4GiB)")
     ev = load_inputs(
         preds, truth, ratio=ratio, mask=mask, border=border, inputs=inputs, model=model,
-        sensors=SensorHints(hs_sensor, ms_sensor, ms_bands), case_meta=case_meta,
+        sensors=SensorHints(hs_sensor, ms_sensor, ms_bands), case_meta=case_meta, truth_t1=truth_t1,
+        uncertainty=uncertainty,
     )
-    arrays = ev.observed_arrays()
-    change = detect_change(ev, arrays, change_threshold)
-    display = prepare_display(ev, arrays, change=change.change)
-    scores = score_predictions(ev, arrays, change, display, ScoringOptions(runtimes=runtimes, progress=progress))
-    result = build_record(ev, display, scores, change, title=title, notes=notes)
+    bands = scored_bands(ev, include_bad_bands=include_bad_bands)
+    composites = hs_composites(ev.wavelengths, ev.n_bands)
+    fi = ev.fusion_inputs
+    ms_comp, ms_note = ms_composites(fi.ms_t1 if fi is not None else None, list(composites))
+    ms_list: list[int] = []
+    for idx in ms_comp.values():
+        ms_list += [i for i in idx if i not in ms_list]
+    options = ScoringOptions(runtimes=runtimes, progress=progress, change_threshold=threshold,
+                             include_q2n=include_q2n, memory_limit=memory_limit)
+    setup, models = plan_scoring(ev, bands, options, step=display_step(ev.shape), hs_composites=composites,
+                                 ms_bands=ms_list)
+    scores = score_predictions(ev, bands, setup, models, options)
+    display = build_display(ev, setup, scores, bands, composites, ms_comp, ms_note)
+    assert scores.change is not None
+    result = build_record(ev, display, scores, scores.change, title=title, notes=notes, bands=bands, setup=setup)
+    coreg = {n: f for n in ev.names if (f := coregistration_field(ev.predictions[n].attrs)) is not None}
     doc = build_document(ReportContext(
         result=result,
         names=ev.names,
         display=display,
-        truth_spectra=display.spectra_at_pixels(arrays.truth) if arrays.truth is not None else None,
-        coarse_spectra=display.coarse_spectra_at_pixels(arrays.hs_t1) if arrays.hs_t1 is not None else None,
+        truth_spectra=display.truth_spectra,
+        coarse_spectra=display.coarse_spectra,
         show_runtimes=runtimes is not None,
+        coregistration=coreg,
     ))
     footer = f"Generated by dcstsf {__version__} on {result['created']} in {time.perf_counter() - t_start:.1f} s."
     files = _write_report(out, doc, result, footer=footer, overwrite=overwrite)

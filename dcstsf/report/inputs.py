@@ -13,7 +13,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,14 @@ from dcstsf.operators import ObservationModel
 if TYPE_CHECKING:
     from dcstsf.engine import FusionInputs
 
-__all__ = ["EvaluationInputs", "ObservedArrays", "SensorHints", "find_case_meta", "load_inputs", "load_mask"]
+__all__ = [
+    "EvaluationInputs",
+    "SensorHints",
+    "aligned_cube",
+    "find_case_meta",
+    "load_inputs",
+    "load_mask",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +50,6 @@ class SensorHints:
     hs_sensor: Any = None
     ms_sensor: Any = None
     ms_bands: Sequence[str] | str | None = None
-
-
-@dataclass(frozen=True)
-class ObservedArrays:
-    """The truth and the fusion inputs as float32 NumPy cubes (``None`` where not given)."""
-
-    truth: np.ndarray | None
-    hs_t1: np.ndarray | None
-    ms_t1: np.ndarray | None
-    ms_t2: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -77,6 +74,14 @@ class EvaluationInputs:
         Boolean ``(y, x)`` validity (True = evaluate) and how it was given (path or ``"array"``).
     border
         Pixels cropped from each side for the full-reference metrics.
+    truth_t1, truth_t1_source
+        The fine HS truth at t1 of a simulated case (where the simulated change moved the truth) and its
+        file, ``None`` when not known.
+    uncertainty, uncertainty_sources
+        ``{prediction name: per-pixel standard deviation}`` (``(band or 1, y, x)`` on the predictions'
+        grid) and their files.
+
+    Cubes given as files are opened lazily (Dask); nothing here reads their pixels.
     """
 
     predictions: dict[str, xr.DataArray]
@@ -91,6 +96,10 @@ class EvaluationInputs:
     mask: np.ndarray | None
     mask_label: str | None
     border: int
+    truth_t1: xr.DataArray | None = None
+    truth_t1_source: str | None = None
+    uncertainty: dict[str, xr.DataArray] = field(default_factory=dict)
+    uncertainty_sources: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -139,16 +148,6 @@ class EvaluationInputs:
             return [str(b) for b in self.first["band"].values]
         return [f"band_{i + 1}" for i in range(self.n_bands)]
 
-    def observed_arrays(self) -> ObservedArrays:
-        """The truth and the fusion inputs loaded into memory as float32."""
-        fi = self.fusion_inputs
-        return ObservedArrays(
-            truth=self.truth.values.astype(np.float32) if self.truth is not None else None,
-            hs_t1=fi.hs_t1.values.astype(np.float32) if fi is not None else None,
-            ms_t1=fi.ms_t1.values.astype(np.float32) if fi is not None else None,
-            ms_t2=fi.ms_t2.values.astype(np.float32) if fi is not None else None,
-        )
-
 
 # --------------------------------------------------------------------------------------------- loading
 def _as_cube(da: Any, label: str) -> xr.DataArray:
@@ -170,15 +169,66 @@ def _as_cube(da: Any, label: str) -> xr.DataArray:
 
 
 def _load(x: Any, label: str) -> tuple[xr.DataArray, str | None]:
-    """(cube, source path or None) for a DataArray, NumPy array or raster path."""
+    """(cube, source path or None) for a DataArray, NumPy array or raster path (opened lazily)."""
     if isinstance(x, (str, os.PathLike)):
         from dcstsf.io import open_raster
 
         p = Path(x).expanduser()
         if not p.exists():
             raise DcstsfInputError(f"{p}: {label} not found. Check the path")
-        return _as_cube(open_raster(p), f"{label} {p}"), str(p)
+        return _as_cube(open_raster(p, chunks=True), f"{label} {p}"), str(p)
     return _as_cube(x, label), None
+
+
+def _offset(part: np.ndarray, whole: np.ndarray) -> int | None:
+    """Where the coordinates ``part`` start in ``whole`` (a contiguous run of them), else ``None``."""
+    if part.size == 0 or part.size > whole.size:
+        return None
+    i = int(np.argmin(np.abs(whole - part[0])))
+    step = float(np.median(np.abs(np.diff(whole)))) if whole.size > 1 else 1.0
+    if i + part.size <= whole.size and np.allclose(whole[i:i + part.size], part, rtol=0.0, atol=1e-6 * step):
+        return i
+    return None
+
+
+def _reopened(da: xr.DataArray, chunks_y: tuple[int, ...], chunks_x: tuple[int, ...]) -> Any:
+    """``da``'s pixels read from its file in the given chunks (``None`` when it is not the file's cube)."""
+    from dcstsf._arrays import is_dask
+    from dcstsf.io import open_raster
+
+    src = da.encoding.get("source")
+    if not src or not is_dask(da.data) or not Path(src).exists():
+        return None
+    full = open_raster(src, chunks=True)
+    if full.sizes["band"] != da.sizes["band"] or "y" not in da.coords or "x" not in da.coords:
+        return None
+    oy = _offset(np.asarray(da["y"].values, float), np.asarray(full["y"].values, float))
+    ox = _offset(np.asarray(da["x"].values, float), np.asarray(full["x"].values, float))
+    if oy is None or ox is None:
+        return None
+
+    def around(offset: int, inner: tuple[int, ...], n: int) -> tuple[int, ...]:
+        rest = n - offset - sum(inner)
+        return tuple(c for c in ((offset,) if offset else ()) + inner + ((rest,) if rest else ()))
+
+    again = open_raster(src, chunks={"band": -1, "y": around(oy, chunks_y, full.sizes["y"]),
+                                     "x": around(ox, chunks_x, full.sizes["x"])})
+    return again.data[:, oy:oy + da.sizes["y"], ox:ox + da.sizes["x"]]
+
+
+def aligned_cube(da: xr.DataArray, grid: Any, *, scale: int = 1) -> Any:
+    """``da`` ``(band, y, x)`` as a Dask array chunked on the tile grid's chunk edges (``scale`` times coarser).
+
+    A cube read lazily from a file is opened again in those chunks (so that each pixel is read once, by
+    the tile that needs it, instead of whole file blocks per tile); in-memory cubes are wrapped without a
+    copy; other Dask arrays are rechunked.
+    """
+    from dcstsf.metrics.stream import aligned
+
+    again = _reopened(da, grid.chunks(0, scale=scale), grid.chunks(1, scale=scale))
+    if again is not None:
+        return again
+    return aligned(da.data, grid, scale=scale)
 
 
 def load_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
@@ -388,6 +438,8 @@ def load_inputs(
     model: ObservationModel | None,
     sensors: SensorHints,
     case_meta: Mapping[str, Any] | None,
+    truth_t1: Any = None,
+    uncertainty: Any = None,
 ) -> EvaluationInputs:
     """Load and check everything :func:`~dcstsf.report.evaluate_predictions` was given.
 
@@ -444,8 +496,62 @@ def load_inputs(
     mask_label = None
     if mask is not None:
         mask_label = str(mask) if isinstance(mask, (str, os.PathLike)) else "array"
+    t1, t1_src = (None, None)
+    if truth_da is not None:
+        t1, t1_src = _load_truth_t1(truth_t1, case_meta, first, names[0])
+    sd, sd_src = _load_uncertainty(uncertainty, cubes, names)
     return EvaluationInputs(
         predictions=cubes, sources=sources, truth=truth_da, truth_source=truth_src, fusion_inputs=fi,
         input_sources=input_src, model=model, case_meta=case_meta, ratio=r, mask=mask_arr, mask_label=mask_label,
-        border=int(border),
+        border=int(border), truth_t1=t1, truth_t1_source=t1_src, uncertainty=sd, uncertainty_sources=sd_src,
     )
+
+
+def _load_truth_t1(
+    truth_t1: Any, case_meta: Mapping[str, Any] | None, first: xr.DataArray, first_name: str
+) -> tuple[xr.DataArray | None, str | None]:
+    """The fine truth at t1: given, else the ``hs_t1_truth`` file a ``case.json`` lists next to it."""
+    if truth_t1 is None and case_meta and case_meta.get("case_json") and isinstance(case_meta.get("files"), Mapping):
+        name = case_meta["files"].get("hs_t1_truth")
+        candidate = Path(str(case_meta["case_json"])).parent / str(name) if name else None
+        if candidate is not None and candidate.is_file():
+            truth_t1 = candidate
+    if truth_t1 is None:
+        return None, None
+    da, src = _load(truth_t1, "truth at t1")
+    label = f"the truth at t1 ({src})" if src else "the truth at t1"
+    _check_same_grid(first, da, f"prediction {first_name!r}", label)
+    if da.sizes["band"] != first.sizes["band"]:
+        raise DcstsfInputError(
+            f"{label} has {da.sizes['band']} bands but the predictions have {first.sizes['band']}; give the case's "
+            "hs_t1_truth.tif (truth_t1=)"
+        )
+    return da, src
+
+
+def _load_uncertainty(
+    uncertainty: Any, cubes: Mapping[str, xr.DataArray], names: Sequence[str]
+) -> tuple[dict[str, xr.DataArray], dict[str, str | None]]:
+    """``{prediction name: standard deviation}`` from one raster (for the first prediction) or a mapping."""
+    if uncertainty is None:
+        return {}, {}
+    items = dict(uncertainty) if isinstance(uncertainty, Mapping) else {names[0]: uncertainty}
+    out: dict[str, xr.DataArray] = {}
+    srcs: dict[str, str | None] = {}
+    for name, raw in items.items():
+        if name not in cubes:
+            raise DcstsfInputError(
+                f"uncertainty given for {name!r}, which is not a prediction ({', '.join(names)}); key "
+                "uncertainty= by prediction name"
+            )
+        da, src = _load(raw, f"uncertainty of {name!r}")
+        label = f"the uncertainty {src}" if src else f"the uncertainty of {name!r}"
+        _check_same_grid(cubes[name], da, f"prediction {name!r}", label)
+        nb = cubes[name].sizes["band"]
+        if da.sizes["band"] not in (1, nb):
+            raise DcstsfInputError(
+                f"{label} has {da.sizes['band']} bands; give one standard deviation per band of the prediction "
+                f"({nb}) or one band for all (CLI --uncertainty SD.tif, Python uncertainty=)"
+            )
+        out[name], srcs[name] = da, src
+    return out, srcs

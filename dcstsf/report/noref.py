@@ -25,6 +25,11 @@ observation model ``HS = D B_hs X``, ``MS = B_ms R X`` of :mod:`dcstsf.operators
     within the coarse pair) scores the truth worse than bicubic; the same-date pairing ranks them
     correctly. ``QNR = (1 - D_lambda)(1 - D_s)`` (alpha = beta = 1, each factor clamped at 0).
 
+Every check is a sum over pixels or blocks, so a prediction is checked tile by tile
+(:func:`no_reference_tile`, :func:`inputs_tile`, added up and finished by :func:`finish_no_reference`);
+:func:`no_reference_quality` is the same computation on one tile holding the whole image. Bands given
+as ``bands`` (the sensor's good bands in a report) are the only ones checked and used in QNR.
+
 The truth itself (when known) is not perfect on these checks (sensor noise, the model's approximations
 and, for QNR, the temporal change); the report therefore also shows the truth's scores as the reference
 level.
@@ -33,20 +38,44 @@ level.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from dcstsf import metrics as _metrics
 from dcstsf.errors import DcstsfInputError
-from dcstsf.operators import ObservationModel, decimate
+from dcstsf.metrics import band_stats as _bs
+from dcstsf.metrics.noref import q_matrix_grid_sums, qnr_from_q_matrices
+from dcstsf.metrics.partials import BlockGrid, owned_blocks
+from dcstsf.metrics.reference import (
+    cc_bands_from_stats,
+    ergas_from_stats,
+    psnr_bands_from_stats,
+    rmse_from_stats,
+    sam_from_stats,
+)
+from dcstsf.metrics.tiles import grown, shifted
+from dcstsf.metrics.undefined import band_mean
+from dcstsf.metrics.windowed import ssim_sums
+from dcstsf.operators import ObservationModel, Psf, blur, blur_radius, decimate
 
 __all__ = [
     "DEFAULT_CHANGE_THRESHOLD",
     "MIN_UNCHANGED_PIXELS",
     "NO_REFERENCE_DEFINITIONS",
+    "InputSums",
+    "NoReferenceGrids",
+    "NoReferenceSums",
+    "NoReferenceTile",
+    "check_change_threshold",
+    "coarse_change",
+    "finish_no_reference",
+    "inputs_tile",
+    "no_reference_halo",
     "no_reference_quality",
+    "no_reference_tile",
     "qnr_block",
     "unchanged_pixels",
 ]
@@ -59,6 +88,8 @@ DEFAULT_CHANGE_THRESHOLD: float = 0.03
 MIN_UNCHANGED_PIXELS: int = 16
 # QNR block side on the fine grid when the image is large enough (Alparone et al. use 32).
 _QNR_BLOCK_MAX = 32
+# SSIM's half window.
+_SSIM_RADIUS = 5
 
 #: One-line definitions shown in the reports and stored in ``metrics.json``.
 NO_REFERENCE_DEFINITIONS: dict[str, str] = {
@@ -110,6 +141,24 @@ def qnr_block(height: int, width: int, ratio: int) -> int:
     return max(2 * ratio, (b // ratio) * ratio)
 
 
+def coarse_change(ms_t1: np.ndarray, ms_t2: np.ndarray, ratio: int) -> np.ndarray:
+    """``|D MS2 - D MS1| / |D MS1|`` per coarse pixel (``D`` the ``r x r`` block mean, Euclidean norms over
+    the MS bands; NaN where undefined) of two fine MS cubes whose sides are multiples of ``ratio``."""
+    c1 = decimate(torch.from_numpy(np.asarray(ms_t1, np.float64)), ratio).numpy()
+    c2 = decimate(torch.from_numpy(np.asarray(ms_t2, np.float64)), ratio).numpy()
+    num = np.sqrt(np.sum((c2 - c1) ** 2, axis=0))
+    den = np.sqrt(np.sum(c1 * c1, axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def check_change_threshold(threshold: float) -> float:
+    """``threshold`` as a float, or an error when it is not a positive number."""
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
+        raise DcstsfInputError(f"change threshold must be a positive number (e.g. 0.03 for 3 %), got {threshold!r}")
+    return float(threshold)
+
+
 def unchanged_pixels(
     ms_t1: Any, ms_t2: Any, *, ratio: int, threshold: float = DEFAULT_CHANGE_THRESHOLD
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -119,32 +168,281 @@ def unchanged_pixels(
     ``relative_change = |D MS2 - D MS1| / |D MS1|`` with ``D`` the ``r x r`` block mean and ``|.|`` the
     Euclidean norm over the MS bands (NaN where undefined), ``unchanged = relative_change < threshold``.
     """
-    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
-        raise DcstsfInputError(f"change threshold must be a positive number (e.g. 0.03 for 3 %), got {threshold!r}")
-    m1 = torch.from_numpy(_as_array(ms_t1, "ms_t1").astype(np.float64))
-    m2 = torch.from_numpy(_as_array(ms_t2, "ms_t2").astype(np.float64))
-    c1 = decimate(m1, ratio).numpy()
-    c2 = decimate(m2, ratio).numpy()
-    num = np.sqrt(np.sum((c2 - c1) ** 2, axis=0))
-    den = np.sqrt(np.sum(c1 * c1, axis=0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(den > 0, num / den, np.nan)
-    unchanged = np.isfinite(rel) & (rel < threshold)
+    t = check_change_threshold(threshold)
+    rel = coarse_change(_as_array(ms_t1, "ms_t1"), _as_array(ms_t2, "ms_t2"), ratio)
+    unchanged = np.isfinite(rel) & (rel < t)
     return unchanged, rel
 
 
-def _full_set(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray | None, *, ssim: bool) -> dict[str, float]:
-    """PSNR, SAM, ERGAS (h/l = 1), RMSE, CC (and SSIM) of two cubes on the same grid."""
+# ------------------------------------------------------------------------------------ tile-wise sums
+@dataclass(frozen=True)
+class NoReferenceGrids:
+    """The fixed geometry of the no-reference checks of one image.
+
+    Attributes
+    ----------
+    ratio
+        Coarse/fine resolution ratio.
+    qnr_fine, qnr_coarse
+        QNR blocks on the fine grid (``block`` fine pixels) and on the coarse grid (``block / ratio``).
+    bands
+        Indices of the HS bands checked (the others are left out of every check and of QNR).
+    """
+
+    ratio: int
+    qnr_fine: BlockGrid
+    qnr_coarse: BlockGrid
+    bands: np.ndarray
+
+    @classmethod
+    def of(cls, height: int, width: int, ratio: int, bands: np.ndarray, block: int | None = None) -> NoReferenceGrids:
+        """The grids of an image of ``height x width`` fine pixels (``block``: QNR block, default
+        :func:`qnr_block`)."""
+        blk = qnr_block(height, width, ratio) if block is None else int(block)
+        blo = max(2, blk // ratio)
+        return cls(ratio, BlockGrid.of(height, width, blk), BlockGrid.of(height // ratio, width // ratio, blo),
+                   np.asarray(bands))
+
+
+def no_reference_halo(model: ObservationModel, grids: NoReferenceGrids) -> int:
+    """Fine pixels a tile needs around its core for every no-reference check: the MS blur and SSIM's
+    window, the HS blur (to whole coarse pixels), and the QNR blocks that start in the core."""
+    r = grids.ratio
+
+    def up(n: int) -> int:
+        return -(-n // r) * r
+
+    return max(
+        blur_radius(model.ms_sigma) + _SSIM_RADIUS,
+        up(blur_radius(model.hs_psf)),
+        grids.qnr_fine.by - 1,
+        up(grids.qnr_coarse.by * r - r + blur_radius(model.ms_to_coarse_psf)),
+    )
+
+
+@dataclass
+class NoReferenceSums:
+    """Sums of the no-reference checks of one prediction over a part of the image."""
+
+    ms: dict[str, Any]
+    ms_ssim_sum: np.ndarray
+    ms_ssim_n: int
+    hs: dict[str, Any]
+    hs_used: int
+    hs_pixels: int
+    qf: np.ndarray
+    qf_n: int
+    qh: np.ndarray
+    qh_n: int
+
+    def merge(self, o: NoReferenceSums) -> NoReferenceSums:
+        """The sums of both parts."""
+        return NoReferenceSums(
+            ms=_bs.merge_stats(dict(self.ms), o.ms), ms_ssim_sum=self.ms_ssim_sum + o.ms_ssim_sum,
+            ms_ssim_n=self.ms_ssim_n + o.ms_ssim_n, hs=_bs.merge_stats(dict(self.hs), o.hs),
+            hs_used=self.hs_used + o.hs_used, hs_pixels=self.hs_pixels + o.hs_pixels,
+            qf=self.qf + o.qf, qf_n=self.qf_n + o.qf_n, qh=self.qh + o.qh, qh_n=self.qh_n + o.qh_n,
+        )
+
+
+@dataclass
+class InputSums:
+    """QNR's coarse-scale Q matrices (from the inputs alone) over a part of the image."""
+
+    ql: np.ndarray
+    ql_n: int
+    qm: np.ndarray
+    qm_n: int
+
+    def merge(self, o: InputSums) -> InputSums:
+        """The sums of both parts."""
+        return InputSums(self.ql + o.ql, self.ql_n + o.ql_n, self.qm + o.qm, self.qm_n + o.qm_n)
+
+
+@dataclass(frozen=True)
+class NoReferenceTile:
+    """One tile's sums and the degraded prediction on its core (for the error maps).
+
+    ``ms_hat`` is ``B_ms R F`` ``(n_ms, h, w)`` on the core, ``hs_hat`` is ``D B_hs F`` ``(bands, h/r, w/r)``
+    of the checked bands on the core's coarse pixels.
+    """
+
+    sums: NoReferenceSums
+    ms_hat: np.ndarray
+    hs_hat: np.ndarray
+
+
+def _core(core: tuple[int, int, int, int], origin: tuple[int, int], scale: int = 1) -> tuple[slice, slice]:
+    y0, y1, x0, x1 = core
+    oy, ox = origin
+    return slice((y0 - oy) // scale, (y1 - oy) // scale), slice((x0 - ox) // scale, (x1 - ox) // scale)
+
+
+def _finite(*cubes: np.ndarray) -> np.ndarray:
+    v = np.isfinite(cubes[0]).all(axis=0)
+    for c in cubes[1:]:
+        v &= np.isfinite(c).all(axis=0)
+    return v
+
+
+def _q_sums(x: np.ndarray, y: np.ndarray, v: np.ndarray, core: tuple[int, int, int, int], origin: tuple[int, int],
+            grid: BlockGrid) -> tuple[np.ndarray, int]:
+    own = owned_blocks(core, origin, grid)
+    if own is None:
+        return np.zeros((x.shape[0], y.shape[0])), 0
+    return q_matrix_grid_sums(x[:, own[0], own[1]], y[:, own[0], own[1]], v[own], grid.by, grid.bx)
+
+
+def _up(n: int, r: int) -> int:
+    return -(-n // r) * r
+
+
+def _coarse(sl: tuple[slice, slice], r: int) -> tuple[slice, slice]:
+    return slice(sl[0].start // r, sl[0].stop // r), slice(sl[1].start // r, sl[1].stop // r)
+
+
+def no_reference_tile(
+    f: np.ndarray,
+    h1: np.ndarray,
+    m2: np.ndarray,
+    *,
+    model: ObservationModel,
+    grids: NoReferenceGrids,
+    core: tuple[int, int, int, int],
+    origin: tuple[int, int],
+    mask: np.ndarray | None,
+    unchanged: np.ndarray,
+) -> NoReferenceTile:
+    """The no-reference sums of one tile of a prediction.
+
+    ``f`` ``(n_hs, h, w)``, ``m2`` ``(n_ms, h, w)``, ``mask`` ``(h, w)`` (True = valid) are the tile's window
+    on the fine grid, ``h1`` ``(n_hs, h/r, w/r)`` and ``unchanged`` ``(h/r, w/r)`` on the coarse grid; the
+    window starts at fine pixel ``origin`` (a multiple of the ratio) and reaches
+    :func:`no_reference_halo` pixels past ``core`` where the image goes on. The degradations are computed
+    on the part of the window the core's checks need (their blur and SSIM's window around the core).
+    """
+    r, bands = grids.ratio, grids.bands
+    fc = _core(core, origin)
+    cc = _core(core, origin, r)
+    shape = f.shape[1:]
+    # B_ms R F on the core, its blur and SSIM's half window
+    sub = grown(fc, blur_radius(model.ms_sigma) + _SSIM_RADIUS, shape)
+    fs = f[:, sub[0], sub[1]]
+    # A band the MS responses do not use (a bad band) must not bring its NaN into B_ms R F.
+    unused = ~np.any(model.srf != 0, axis=0)
+    if unused.any():
+        fs = np.where(unused[:, None, None], np.float32(0), fs)
+    # D B_hs F on the core's coarse pixels (whole coarse pixels of blur around them)
+    sub_h = grown(fc, _up(blur_radius(model.hs_psf), r), shape)
+    with torch.no_grad():
+        ms_hat = model.degrade_ms(torch.from_numpy(np.ascontiguousarray(fs, np.float32))).numpy()
+        # model.degrade_hs with each checked band's own PSF
+        psf = Psf(np.asarray(model.hs_sigma)[bands], model.hs_shift)
+        fh = np.ascontiguousarray(f[bands][:, sub_h[0], sub_h[1]], np.float32)
+        hs_hat = decimate(blur(torch.from_numpy(fh), psf), r).numpy()
+    m2s = m2[:, sub[0], sub[1]]
+    v_ms = _finite(ms_hat, m2s)
+    if mask is not None:
+        v_ms &= mask[sub]
+    fcs = shifted(fc, sub)
+    ms = _bs.numpy_stats(ms_hat[:, fcs[0], fcs[1]], m2s[:, fcs[0], fcs[1]], v_ms[fcs], moments=True, angles=True)
+    ssim_sum, ssim_n = ssim_sums(ms_hat, m2s, v_ms, 1.0, core=fcs)
+
+    use = np.asarray(unchanged, bool)[cc]
+    if mask is not None:
+        mc = mask[fc]
+        use = use & mc.reshape(mc.shape[0] // r, r, mc.shape[1] // r, r).all(axis=(1, 3))
+    h1b = h1[bands][:, cc[0], cc[1]]
+    hcs = _coarse(shifted(fc, sub_h), r)
+    hs_core = hs_hat[:, hcs[0], hcs[1]]
+    hs = _bs.numpy_stats(hs_core, h1b, use & _finite(hs_core, h1b), moments=True, angles=True)
+    fb = f[bands]
+    qf, qf_n = _q_sums(fb, fb, _finite(fb), core, origin, grids.qnr_fine)
+    qh, qh_n = _q_sums(fb, m2, _finite(fb, m2), core, origin, grids.qnr_fine)
+    sums = NoReferenceSums(ms=ms, ms_ssim_sum=ssim_sum, ms_ssim_n=ssim_n, hs=hs, hs_used=int(use.sum()),
+                           hs_pixels=int(use.size), qf=qf, qf_n=qf_n, qh=qh, qh_n=qh_n)
+    return NoReferenceTile(sums, ms_hat[:, fcs[0], fcs[1]], hs_core)
+
+
+def inputs_tile(
+    h1: np.ndarray,
+    m1: np.ndarray,
+    *,
+    model: ObservationModel,
+    grids: NoReferenceGrids,
+    core: tuple[int, int, int, int],
+    origin: tuple[int, int],
+) -> InputSums:
+    """QNR's coarse-scale sums of one tile: Q(H, H) and Q(H, M1~) over the coarse blocks starting in its core
+    (``h1`` coarse and ``m1`` fine windows as in :func:`no_reference_tile`)."""
+    r = grids.ratio
+    h1b = h1[grids.bands]
+    y0, y1, x0, x1 = core
+    ccore = (y0 // r, -(-y1 // r), x0 // r, -(-x1 // r))
+    corigin = (origin[0] // r, origin[1] // r)
+    own = owned_blocks(ccore, corigin, grids.qnr_coarse)
+    if own is None:
+        return InputSums(np.zeros((h1b.shape[0], h1b.shape[0])), 0, np.zeros((h1b.shape[0], m1.shape[0])), 0)
+    ql, ql_n = q_matrix_grid_sums(h1b[:, own[0], own[1]], h1b[:, own[0], own[1]], _finite(h1b)[own],
+                                  grids.qnr_coarse.by, grids.qnr_coarse.bx)
+    # M1~ on the owned blocks only: their fine pixels and whole coarse pixels of blur around them
+    fine = (slice(own[0].start * r, own[0].stop * r), slice(own[1].start * r, own[1].stop * r))
+    sub = grown(fine, _up(blur_radius(model.ms_to_coarse_psf), r), m1.shape[1:])
+    with torch.no_grad():
+        ml = model.ms_to_coarse(torch.from_numpy(np.ascontiguousarray(m1[:, sub[0], sub[1]], np.float32))).numpy()
+    mo = _coarse(shifted(fine, sub), r)
+    mlo, ho = ml[:, mo[0], mo[1]], h1b[:, own[0], own[1]]
+    qm, qm_n = q_matrix_grid_sums(ho, mlo, _finite(ho, mlo), grids.qnr_coarse.by, grids.qnr_coarse.bx)
+    return InputSums(ql, ql_n, qm, qm_n)
+
+
+def _full_set(stats: dict[str, Any], ssim: float | None) -> dict[str, float]:
+    """PSNR, SAM, ERGAS (h/l = 1), RMSE, CC (and SSIM) from merged band sums."""
+    st = _bs.finalize_stats(stats)
     out = {
-        "psnr": _metrics.psnr(pred, ref, mask=mask),
-        "sam_deg": _metrics.sam(pred, ref, mask=mask),
-        "ergas": _metrics.ergas(pred, ref, h_over_l=1.0, mask=mask),
-        "rmse": _metrics.rmse(pred, ref, mask=mask),
-        "cc": _metrics.cc(pred, ref, mask=mask),
+        "psnr": float(np.mean(psnr_bands_from_stats(st, 1.0))),
+        "sam_deg": sam_from_stats(st),
+        "ergas": ergas_from_stats(st, 1.0),
+        "rmse": rmse_from_stats(st),
+        "cc": band_mean(cc_bands_from_stats(st), "cc", warn_all=st["n"] > 0),
     }
-    if ssim:
-        out["ssim"] = _metrics.ssim(pred, ref, mask=mask)
+    if ssim is not None:
+        out["ssim"] = ssim
     return {k: float(v) for k, v in out.items()}
+
+
+def finish_no_reference(
+    sums: NoReferenceSums, inputs: InputSums, *, grids: NoReferenceGrids, change_threshold: float
+) -> dict[str, Any]:
+    """The no-reference result (as :func:`no_reference_quality` returns it) from the sums over the image."""
+    n_ms = sums.ms_ssim_sum.shape[0]
+    ssim_b = sums.ms_ssim_sum / sums.ms_ssim_n if sums.ms_ssim_n else np.full(n_ms, np.nan)
+    ms_rep: dict[str, Any] = _full_set(sums.ms, band_mean(ssim_b, "ssim", warn_all=False))
+    ms_st = _bs.finalize_stats(sums.ms)
+    ms_rep["rmse_per_band"] = (np.sqrt(ms_st["sse"] / ms_st["n"]) if ms_st["n"] else np.full(n_ms, np.nan)).tolist()
+    hs_rep: dict[str, Any]
+    if sums.hs_used >= MIN_UNCHANGED_PIXELS:
+        hs_rep = _full_set(sums.hs, None)
+    else:
+        hs_rep = {k: math.nan for k in ("psnr", "sam_deg", "ergas", "rmse", "cc")}
+        hs_rep["note"] = (
+            f"only {sums.hs_used} unchanged coarse pixels (fewer than {MIN_UNCHANGED_PIXELS}); not computed. "
+            "Raise the change threshold to use more pixels"
+        )
+    hs_rep.update({"pixels": sums.hs_used, "fraction": sums.hs_used / max(1, sums.hs_pixels),
+                   "change_threshold": float(change_threshold)})
+
+    def avg(total: np.ndarray, n: int) -> np.ndarray:
+        return total / n if n else np.full(total.shape, np.nan)
+
+    dl, ds, q = qnr_from_q_matrices(avg(sums.qf, sums.qf_n), avg(inputs.ql, inputs.ql_n),
+                                    avg(sums.qh, sums.qh_n), avg(inputs.qm, inputs.qm_n))
+    return {
+        "ms_t2_reproduction": ms_rep,
+        "hs_t1_reproduction_unchanged": hs_rep,
+        "qnr": {"d_lambda": float(dl), "d_s": float(ds), "qnr": float(q), "block": grids.qnr_fine.by,
+                "block_lowres": grids.qnr_coarse.by},
+    }
 
 
 def no_reference_quality(
@@ -158,6 +456,7 @@ def no_reference_quality(
     change_threshold: float = DEFAULT_CHANGE_THRESHOLD,
     block: int | None = None,
     unchanged: np.ndarray | None = None,
+    bands: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """No-reference quality of a prediction ``pred`` (fine HS(t2)) against the observed inputs.
 
@@ -179,6 +478,9 @@ def no_reference_quality(
         QNR block side on the fine grid (default :func:`qnr_block`); the coarse grid uses ``block / r``.
     unchanged
         Precomputed :func:`unchanged_pixels` result (saves recomputing it for several predictions).
+    bands
+        Indices of the HS bands to check (default: all); the others are left out of the HS(t1) check and
+        of QNR (the MS(t2) check always uses the whole spectrum through the MS responses).
 
     Returns
     -------
@@ -214,39 +516,12 @@ def no_reference_quality(
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != (ny, nx):
             raise DcstsfInputError(f"mask is {mask.shape[0]}x{mask.shape[1]} but the prediction is {ny}x{nx}")
-
-    ft = torch.from_numpy(f)
-    with torch.no_grad():
-        ms_hat = model.degrade_ms(ft).numpy()
-        hs_hat = model.degrade_hs(ft).numpy()
-        ms1_low = model.ms_to_coarse(torch.from_numpy(m1)).numpy()
-
-    ms_rep = _full_set(ms_hat, m2, mask, ssim=True)
-
     if unchanged is None:
         unchanged, _ = unchanged_pixels(m1, m2, ratio=r, threshold=change_threshold)
-    use = np.asarray(unchanged, dtype=bool).copy()
-    if mask is not None:
-        use &= mask.reshape(ny // r, r, nx // r, r).all(axis=(1, 3))
-    n_use = int(use.sum())
-    hs_rep: dict[str, Any]
-    if n_use >= MIN_UNCHANGED_PIXELS:
-        hs_rep = _full_set(hs_hat, h, use, ssim=False)
-    else:
-        hs_rep = {k: math.nan for k in ("psnr", "sam_deg", "ergas", "rmse", "cc")}
-        hs_rep["note"] = (
-            f"only {n_use} unchanged coarse pixels (fewer than {MIN_UNCHANGED_PIXELS}); not computed. "
-            "Raise the change threshold to use more pixels"
-        )
-    hs_rep.update({"pixels": n_use, "fraction": n_use / use.size, "change_threshold": float(change_threshold)})
-
-    blk = qnr_block(ny, nx, r) if block is None else int(block)
-    blo = max(2, blk // r)
-    dl = _metrics.d_lambda(f, h, block=blk, block_lowres=blo)
-    ds = _metrics.d_s(f, h, m2, ms1_low, block=blk, block_lowres=blo)
-    q = max(0.0, 1.0 - dl) * max(0.0, 1.0 - ds) if math.isfinite(dl) and math.isfinite(ds) else math.nan
-    return {
-        "ms_t2_reproduction": ms_rep,
-        "hs_t1_reproduction_unchanged": hs_rep,
-        "qnr": {"d_lambda": float(dl), "d_s": float(ds), "qnr": float(q), "block": blk, "block_lowres": blo},
-    }
+    idx = np.arange(nb) if bands is None else np.asarray(bands, dtype=np.intp)
+    grids = NoReferenceGrids.of(ny, nx, r, idx, block)
+    whole = (0, ny, 0, nx)
+    tile = no_reference_tile(f, h, m2, model=model, grids=grids, core=whole, origin=(0, 0), mask=mask,
+                             unchanged=unchanged)
+    coarse = inputs_tile(h, m1, model=model, grids=grids, core=whole, origin=(0, 0))
+    return finish_no_reference(tile.sums, coarse, grids=grids, change_threshold=change_threshold)

@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 
 from dcstsf import metrics
+from dcstsf.report.bands import ScoredBands
 from dcstsf.report.display import FALSE_COLOUR_NM, STRETCH_PERCENTILES, TRUE_COLOUR_NM, Display
 from dcstsf.report.inputs import EvaluationInputs
 from dcstsf.report.noref import NO_REFERENCE_DEFINITIONS, qnr_block
-from dcstsf.report.scoring import ChangeMap, Scores
+from dcstsf.report.passes import PassSetup
+from dcstsf.report.scoring import ChangeMap, Scores, changed_definition
 
 __all__ = ["build_record", "jsonable", "protocol_and_notes"]
 
@@ -37,7 +39,7 @@ def jsonable(obj: Any) -> Any:
 
 
 def protocol_and_notes(
-    ev: EvaluationInputs, *, ms_note: str, notes: Sequence[str]
+    ev: EvaluationInputs, *, ms_note: str, notes: Sequence[str], bands: ScoredBands | None = None
 ) -> tuple[str, list[str]]:
     """How the truth was obtained (the protocol) and the notes shown at the top of the report.
 
@@ -71,11 +73,20 @@ def protocol_and_notes(
         )
     if ms_note:
         all_notes.append(ms_note)
+    if bands is not None and bands.excluded.size:
+        all_notes.append(
+            f"{bands.excluded.size} bad bands ({bands.source}) are left out of every metric and greyed in the plots; "
+            "score them with include_bad_bands=True (CLI --include-bad-bands)."
+        )
+    elif bands is not None and bands.include_bad and bands.bad.size:
+        all_notes.append(f"The {bands.bad.size} bad bands ({bands.source}) are scored on request (greyed in the plots).")
     all_notes += [str(n) for n in notes]
     return protocol, all_notes
 
 
-def _conventions(ev: EvaluationInputs, display: Display, scores: Scores, change: ChangeMap) -> dict[str, Any]:
+def _conventions(
+    ev: EvaluationInputs, display: Display, scores: Scores, change: ChangeMap, setup: PassSetup | None
+) -> dict[str, Any]:
     conventions: dict[str, Any] = {
         "ratio": ev.ratio,
         "ratio_h_over_l": ev.h_over_l,
@@ -95,7 +106,16 @@ def _conventions(ev: EvaluationInputs, display: Display, scores: Scores, change:
             + ", shared by every HS panel; MS panels share one stretch from MS(t1) and MS(t2)",
             "display_step": display.step,
         },
+        "changed_unchanged": changed_definition(ev, change.threshold),
     }
+    if setup is not None:
+        conventions["streaming"] = {
+            "tile_px": setup.grid.chunk,
+            "halo_px": setup.grid.halo,
+            "tiles": len(setup.grid.tiles()),
+            "maps": (f"means over cells of {display.step} x {display.step} fine pixels; quicklooks show every "
+                     f"{display.step}th pixel" if display.step > 1 else "at full resolution"),
+        }
     fi = ev.fusion_inputs
     if fi is not None:
         shape = ev.shape
@@ -110,6 +130,20 @@ def _conventions(ev: EvaluationInputs, display: Display, scores: Scores, change:
     return conventions
 
 
+def _bands_record(ev: EvaluationInputs, bands: ScoredBands | None, wl: np.ndarray | None) -> dict[str, Any]:
+    names = ev.band_names
+    out: dict[str, Any] = {"names": names, "wavelength_nm": wl.tolist() if wl is not None else None}
+    if bands is not None:
+        out.update(
+            bad=bands.bad.tolist(),
+            bad_band_source=bands.source,
+            bad_bands_included=bands.include_bad,
+            excluded=bands.excluded.tolist(),
+            excluded_names=[names[i] for i in bands.excluded],
+        )
+    return out
+
+
 def build_record(
     ev: EvaluationInputs,
     display: Display,
@@ -118,11 +152,13 @@ def build_record(
     *,
     title: str,
     notes: Sequence[str],
+    bands: ScoredBands | None = None,
+    setup: PassSetup | None = None,
 ) -> dict[str, Any]:
     """The ``metrics.json`` document (JSON-ready: NaN stored as ``null``)."""
     from dcstsf import __version__
 
-    protocol, all_notes = protocol_and_notes(ev, ms_note=display.ms_note, notes=notes)
+    protocol, all_notes = protocol_and_notes(ev, ms_note=display.ms_note, notes=notes, bands=bands)
     wl = display.wavelengths
     fi = ev.fusion_inputs
     result: dict[str, Any] = {
@@ -134,9 +170,11 @@ def build_record(
         "inputs": ({k: v if v is not None else "in memory" for k, v in ev.input_sources.items()}
                    if fi is not None else None),
         "truth_no_reference": scores.truth_no_reference,
-        "bands": {"names": ev.band_names, "wavelength_nm": wl.tolist() if wl is not None else None},
+        "bands": _bands_record(ev, bands, wl),
         "sample_pixels": [{"row": y, "col": x, "description": d} for y, x, d in display.pixels],
-        "conventions": _conventions(ev, display, scores, change),
+        "conventions": _conventions(ev, display, scores, change, setup),
+        "uncertainty": {n: src or "in memory" for n, src in ev.uncertainty_sources.items()} or None,
+        "truth_t1": (ev.truth_t1_source or "in memory") if ev.truth_t1 is not None else None,
         "protocol": protocol,
         "case": jsonable(ev.case_meta) if ev.case_meta else None,
         "notes": all_notes,
