@@ -22,11 +22,12 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "fuse", "open_raster", "run_batch", "write_raster"]
+__all__ = ["FusionResult", "__version__", "fuse", "open_raster", "run_batch", "write_raster"]
 
 # The top-level API is imported on first use, so `import dcstsf` does not import Dask, xarray, rasterio
 # and the engine.
 _LAZY = {
+    "FusionResult": "dcstsf.uncertainty",
     "fuse": "dcstsf.engine",
     "run_batch": "dcstsf.engine",
     "open_raster": "dcstsf.io",

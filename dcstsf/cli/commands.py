@@ -7,7 +7,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cmd_demo", "cmd_evaluate", "cmd_fuse", "cmd_methods", "cmd_sensors", "cmd_simulate", "cmd_train"]
+__all__ = [
+    "cmd_demo",
+    "cmd_evaluate",
+    "cmd_fuse",
+    "cmd_methods",
+    "cmd_prepare",
+    "cmd_sensors",
+    "cmd_simulate",
+    "cmd_train",
+]
 
 def _progress(args: argparse.Namespace) -> bool:
     return not getattr(args, "quiet", 0)
@@ -49,6 +58,15 @@ def cmd_fuse(args: argparse.Namespace) -> int:
             adapt = AdaptOptions(steps=args.adapt_steps if args.adapt_steps is not None else 20,
                                  max_seconds=args.adapt_seconds)
         method = DCSTSF(weights=args.weights, adapt=adapt, device=args.device or "auto")
+    if args.no_coregister or args.scl_classes is not None:
+        kwargs["preparation"] = _prepare_options(args, ms_sensor_t2=args.ms_sensor_t2, ratio=args.ratio)
+    sd_out = None
+    if args.uncertainty is not None:
+        from dcstsf.uncertainty.files import check_uncertainty_output
+
+        # before the fusion: a standard-deviation path that cannot be written must not cost a whole run
+        sd_out = check_uncertainty_output(args.uncertainty, prediction=args.output,
+                                          inputs=(args.hs_t1, args.ms_t1, args.ms_t2), overwrite=args.overwrite)
     try:
         res = run_batch(
             args.hs_t1, args.ms_t1, args.ms_t2, args.output,
@@ -74,6 +92,56 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     resumed = f", {res.tiles_skipped} resumed from an earlier run" if res.tiles_skipped else ""
     print(f"{res.path}  ({res.tiles_total} tiles{resumed}; fusion {res.seconds_fuse:.1f} s, writing "
           f"{res.seconds_write:.1f} s)")
+    if sd_out is not None:
+        from dcstsf.engine.options import FusionOptions, ReadOptions
+        from dcstsf.uncertainty.files import write_uncertainty
+
+        fusion = FusionOptions(
+            method=method, hs_sensor=args.hs_sensor, ms_sensor=args.ms_sensor, ms_bands=args.ms_bands,
+            ratio=args.ratio, align=args.align, ms_sensor_t2=args.ms_sensor_t2, blend=args.blend,
+            hs_read=ReadOptions(hs_scale, hs_offset, args.hs_nodata), ms_read=ReadOptions(ms_scale, ms_offset, args.ms_nodata),
+            physics=args.physics, checks=not args.no_checks,
+        )
+        sd_path = write_uncertainty(
+            args.hs_t1, args.ms_t1, args.ms_t2, sd_out, fusion=fusion, chunk=args.chunk,
+            parallel_tiles=args.parallel_tiles, overwrite=args.overwrite,
+            compress=None if args.compress == "none" else args.compress, progress=_progress(args),
+        )
+        print(f"{sd_path}  (standard deviation of the prediction)")
+    return 0
+
+
+def _prepare_options(args: argparse.Namespace, *, ms_sensor_t2: str | None, ratio: int | None) -> Any:
+    """The :class:`~dcstsf.preparation.PrepareOptions` of ``--ms-bands``, ``--scl-classes``, ``--no-coregister``..."""
+    from dcstsf.preparation import PrepareOptions
+    from dcstsf.products import DEFAULT_BANDS, DEFAULT_SCL, SclOptions
+
+    scl: Any = DEFAULT_SCL
+    if args.scl_classes is not None:
+        given = [c.strip() for c in args.scl_classes]
+        if [c.lower() for c in given] == ["none"]:
+            scl = SclOptions(classes=())
+        else:
+            scl = SclOptions.from_names([int(c) if c.isdigit() else c for c in given])
+    return PrepareOptions(
+        ms_bands=args.ms_bands if args.ms_bands is not None else DEFAULT_BANDS, scl=scl,
+        coregister=not args.no_coregister, ratio=ratio, hs_sensor=args.hs_sensor, ms_sensor=args.ms_sensor,
+        ms_sensor_t2=ms_sensor_t2,
+    )
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from dcstsf.preparation import prepare_products, write_prepared
+
+    options = _prepare_options(args, ms_sensor_t2=args.ms_sensor_t2, ratio=args.ratio)
+    prepared = prepare_products(args.hs_product, args.ms1_product, args.ms2_product, options=options)
+    for line in prepared.describe():
+        print(line)
+    paths = write_prepared(prepared, args.output, overwrite=args.overwrite)
+    print(f"Prepared inputs written to {Path(args.output).resolve()}:")
+    for key, p in paths.items():
+        print(f"  {key:6s} {p}")
+    print(f"Next: dcstsf fuse {paths['hs_t1']} {paths['ms_t1']} {paths['ms_t2']} -o fused.tif")
     return 0
 
 
@@ -128,10 +196,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if names is not None and len(names) != len(preds):
         raise DcstsfInputError(f"--names lists {len(names)} names for {len(preds)} predictions; give one per prediction")
     pred_arg: Any = dict(zip(names, preds)) if names is not None else preds
+    # one SD raster, for the first prediction (keyed by its --names label when given)
+    uncertainty: Any = args.uncertainty
+    if uncertainty is not None and names is not None:
+        uncertainty = {names[0]: args.uncertainty}
     result = evaluate_predictions(
         pred_arg, truth, out_dir=args.output, ratio=args.ratio, mask=args.mask, border=args.border, inputs=inputs,
         hs_sensor=args.hs_sensor, ms_sensor=args.ms_sensor, ms_bands=args.ms_bands, title=args.title,
         change_threshold=args.change_threshold, overwrite=args.overwrite, progress=_progress(args),
+        uncertainty=uncertainty, truth_t1=args.truth_t1, include_bad_bands=args.include_bad_bands,
+        memory_limit=args.memory_limit,
     )
     print(f"Report: {Path(result['files']['html']).resolve()}")
     print("")

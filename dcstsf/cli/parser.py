@@ -14,7 +14,16 @@ from dcstsf.cli.arguments import (
     scale_factor,
     snr_db,
 )
-from dcstsf.cli.commands import cmd_demo, cmd_evaluate, cmd_fuse, cmd_methods, cmd_sensors, cmd_simulate, cmd_train
+from dcstsf.cli.commands import (
+    cmd_demo,
+    cmd_evaluate,
+    cmd_fuse,
+    cmd_methods,
+    cmd_prepare,
+    cmd_sensors,
+    cmd_simulate,
+    cmd_train,
+)
 
 __all__ = ["PROG", "build_parser"]
 
@@ -33,6 +42,7 @@ _EPILOG = """\
 examples:
   dcstsf demo                                   # the whole pipeline on the bundled sample
   dcstsf fuse hs_t1.tif ms_t1.tif ms_t2.tif -o hs_t2.tif
+  dcstsf prepare ENMAP_L2A_DIR S2A_MSIL2A.SAFE S2B_MSIL2A.SAFE -o prepared/   # products -> one grid
   dcstsf simulate my_hs_cube.tif -o case/       # benchmark on your own scene
   dcstsf evaluate fused/*.tif case/hs_t2_truth.tif --case case/ -o report/
   dcstsf evaluate hs_t2.tif --no-truth --inputs hs_t1.tif ms_t1.tif ms_t2.tif -o report/
@@ -70,6 +80,16 @@ def _sensor_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
                        help="MS sensor of MS_T1 (default: the file's 'sensor' tag when it names one, else sentinel-2a)")
         g.add_argument("--ms-bands", type=csv_list, metavar="B02,B03,...",
                        help="MS band names in the files' band order (default: the files' band names)")
+
+
+def _product_options(g: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    g.add_argument("--no-coregister", action="store_true",
+                   help="do not co-register the HS product to the MS (default: estimate the displacement, a global "
+                        "shift and a smooth field, and resample the HS by it)")
+    g.add_argument("--scl-classes", type=csv_list, metavar="N,...",
+                   help="Sentinel-2 SCL classes that become nodata, by index or name (default: "
+                        "0,1,3,8,9,10,11: no data, saturated, cloud shadow, clouds, thin cirrus, snow; 'none' masks "
+                        "nothing)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ms_t1", metavar="MS_T1", help="fine multispectral image at t1")
     p.add_argument("ms_t2", metavar="MS_T2", help="fine multispectral image at t2 (same grid as MS_T1)")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (.tif, .zarr or .nc)")
+    p.add_argument("--uncertainty", metavar="OUT_SD",
+                   help="also write the per-pixel, per-band standard deviation of the prediction to OUT_SD (.tif, "
+                        ".zarr or .nc; the prediction's grid and bands), calibrated on simulated cases; computed "
+                        "after the fusion on local threads, at about twice its cost (--overwrite replaces it)")
     p.add_argument("--method", default="dcstsf", metavar="NAME", help="fusion method (default: %(default)s; see `dcstsf methods`)")
     p.add_argument("--weights", metavar="FILE",
                    help="DC-STSF checkpoint from `dcstsf train` (default: the shipped weights for the MS band set; "
@@ -195,7 +219,39 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--predictor", choices=("none", "horizontal", "float"),
                    help="GeoTIFF predictor (default: none for float output; 'float' makes reflectance files "
                         "about 7%% smaller and writing about twice as costly)")
+    g = p.add_argument_group("product inputs (any of HS_T1, MS_T1, MS_T2 a product: see `dcstsf prepare`)")
+    _product_options(g)
     p.set_defaults(func=cmd_fuse)
+
+    # prepare
+    p = add("prepare", "bring an HS product and two Sentinel-2 products onto one grid for `dcstsf fuse`",
+            "Read a hyperspectral product (EnMAP L2A folder or METADATA.XML, PRISMA L2D .he5, ZY-1 02D AHSI\n"
+            "reflectance) and two Sentinel-2 L2A products (.SAFE folders or STAC item .json), and write\n"
+            "DIR/hs_t1.tif, DIR/ms_t1.tif, DIR/ms_t2.tif on one grid: MS(t1)'s 10 m grid cut to the overlap\n"
+            "of the three, the HS snapped onto it at the integer ratio (pixel-area average), MS(t2) on\n"
+            "MS(t1)'s grid, clouds (SCL classes, HS quality masks) as nodata, and the HS co-registered to the\n"
+            "MS (global shift and smooth field). Prints the grid, ratio, shift, masked fractions and footprint.",
+            "example:\n  dcstsf prepare ENMAP01-____L2A-DT..._V010302/ S2A_MSIL2A_...SAFE S2B_MSIL2A_...SAFE -o prepared/\n"
+            "  dcstsf fuse prepared/hs_t1.tif prepared/ms_t1.tif prepared/ms_t2.tif -o hs_t2.tif")
+    p.add_argument("hs_product", metavar="HS_PRODUCT", help="hyperspectral product at t1")
+    p.add_argument("ms1_product", metavar="MS1_PRODUCT", help="Sentinel-2 L2A product at t1")
+    p.add_argument("ms2_product", metavar="MS2_PRODUCT", help="Sentinel-2 L2A product at t2")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder (created when missing)")
+    p.add_argument("--ms-bands", type=csv_list, metavar="B02,B03,...",
+                   help="Sentinel-2 bands to read, in this order (default: the shipped weights' ten bands, "
+                        "B02,B03,B04,B08,B05,B06,B07,B8A,B11,B12)")
+    _product_options(p)
+    p.add_argument("--ratio", type=positive_int, metavar="R",
+                   help="HS/MS pixel-size ratio (default: the HS sensor's nominal GSD over the MS pixel size)")
+    p.add_argument("--union-masks", action="store_true",
+                   help="also set a pixel to nodata in both MS dates when either date has no data there")
+    p.add_argument("--hs-sensor", metavar="NAME",
+                   help="HS sensor of the model used for co-registration (default: from the product)")
+    p.add_argument("--ms-sensor", metavar="NAME",
+                   help="sensor of MS1_PRODUCT, overriding the spacecraft its metadata name (e.g. for Sentinel-2C)")
+    p.add_argument("--ms-sensor-t2", metavar="NAME", help="as --ms-sensor, for MS2_PRODUCT")
+    p.add_argument("--overwrite", action="store_true", help="replace prepared inputs of an earlier run in DIR")
+    p.set_defaults(func=cmd_prepare)
 
     # evaluate
     p = add("evaluate", "score predictions against a truth (and without one) and write a report",
@@ -209,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  dcstsf evaluate fused/dcstsf.tif fused/bicubic.tif case/hs_t2_truth.tif --case case -o report\n"
             "  dcstsf evaluate pred.tif truth.tif --ratio 3 --mask valid.tif -o report\n"
-            "  dcstsf evaluate pred.tif --no-truth --inputs hs_t1.tif ms_t1.tif ms_t2.tif -o report",
+            "  dcstsf evaluate pred.tif --no-truth --inputs hs_t1.tif ms_t1.tif ms_t2.tif -o report\n"
+            "  dcstsf evaluate pred.tif truth.tif --case case --uncertainty pred_sd.tif -o report",
             "%(prog)s PRED [PRED ...] TRUTH -o REPORT_DIR [options]\n"
             "       %(prog)s PRED [PRED ...] --no-truth (--inputs HS_T1 MS_T1 MS_T2 | --case DIR) -o REPORT_DIR [options]")
     p.add_argument("files", nargs="+", metavar="FILE",
@@ -229,7 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--case", metavar="DIR", help="a case directory from `dcstsf simulate` (its inputs and case.json)")
     _sensor_options(p, defaults=False)
     p.add_argument("--change-threshold", type=positive_float, default=0.03, metavar="T",
-                   help="relative MS change below which a pixel counts as unchanged (default: %(default)s)")
+                   help="relative change from which a pixel counts as changed (default: %(default)s)")
+    p.add_argument("--uncertainty", metavar="SD.tif",
+                   help="per-pixel standard deviation of the first PRED (its bands, or one band for all): "
+                        "shown as a map and, with a truth, checked for calibration")
+    p.add_argument("--truth-t1", metavar="FILE",
+                   help="fine HS truth at t1 of a simulated case: changed pixels are those the simulated change "
+                        "moved (default: hs_t1_truth.tif listed by the case.json next to the truth)")
+    p.add_argument("--include-bad-bands", action="store_true",
+                   help="score the HS sensor's bad bands too (default: left out of every metric)")
+    p.add_argument("--memory-limit", type=byte_size, metavar="SIZE",
+                   help="memory the evaluation's tiles may use, e.g. 4GiB (default: the fusion default, 1/8 of "
+                        "the RAM and at least 3 GiB); the cubes are read tile by tile")
     p.add_argument("--title", default="dcstsf fusion quality report", help="report title")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report in REPORT_DIR")
     p.set_defaults(func=cmd_evaluate)

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import xarray as xr
@@ -55,6 +55,9 @@ from dcstsf.engine.stream import GTIFF_ALIGN, GTiffStream
 from dcstsf.errors import DcstsfInputError
 from dcstsf.methods import Method, get_method
 from dcstsf.sensors import Sensor
+
+if TYPE_CHECKING:
+    from dcstsf.preparation import PreparedInputs, PrepareOptions
 
 __all__ = ["BatchResult", "run_batch"]
 
@@ -141,6 +144,7 @@ def run_batch(
     keep_work: bool = False,
     gdal_cache_mb: int = 256,
     on_tile: TileCallback | None = None,
+    preparation: PrepareOptions | None = None,
 ) -> BatchResult:
     """Fuse three raster files into ``out``, streaming tile by tile; resumable and atomic.
 
@@ -148,7 +152,10 @@ def run_batch(
     ----------
     hs_t1, ms_t1, ms_t2
         Input rasters: GeoTIFF/COG (or anything GDAL reads), Zarr stores or NetCDF files, read with
-        :func:`dcstsf.io.open_raster` (scale/offset/nodata from the files unless given below).
+        :func:`dcstsf.io.open_raster` (scale/offset/nodata from the files unless given below). Any of them
+        may be a delivered product (Sentinel-2 L2A ``.SAFE`` or STAC item, EnMAP L2A, PRISMA L2D, AHSI:
+        :func:`dcstsf.products.open_product`); the three inputs then go through
+        :func:`dcstsf.preparation.prepare_inputs` first (common grid, masks, co-registration), lazily.
     out
         Output path: ``.tif``/``.tiff`` (tiled, compressed GeoTIFF; a COG with ``cog=True``), ``.zarr`` or
         ``.nc``. Band names, wavelengths and FWHM, CRS, transform and the provenance attrs are written.
@@ -216,6 +223,9 @@ def run_batch(
     on_tile
         Called as ``on_tile((ty, tx), finished, total)`` after each tile is safely saved; an exception
         raised by it stops the run (finished tiles stay saved for the next run).
+    preparation
+        How product inputs are prepared (:class:`dcstsf.preparation.PrepareOptions`); by default its
+        defaults with ``ms_bands``, ``ratio`` and the sensors given here. Ignored when no input is a product.
 
     Returns
     -------
@@ -248,7 +258,9 @@ def run_batch(
         progress=progress, keep_work=keep_work, gdal_cache_mb=gdal_cache_mb, on_tile=on_tile,
     )
     with rasterio.Env(GDAL_CACHEMAX=execution.gdal_cache_bytes):
-        return _run_batch((hs_t1, ms_t1, ms_t2), out, fusion=fusion, output=output, execution=execution)
+        return _run_batch(
+            (hs_t1, ms_t1, ms_t2), out, fusion=fusion, output=output, execution=execution, preparation=preparation
+        )
 
 
 def _output_format(out: Path, output: OutputOptions, inputs: Sequence[Path]) -> tuple[str, dict[str, Any]]:
@@ -281,15 +293,45 @@ class _OpenedInputs(NamedTuple):
     plan: TilePlan
     step: int
     settled: SettledInputs
+    preparation: dict[str, Any] | None = None
+
+
+def _prepared_products(
+    paths: Sequence[Path], fusion: FusionOptions, preparation: PrepareOptions | None
+) -> PreparedInputs | None:
+    """The inputs prepared by :func:`dcstsf.preparation.prepare_products` when any of them is a product."""
+    from dcstsf.products import is_product
+
+    if not any(is_product(p) for p in paths):
+        return None
+    from dcstsf.preparation import PrepareOptions, prepare_products
+    from dcstsf.products import DEFAULT_BANDS
+
+    opts = preparation or PrepareOptions(
+        ms_bands=fusion.ms_bands if fusion.ms_bands is not None else DEFAULT_BANDS, ratio=fusion.ratio,
+        hs_sensor=fusion.hs_sensor, ms_sensor=fusion.ms_sensor, ms_sensor_t2=fusion.ms_sensor_t2,
+    )
+    reads = dict(zip(("hs_t1", "ms_t1", "ms_t2"), (fusion.hs_read, fusion.ms_read, fusion.ms_read)))
+    return prepare_products(*paths, options=opts, reads=reads)
 
 
 def _open_inputs(
-    paths: Sequence[Path], fusion: FusionOptions, method: Method, *, chunk: int, fmt: str
+    paths: Sequence[Path], fusion: FusionOptions, method: Method, *, chunk: int, fmt: str,
+    preparation: PrepareOptions | None = None,
 ) -> _OpenedInputs:
     """Open and validate the inputs, plan the tiles, and re-open the inputs chunked on the tile windows."""
     reads = (fusion.hs_read, fusion.ms_read, fusion.ms_read)
+    # Products are prepared once (lazily); "opening" them again only re-chunks the prepared arrays.
+    prepared = _prepared_products(paths, fusion, preparation)
 
     def open_all(chunks_hs: Any, chunks_ms: Any) -> list[xr.DataArray]:
+        if prepared is not None:
+            out = []
+            for p, ch, a in zip(paths, (chunks_hs, chunks_ms, chunks_ms), prepared.arrays().values()):
+                a = a if ch is True else a.chunk(ch)
+                a.encoding["source"] = str(p)
+                out.append(a)
+            return out
         arrays = []
         for p, ch, read in zip(paths, (chunks_hs, chunks_ms, chunks_ms), reads):
             a = dio.open_raster(p, chunks=ch, **read.as_kwargs())
@@ -327,7 +369,11 @@ def _open_inputs(
             warnings.simplefilter("ignore", UserWarning)  # already warned about cropping above
             inputs = validate_inputs(*arrays, **fusion.validation_kwargs())
         inputs = settle_inputs(inputs, method=method, settled=settled).inputs
-    return _OpenedInputs(arrays, inputs, fit_inputs, plan, step, settled)
+    record = None
+    if prepared is not None:
+        record = {"preparation": arrays[0].attrs.get("preparation"),
+                  "coregistration": arrays[0].attrs.get("coregistration")}
+    return _OpenedInputs(arrays, inputs, fit_inputs, plan, step, settled, record)
 
 
 def _run_batch(
@@ -337,6 +383,7 @@ def _run_batch(
     fusion: FusionOptions,
     output: OutputOptions,
     execution: ExecutionOptions,
+    preparation: PrepareOptions | None = None,
 ) -> BatchResult:
     """:func:`run_batch` with its keywords grouped into option objects (inside GDAL's cache setting)."""
     t_start = time.perf_counter()
@@ -355,7 +402,7 @@ def _run_batch(
                 "finish, or choose another output path"
             ) from None
         m = get_method(fusion.method)
-        opened = _open_inputs(paths, fusion, m, chunk=execution.chunk, fmt=fmt)
+        opened = _open_inputs(paths, fusion, m, chunk=execution.chunk, fmt=fmt, preparation=preparation)
 
         work = work_dir_for(out_p)
         # Temporaries of earlier runs killed while writing (their pid is gone) would otherwise stay forever.
@@ -375,7 +422,8 @@ def _run_batch(
                     settled=opened.settled,
                 )
             plan = job.plan
-            key = fingerprint(job, paths, fusion.resume_key())
+            # Prepared products: what the preparation did (options, grid, displacement) decides the values too.
+            key = fingerprint(job, paths, {**fusion.resume_key(), **(opened.preparation or {})})
             done = load_ledger(work, key, plan, job.n_bands)
             if cluster_client is None:
                 # Before the work directory exists: a limit that cannot hold one tile leaves nothing behind.

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -31,6 +31,9 @@ from dcstsf.methods import Method, get_method
 from dcstsf.nodata import inf_to_nan
 from dcstsf.operators import ObservationModel
 from dcstsf.sensors import Sensor
+
+if TYPE_CHECKING:
+    from dcstsf.uncertainty import Calibration, UncertaintyState
 
 __all__ = ["FusionJob", "fitted_sha256", "prepare"]
 
@@ -95,6 +98,9 @@ class FusionJob:
     fitted_sha256: str
     name: str
     diagnosis: SceneDiagnosis | None = None
+    #: the scene-level state of the standard deviation (``prepare(..., uncertainty=True)``), else ``None``:
+    #: then each task computes ``(2 n_hs, ...)``, the prediction and its standard deviation
+    uncertainty: UncertaintyState | None = None
 
     @property
     def n_bands(self) -> int:
@@ -159,15 +165,35 @@ def _predict_blocks(
     return predict_tile(ctx, joined(hs), joined(ms1), joined(ms2), window=window, extended=extended)
 
 
+def _predict_blocks_sd(
+    ctx: TileContext,
+    state: UncertaintyState,
+    hs: list[list[np.ndarray]],
+    ms1: list[list[np.ndarray]],
+    ms2: list[list[np.ndarray]],
+    *,
+    window: Region,
+    extended: Region,
+) -> np.ndarray:
+    """:func:`dcstsf.uncertainty.predict_tile_with_sd` on a window given as rows of chunks of each input."""
+    from dcstsf.uncertainty.tile import predict_tile_with_sd
+
+    hs_w, ms1_w, ms2_w = (np.block(b) for b in (hs, ms1, ms2))
+    return predict_tile_with_sd(ctx, state, hs_w, ms1_w, ms2_w, window=window, extended=extended)
+
+
 def _tile_tasks(
-    name: str, ctx: TileContext, plan: TilePlan, inputs: tuple[Any, Any, Any]
+    name: str, ctx: TileContext, plan: TilePlan, inputs: tuple[Any, Any, Any], *,
+    uncertainty: UncertaintyState | None = None,
 ) -> dict[tuple[int, int], Any]:
     """One ``Delayed`` per tile, reading its window's chunks of ``inputs`` (HS, MS(t1), MS(t2)) by key.
 
     The inputs are chunked on the plan's chunk bounds (coarse ones for the HS). Written as one graph
     layer rather than a ``dask.delayed`` call per tile on sliced arrays: slicing three Dask arrays per
     tile costs time that grows with the tile count, and unpacking Dask arrays as ``delayed`` arguments
-    imports ``dask.distributed`` even when no cluster is used.
+    imports ``dask.distributed`` even when no cluster is used. With ``uncertainty`` (an
+    :class:`~dcstsf.uncertainty.UncertaintyState`, one more graph key) each task returns the prediction and
+    its standard deviation stacked along the bands.
     """
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
@@ -177,12 +203,17 @@ def _tile_tasks(
     keys = [a.__dask_keys__()[0] for a in inputs]  # [y chunk][x chunk], one band chunk
     ctx_key = f"{name}-context"
     layer: dict[Any, Any] = {ctx_key: ctx}
+    shared: tuple[str, ...] = (ctx_key,)
+    predict: Any = _predict_blocks
+    if uncertainty is not None:
+        layer[f"{name}-uncertainty"] = uncertainty
+        shared, predict = (ctx_key, f"{name}-uncertainty"), _predict_blocks_sd
     for ty, tx in plan.tiles():
         wy0, wy1, wx0, wx1 = plan.window(ty, tx)
         rows, cols = slice(y_at[wy0], y_at[wy1]), slice(x_at[wx0], x_at[wx1])
         blocks = [[list(row[cols]) for row in k[rows]] for k in keys]
-        task = partial(_predict_blocks, window=(wy0, wy1, wx0, wx1), extended=plan.extended(ty, tx))
-        layer[f"{name}-predict-{ty}-{tx}"] = (task, ctx_key, *blocks)
+        task = partial(predict, window=(wy0, wy1, wx0, wx1), extended=plan.extended(ty, tx))
+        layer[f"{name}-predict-{ty}-{tx}"] = (task, *shared, *blocks)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=list(inputs))
     return {t: Delayed(f"{name}-predict-{t[0]}-{t[1]}", graph, layer=name) for t in plan.tiles()}
 
@@ -197,6 +228,10 @@ def _decisions(method: Method, model: ObservationModel, plan: TilePlan, ident: d
         f"{','.join(model.ms_sensor.band_names)}, ratio {model.ratio}; method {method.name}"
         f"{with_weights if method.name == 'dcstsf' else ''}; {len(plan.tiles())} tiles, halo {plan.halo} px"
     )
+
+
+#: Attributes of a prepared HS(t1) (:mod:`dcstsf.preparation`) copied into the output.
+_PREPARATION_ATTRS = ("coregistration", "footprint", "preparation")
 
 
 def prepare(
@@ -222,6 +257,7 @@ def prepare(
     physics: str = "estimated",
     checks: bool = True,
     settled: SettledInputs | None = None,
+    uncertainty: bool | Calibration = False,
 ) -> FusionJob:
     """Validate, diagnose, fit and build the per-tile tasks (the work behind :func:`dcstsf.engine.fuse` and
     ``run_batch``).
@@ -231,7 +267,10 @@ def prepare(
     other chunks to estimate the scene-level state from (``Method.fit`` and the fill values read every
     chunk once; the file's own blocks read faster than the tile-aligned chunks the tiles use).
     ``physics``, ``checks``: see :class:`~dcstsf.diagnosis.DiagnosisOptions`. ``settled``: the result of
-    :func:`~dcstsf.engine.physics.settle_inputs` for these inputs, when already computed.
+    :func:`~dcstsf.engine.physics.settle_inputs` for these inputs, when already computed. ``uncertainty``:
+    each task also computes the prediction's standard deviation (:mod:`dcstsf.uncertainty`; the halo grows
+    by what it needs), with the shipped calibration or the given
+    :class:`~dcstsf.uncertainty.Calibration`.
     """
     m = get_method(method)
     if inputs is None:
@@ -246,6 +285,12 @@ def prepare(
     inputs, fit_inputs = settled.inputs, settled.fit_inputs
     mdl = inputs.model
     r = inputs.ratio
+    if uncertainty:
+        from dcstsf.uncertainty import Calibration, load_calibration, reference_member, uncertainty_halo
+
+        calibration = uncertainty if isinstance(uncertainty, Calibration) else load_calibration()
+        member = reference_member(m, mdl)
+        halo = uncertainty_halo(m, member, mdl, calibration=calibration, halo=halo)
     plan = make_plan(inputs, m, chunk=chunk, blend=blend, halo=halo, step=step, balance=balance)
     c, h, b = plan.chunk, plan.halo, plan.blend
 
@@ -258,6 +303,11 @@ def prepare(
     fitted = m.fit(*fit_arrays, model=mdl)
     ctx = tile_context(m, mdl, fitted, *fit_arrays)
     fitted_sha = fitted_sha256(fitted)
+    state = None
+    if uncertainty:
+        from dcstsf.uncertainty import uncertainty_state
+
+        state = uncertainty_state(m, member, mdl, *fit_arrays, calibration=calibration)
 
     token = uuid.uuid4().hex[:12]
     yb, xb = plan.chunk_bounds(0), plan.chunk_bounds(1)
@@ -274,7 +324,7 @@ def prepare(
         _dask_input(ms2_a, fine_chunks, "ms2", token),
     )
     name = f"dcstsf-{m.name}-{token}"
-    predictions = _tile_tasks(name, ctx, plan, inputs_d)
+    predictions = _tile_tasks(name, ctx, plan, inputs_d, uncertainty=state)
 
     spatial = {k: inputs.ms_t1[k] for k in ("y", "x") if k in inputs.ms_t1.coords}
     ident = {str(k): v for k, v in m.identity().items()}
@@ -302,6 +352,11 @@ def prepare(
     }
     if "weights_sha256" in ident:
         attrs["weights_sha256"] = str(ident["weights_sha256"])
+    # what the preparation of delivered products did to the inputs travels with the output (the report reads
+    # the co-registration field from it)
+    for key in _PREPARATION_ATTRS:
+        if key in inputs.hs_t1.attrs:
+            attrs[key] = inputs.hs_t1.attrs[key]
     log.info("%s", _decisions(m, mdl, plan, ident))
     return FusionJob(
         inputs=inputs,
@@ -316,4 +371,5 @@ def prepare(
         fitted_sha256=fitted_sha,
         name=name,
         diagnosis=settled.diagnosis,
+        uncertainty=state,
     )

@@ -7,12 +7,16 @@ Steps (see the package docstring for the reasons):
    sample of coarse pixels) and per-band scene means used to fill nodata (:func:`~dcstsf.engine.prepare`);
 3. one Dask task per tile fuses the tile's window (extended by the halo) and returns the tile's
    prediction; the output chunks are these predictions (``blend = 0``) or their cross-faded blend.
+
+With ``uncertainty=True`` each task returns the prediction and its standard deviation stacked along the
+bands (:mod:`dcstsf.uncertainty`), and :func:`fuse` splits them into the two arrays of a
+:class:`~dcstsf.uncertainty.FusionResult`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -23,6 +27,9 @@ from dcstsf.engine.tile import compose
 from dcstsf.methods import Method
 from dcstsf.operators import ObservationModel
 from dcstsf.sensors import Sensor
+
+if TYPE_CHECKING:
+    from dcstsf.uncertainty import FusionResult
 
 __all__ = ["assemble", "core_blocks_to_array", "fuse"]
 
@@ -49,10 +56,12 @@ def core_blocks_to_array(plan: TilePlan, n_bands: int, block: Callable[[int, int
 
 
 def assemble(job: FusionJob) -> Any:
-    """The output as one Dask array with chunks ``(band: all, y: chunk, x: chunk)``."""
+    """The output as one Dask array with chunks ``(band: all, y: chunk, x: chunk)`` (``2 n_hs`` bands, the
+    prediction then its standard deviation, for a job prepared with ``uncertainty=True``)."""
     import dask
 
-    plan, n = job.plan, job.n_bands
+    plan = job.plan
+    n = job.n_bands * (2 if job.uncertainty is not None else 1)
 
     def block(ty: int, tx: int, region: Region) -> Any:
         if plan.blend == 0:
@@ -81,7 +90,8 @@ def fuse(
     model: ObservationModel | None = None,
     physics: str = "estimated",
     checks: bool = True,
-) -> xr.DataArray:
+    uncertainty: bool = False,
+) -> xr.DataArray | FusionResult:
     """Predict fine HS(t2) from coarse HS(t1) and fine MS(t1), MS(t2), lazily, tile by tile.
 
     Parameters
@@ -121,6 +131,11 @@ def fuse(
         Check before fusing that the inputs agree with each other (plausible reflectance values, MS band
         labels, MS dates in order, no unapplied offset): an input that cannot be right raises
         :class:`~dcstsf.errors.DcstsfInputError`, a doubtful one warns. ``False`` skips the checks.
+    uncertainty
+        Also return the per-pixel, per-band standard deviation of the prediction (:mod:`dcstsf.uncertainty`:
+        the method's disagreement with a reference ensemble member, the MS(t2) reproduction error, the MS
+        change and the band's unexplained variance, calibrated on simulated cases). Each tile then also runs the member,
+        which costs about one more fusion, and reads a wider halo.
 
     Returns
     -------
@@ -130,6 +145,12 @@ def fuse(
         NaN where any input is nodata; attrs ``method``, ``method_identity``, ``weights_sha256`` (when the
         method has weights), ``dcstsf_version``, ``inputs``, ``ratio``, sensors, ``halo``, ``chunk``, ``blend``,
         ``physics`` and ``scene_diagnosis`` (the estimate, JSON).
+    dcstsf.uncertainty.FusionResult
+        With ``uncertainty=True``: the named tuple ``(prediction, sd)`` of two such lazy DataArrays on the
+        same grid, bands, CRS and chunks (``pred, sd = fuse(..., uncertainty=True)``). ``sd`` is named
+        ``reflectance_sd``, NaN where the prediction is, and its attrs add ``quantity`` and the
+        ``uncertainty_*`` entries naming the calibration. The prediction equals the one without uncertainty
+        (to float rounding); its ``halo`` attribute is the wider halo the tiles read.
 
     Notes
     -----
@@ -141,5 +162,13 @@ def fuse(
         hs_t1, ms_t1, ms_t2, method=method, hs_sensor=hs_sensor, ms_sensor=ms_sensor, ms_bands=ms_bands,
         ms_sensor_t2=ms_sensor_t2,
         ratio=ratio, chunk=chunk, blend=blend, halo=halo, align=align, model=model, physics=physics, checks=checks,
+        uncertainty=uncertainty,
     )
-    return job.to_dataarray(assemble(job))
+    if not uncertainty:
+        return job.to_dataarray(assemble(job))
+    from dcstsf.uncertainty import FusionResult
+
+    both, n = assemble(job), job.n_bands
+    sd = job.to_dataarray(both[n:]).rename("reflectance_sd")
+    sd.attrs.update(job.uncertainty.attrs())
+    return FusionResult(job.to_dataarray(both[:n]), sd)
