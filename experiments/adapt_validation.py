@@ -66,6 +66,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--weights", type=Path, default=None, help="a candidate checkpoint to compare as well")
     ap.add_argument("--truth", choices=("table", "perturbed", "both"), default="table")
+    ap.add_argument("--variants", default=None,
+                    help="comma-separated names of the variants to run (default: all); with --merge the records "
+                         "join those already in --out")
+    ap.add_argument("--merge", action="store_true", help="keep the records of other variants already in --out")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     suffix = "" if args.truth == "table" else f"_{args.truth}"
@@ -77,10 +81,19 @@ def main() -> None:
     if args.truth in ("perturbed", "both"):
         cases += [("perturbed", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0,
                                                               degradations=DegradationRanges())]
+    chosen = variants(model, args.steps, args.weights)
+    if args.variants:
+        wanted = [v.strip() for v in args.variants.split(",")]
+        unknown = [v for v in wanted if v not in chosen]
+        if unknown:
+            raise SystemExit(f"unknown variant(s) {unknown}; known: {list(chosen)}")
+        chosen = {k: v for k, v in chosen.items() if k in wanted}
     records = []
+    if args.merge and out.exists():
+        records = [r for r in json.loads(out.read_text())["records"] if r["method"] not in chosen]
     for i, (truth_kind, case) in enumerate(cases):
         truth = case.hs_t2_truth.values
-        for name, make in variants(model, args.steps, args.weights).items():
+        for name, make in chosen.items():
             t0 = time.perf_counter()
             pred = fuse_arrays(*case.arrays(), method=make(), model=model, physics="estimated")
             rec = {"case": i, "truth": truth_kind, "method": name, "psnr": metrics.psnr(pred, truth), "sam_deg": metrics.sam(pred, truth),
