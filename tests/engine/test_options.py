@@ -21,13 +21,14 @@ def test_fusion_options_name_what_decides_the_values() -> None:
         method="bicubic", ratio=3, halo=12, hs_read=ReadOptions(scale=1e-4), ms_read=ReadOptions(nodata=0)
     )
     assert opts.validation_kwargs() == {"hs_sensor": None, "ms_sensor": None, "ms_bands": None, "ratio": 3,
-                                        "align": "strict"}
+                                        "align": "strict", "ms_sensor_t2": None}
     assert opts.resume_key() == {
         "align": "strict",
         "hs_open": {"scale": 1e-4, "offset": None, "nodata": None},
         "ms_open": {"scale": None, "offset": None, "nodata": 0},
         "halo_override": 12,
         "physics": "estimated",
+        "ms_sensor_t2": None,
     }
     assert OutputOptions().compress == "zstd" and OutputOptions().dtype is None
     with pytest.raises(AttributeError):

@@ -79,7 +79,8 @@ def test_tiled_equals_whole_image_with_adaptation() -> None:
 
 def test_defaults_follow_the_validation_rule(model, model4) -> None:  # type: ignore[no-untyped-def]
     """The manifest records what the rules of docs/results.md chose: the 10-band weights trained on diverse
-    scenes, without scene adaptation, and the physics-only network instead of the 4-band weights."""
+    scenes and the 4-band weights trained with scene pairs and randomised physics, both without scene
+    adaptation."""
     from dcstsf.models.checkpoint import default_weights
 
     shipped = default_weights(ms_bands=list(model.ms_sensor.band_names), hs_sensor=model.hs_sensor.name,
@@ -88,10 +89,13 @@ def test_defaults_follow_the_validation_rule(model, model4) -> None:  # type: ig
     ten = DCSTSF(adapt=None)
     ten.network(model)
     assert ten.adapt.steps == 0 and ten.identity()["weights_sha256"] == shipped.sha256
+    four_shipped = default_weights(ms_bands=list(model4.ms_sensor.band_names), hs_sensor=model4.hs_sensor.name,
+                                   ms_sensor=model4.ms_sensor.name, ratio=3)
+    assert (four_shipped.default_network, four_shipped.adapt_steps) == ("shipped", 0)
     four = DCSTSF()
     net = four.network(model4)
-    assert four.adapt.steps == 0 and four.identity()["weights"].startswith("none: physics-only network, the shipped")
-    assert all(float(p.detach().abs().sum()) == 0 for n, p in net.named_parameters() if n.endswith("head.weight"))
+    assert four.adapt.steps == 0 and four.identity()["weights_sha256"] == four_shipped.sha256
+    assert any(float(p.detach().abs().sum()) > 0 for n, p in net.named_parameters() if n.endswith("head.weight"))
     # an explicit choice wins over the manifest
     explicit = DCSTSF(adapt=AdaptOptions(steps=7))
     explicit.network(model)
@@ -104,16 +108,20 @@ def test_full_resolution_consistency_is_lowered_by_adaptation() -> None:
     from dcstsf.scene_stats import scene_samples
     from dcstsf.training.adapt import ScenePatches
 
+    import torch
+
     case = make_case(24, 24, seed=5)
     model = engine_model()
-    net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms, rank=6, stages=1, hidden=8, layers=1)).eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # the hidden layers start random: one initialisation whatever ran before
+        net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms, rank=6, stages=1, hidden=8, layers=1)).eval()
     hs, ms1, ms2 = (np.asarray(a, np.float64) for a in case.arrays())
     state = state_to_tensors(fit_scene_state(scene_samples(hs, ms1, ms2, model=model), model=model, rank=6))
     obs = ScenePatches([hs], [ms1], [ms2], ratio=model.ratio, patch=36)
-    options = AdaptOptions(steps=10, lr=2e-3, patch=18, batch_size=2, consistency=1.0)
+    options = AdaptOptions(steps=20, lr=5e-3, patch=18, batch_size=2, consistency=5.0)
     a = adapt_to_scene(net, [hs], model=model, options=options, observations=obs, state=state)
     b = adapt_to_scene(net, [hs], model=model, options=options, observations=obs, state=state)
-    assert np.isfinite(a.consistency_before) and a.consistency_after < a.consistency_before
+    assert np.isfinite(a.consistency_before) and a.consistency_after < 0.95 * a.consistency_before
     assert a.sha256 == b.sha256
     off = adapt_to_scene(net, [hs], model=model, options=AdaptOptions(steps=2, patch=18, batch_size=2, consistency=0.0),
                          observations=obs, state=state)
