@@ -104,11 +104,11 @@ def test_defaults_follow_the_validation_rule(model, model4) -> None:  # type: ig
 
 def test_full_resolution_consistency_is_lowered_by_adaptation() -> None:
     """The adaptation's second loss, on the scene's real observations, goes down and stays deterministic."""
+    import torch
+
     from dcstsf.models.scene import fit_scene_state, state_to_tensors
     from dcstsf.scene_stats import scene_samples
     from dcstsf.training.adapt import ScenePatches
-
-    import torch
 
     case = make_case(24, 24, seed=5)
     model = engine_model()
