@@ -263,8 +263,9 @@ def test_demo_all_methods(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
 
 
 def test_dcstsf_fuses_a_custom_sensor_pair(capsys: pytest.CaptureFixture[str], case_dir: Path, tmp_path: Path) -> None:
-    """An HS sensor given only by its wavelengths, with Sentinel-2 bands whose shipped weights lose to the
-    physics-only network: the default method fuses, and the output says with what."""
+    """An HS sensor given only by its wavelengths, with the four 10 m Sentinel-2 bands: the default method
+    fuses with the shipped 4-band weights (the learned units work on the scene's coefficients, whatever the HS
+    band count), and the output says with what."""
     from dcstsf.io import open_raster
 
     out = tmp_path / "dcstsf.tif"
@@ -272,5 +273,8 @@ def test_dcstsf_fuses_a_custom_sensor_pair(capsys: pytest.CaptureFixture[str], c
                        str(case_dir / "ms_t2.tif"), "-o", str(out))
     assert code == 0, err
     attrs = open_raster(out, chunks={}).attrs
-    assert attrs["method"] == "dcstsf" and json.loads(attrs["method_identity"])["weights"].startswith("none: physics-only")
+    from dcstsf.models.checkpoint import default_weights
+
+    shipped = default_weights(ms_bands=["B02", "B03", "B04", "B08"], hs_sensor="custom", ms_sensor="sentinel-2a", ratio=3)
+    assert attrs["method"] == "dcstsf" and attrs["weights_sha256"] == shipped.sha256
     assert np.isfinite(open_raster(out).values).all()
