@@ -148,6 +148,11 @@ def _dask_input(a: Any, chunks: tuple[tuple[int, ...], ...], label: str, token: 
     return da.from_array(np.asarray(a, dtype=np.float32), chunks=chunks, name=f"dcstsf-input-{label}-{token}")
 
 
+def _joined(blocks: list[list[np.ndarray]]) -> np.ndarray:
+    """A window from its rows of chunks (the chunk itself when there is only one: no copy)."""
+    return blocks[0][0] if len(blocks) == 1 and len(blocks[0]) == 1 else np.block(blocks)
+
+
 def _predict_blocks(
     ctx: TileContext,
     hs: list[list[np.ndarray]],
@@ -158,11 +163,7 @@ def _predict_blocks(
     extended: Region,
 ) -> np.ndarray:
     """:func:`~dcstsf.engine.tile.predict_tile` on a window given as rows of chunks of each input."""
-
-    def joined(blocks: list[list[np.ndarray]]) -> np.ndarray:
-        return blocks[0][0] if len(blocks) == 1 and len(blocks[0]) == 1 else np.block(blocks)
-
-    return predict_tile(ctx, joined(hs), joined(ms1), joined(ms2), window=window, extended=extended)
+    return predict_tile(ctx, _joined(hs), _joined(ms1), _joined(ms2), window=window, extended=extended)
 
 
 def _predict_blocks_sd(
@@ -178,8 +179,7 @@ def _predict_blocks_sd(
     """:func:`dcstsf.uncertainty.predict_tile_with_sd` on a window given as rows of chunks of each input."""
     from dcstsf.uncertainty.tile import predict_tile_with_sd
 
-    hs_w, ms1_w, ms2_w = (np.block(b) for b in (hs, ms1, ms2))
-    return predict_tile_with_sd(ctx, state, hs_w, ms1_w, ms2_w, window=window, extended=extended)
+    return predict_tile_with_sd(ctx, state, _joined(hs), _joined(ms1), _joined(ms2), window=window, extended=extended)
 
 
 def _tile_tasks(
