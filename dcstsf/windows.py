@@ -62,6 +62,12 @@ class ShrinkingWindow:
         t, b, left, right = (c // self.ratio for c in self.cut)
         return full[..., t : full.shape[-2] - b, left : full.shape[-1] - right]
 
+    def current(self) -> tuple[int, int, int, int]:
+        """The current window ``(y0, y1, x0, x1)`` in the caller's fine window."""
+        t, b, left, right = self.cut
+        h, w = self.shape
+        return t, h - b, left, w - right
+
     def crop_now(self) -> tuple[int, int, int, int]:
         """The crop in the current window's coordinates."""
         y0, y1, x0, x1 = self.region

@@ -9,7 +9,7 @@ physics (``--truth table``), through physics drawn per case (``perturbed``: HS b
 the evaluation-only scenes.
 
     python experiments/adapt_validation.py [--bands 10|4] [--cases 8] [--steps 20] [--weights CANDIDATE.pt]
-        [--truth table|perturbed|both]
+        [--truth table|perturbed|both] [--size 96] [--local-maps RADIUS:RIDGE,...]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 
 from dcstsf import metrics
 from dcstsf.methods import DCSTSF, fuse_arrays, get_method
+from dcstsf.models import LocalMapOptions
 from dcstsf.models.network import DCSTSFConfig
 from dcstsf.operators import ObservationModel
 from dcstsf.training.adapt import AdaptOptions
@@ -35,9 +36,12 @@ BAND_SETS = {
 }
 
 
-def variants(model: ObservationModel, steps: int, candidate: Path | None) -> dict[str, object]:
+def variants(
+    model: ObservationModel, steps: int, candidate: Path | None, local_maps: list[LocalMapOptions] | None = None
+) -> dict[str, object]:
     """Method factories by name: shipped and physics-only DC-STSF (and a candidate checkpoint), each without
-    and with adaptation, and the classical methods."""
+    and with adaptation, the shipped weights with each windowed temporal map of ``local_maps``, and the
+    classical methods."""
     def physics(adapt: int) -> DCSTSF:
         m = DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms))
         m.adapt = AdaptOptions(steps=adapt)
@@ -48,6 +52,9 @@ def variants(model: ObservationModel, steps: int, candidate: Path | None) -> dic
         out[f"dcstsf {candidate.name}"] = lambda: DCSTSF(weights=candidate, adapt=AdaptOptions(steps=0))
         out[f"dcstsf {candidate.name} + adapt {steps}"] = lambda: DCSTSF(weights=candidate,
                                                                          adapt=AdaptOptions(steps=steps))
+    for lm in local_maps or []:
+        out[f"dcstsf shipped + local {lm.radius}/{lm.ridge:g}"] = (
+            lambda lm=lm: DCSTSF(adapt=AdaptOptions(steps=0), local_map=lm))
     return {
         **out,
         "dcstsf shipped": lambda: DCSTSF(adapt=AdaptOptions(steps=0)),
@@ -69,19 +76,26 @@ def main() -> None:
     ap.add_argument("--variants", default=None,
                     help="comma-separated names of the variants to run (default: all); with --merge the records "
                          "join those already in --out")
+    ap.add_argument("--size", type=int, default=96, help="scene size, fine pixels (default 96)")
+    ap.add_argument("--local-maps", default=None,
+                    help="windowed temporal maps to try with the shipped weights, as RADIUS:RIDGE,... (coarse pixels)")
     ap.add_argument("--merge", action="store_true", help="keep the records of other variants already in --out")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     suffix = "" if args.truth == "table" else f"_{args.truth}"
+    if args.size != 96:
+        suffix += f"_{args.size}"
     out = args.out or Path(__file__).parent / "results" / f"adapt_validation_{args.bands}band{suffix}.json"
     model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BAND_SETS[args.bands], ratio=3)
     cases = []
     if args.truth in ("table", "both"):
-        cases += [("table", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0)]
+        cases += [("table", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0, size=args.size)]
     if args.truth in ("perturbed", "both"):
-        cases += [("perturbed", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0,
+        cases += [("perturbed", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0, size=args.size,
                                                               degradations=DegradationRanges())]
-    chosen = variants(model, args.steps, args.weights)
+    local_maps = [LocalMapOptions(int(r), float(k)) for r, k in
+                  (item.split(":") for item in args.local_maps.split(","))] if args.local_maps else None
+    chosen = variants(model, args.steps, args.weights, local_maps)
     if args.variants:
         wanted = [v.strip() for v in args.variants.split(",")]
         unknown = [v for v in wanted if v not in chosen]
@@ -106,7 +120,7 @@ def main() -> None:
                for n in names}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"protocol": "library validation cases, change SIMULATED", "bands": BAND_SETS[args.bands],
-                               "cases": args.cases, "truth": args.truth, "adapt_steps": args.steps, "summary": summary,
+                               "cases": args.cases, "size": args.size, "truth": args.truth, "adapt_steps": args.steps, "summary": summary,
                                "records": records}, indent=2))
     lines = [f"| method ({args.bands} bands, {len(cases)} cases, truth {args.truth}) | PSNR (dB) | SAM (deg) | time (s) |", "|---|---|---|---|"]
     lines += [f"| {n} | {m['psnr']:.2f} | {m['sam_deg']:.2f} | {m['seconds']:.1f} |" for n, m in summary.items()]

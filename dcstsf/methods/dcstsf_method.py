@@ -15,6 +15,7 @@ import torch
 from dcstsf.errors import DcstsfInputError, NoShippedWeightsError, WeightsError
 from dcstsf.methods.base import Fitted, RegionMethod
 from dcstsf.models.checkpoint import default_weights, load_model
+from dcstsf.models.local_map import LocalMapOptions
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
 from dcstsf.models.scene import fit_scene_state, state_to_tensors
 from dcstsf.operators import ObservationModel, Psf
@@ -62,6 +63,10 @@ class DCSTSF(RegionMethod):
         Scene adaptation of the learned units before fusion (:mod:`dcstsf.training.adapt`); default: what
         the shipped weights' manifest says for the setup (chosen by the validation rule in
         ``docs/results.md``), off for other weights.
+    local_map
+        TVE's MS -> HS map per window of the scene instead of the scene's one global map
+        (:mod:`dcstsf.models.local_map`); default: what the weights' configuration says (the global map
+        for the shipped weights and the physics-only network).
     device
         Where the network runs (adaptation and fusion): ``"auto"`` (a CUDA device when present, else the
         CPU), ``"cpu"`` or ``"cuda"`` (:func:`dcstsf.models.device.resolve_device`). The output is moved
@@ -82,6 +87,7 @@ class DCSTSF(RegionMethod):
         network: DCSTSFNet | None = None,
         max_fit_pixels: int = 60_000,
         adapt: AdaptOptions | None = None,
+        local_map: LocalMapOptions | None = None,
         device: str = "auto",
     ) -> None:
         from dcstsf.models.device import resolve_device
@@ -102,8 +108,20 @@ class DCSTSF(RegionMethod):
         # networks with scene-adapted parameters, by the hash of those parameters (one per fitted scene)
         self._adapted: dict[str, DCSTSFNet] = {}
         self._adapted_lock = threading.Lock()
+        self.local_map = local_map
 
     def _load(self, model: ObservationModel) -> DCSTSFNet:
+        """:meth:`_resolve`'s network, with :attr:`local_map` (when given) in its configuration."""
+        net = self._resolve(model)
+        lm = self.local_map
+        if lm is not None and (net.config.local_map_radius, net.config.local_map_ridge) != (lm.radius, lm.ridge):
+            # a shallow copy shares the parameters; the caller's network keeps its own configuration
+            net = copy.copy(net)
+            net.config = dataclasses.replace(net.config, local_map_radius=lm.radius, local_map_ridge=lm.ridge)
+            self._net = net
+        return net
+
+    def _resolve(self, model: ObservationModel) -> DCSTSFNet:
         """The network, its weights loaded once: the given file, else the shipped weights for the model's MS
         band set (in any order). Records the band order the weights read."""
         if self._net is None:

@@ -1,10 +1,12 @@
 """The DC-STSF network, its per-scene state and its checkpoints."""
 
 from dcstsf.models.checkpoint import default_weights, load_checkpoint, load_model, save_checkpoint
+from dcstsf.models.local_map import LocalMapOptions
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
 from dcstsf.models.scene import fit_scene_state, state_to_tensors
 
 __all__ = (
+    "LocalMapOptions",
     "DCSTSFConfig",
     "DCSTSFNet",
     "default_weights",

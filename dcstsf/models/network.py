@@ -58,6 +58,7 @@ from einops import rearrange
 from torch import nn
 
 from dcstsf.operators import Psf, blur, blur_radius, decimate, upsample, upsample_halo, upsample_region
+from dcstsf.models.local_map import LocalMapOptions, apply_local_map, local_map_corrections, local_map_reach
 from dcstsf.windows import ShrinkingWindow
 
 __all__ = ["UNIT_SPACES", "UNIT_STRIP_ELEMENTS", "ConvUnit", "DCSTSFConfig", "DCSTSFNet"]
@@ -89,10 +90,16 @@ class DCSTSFConfig:
     #: "coefficient": units read/write the scene's subspace coefficients (the shipped weights);
     #: "sensor": they read/write MS-space quantities mapped by the scene's operators (see module docs)
     unit_space: str = "coefficient"
+    #: TVE's MS -> HS map: 0 the scene's global map; ``> 0`` the map corrected per coarse pixel on a window
+    #: of this half-width (coarse pixels) of the scene itself (:mod:`dcstsf.models.local_map`)
+    local_map_radius: int = 0
+    #: shrinkage of the windowed map towards the global one
+    local_map_ridge: float = 0.1
 
     def __post_init__(self) -> None:
         if self.unit_space not in UNIT_SPACES:
             raise ValueError(f"unit_space must be one of {UNIT_SPACES}, got {self.unit_space!r}")
+        LocalMapOptions(self.local_map_radius, self.local_map_ridge)  # checks the values
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -200,6 +207,9 @@ class DCSTSFNet(nn.Module):
             "ecu_ms": rb_ms if (cfg.learned_units and cfg.unit_space == "sensor") else 0,
             "sftn": cfg.layers if cfg.use_sftn else 0,
             "upsample": upsample_reach,
+            "local_map": (local_map_reach(radius=cfg.local_map_radius, ratio=ratio,
+                                          degradation_reach=blur_radius(hs_sigma) + ratio)
+                          if cfg.local_map_radius > 0 else 0),
         }
 
     def receptive_field(self, *, ratio: int, hs_sigma: float | Psf, ms_sigma: np.ndarray) -> int:
@@ -218,8 +228,10 @@ class DCSTSFNet(nn.Module):
         cfg = self.config
         r = self.reaches(ratio=ratio, hs_sigma=hs_sigma, ms_sigma=ms_sigma)
         stage = r["ms_projection"] + r["unit"] + r["hs_projection"] + r["ecu_ms"] + r["unit"]
-        total = r["hs_projection"] + cfg.stages * stage + r["sftn"] + cfg.consistency_steps * r["ms_projection"]
-        return max(total, r["upsample"]), r  # the perp upsampling
+        tve = r["sftn"] + cfg.consistency_steps * r["ms_projection"]
+        total = r["hs_projection"] + cfg.stages * stage + tve
+        # the perp upsampling; the windowed map, read from the inputs where TVE starts
+        return max(total, r["upsample"], tve + r["local_map"]), r
 
     def forward(
         self,
@@ -268,6 +280,10 @@ class DCSTSFNet(nn.Module):
         ms1_full = (ms_t1 - state["ms_mu"][None, :, None, None]) / state["ms_sigma"][None, :, None, None]
         ms2_full = (ms_t2 - state["ms_mu"][None, :, None, None]) / state["ms_sigma"][None, :, None, None]
         reach, rs = self._reach_schedule(ratio=ratio, hs_sigma=hs_sigma, ms_sigma=ms_sigma)
+        local = None
+        if cfg.local_map_radius > 0:  # from the inputs alone, on the caller's whole window
+            local = local_map_corrections(c_hs_full, dc(ms1_full), t_map, radius=cfg.local_map_radius,
+                                          ridge=cfg.local_map_ridge)
         win = ShrinkingWindow(tuple(ms_t1.shape[-2:]), crop, ratio, reach)
         remaining = reach
 
@@ -306,8 +322,14 @@ class DCSTSFNet(nn.Module):
 
         # --- TVE: temporal variation estimation ----------------------------------------------------
         ms1, ms2 = win.fine(ms1_full), win.fine(ms2_full)
-        resid1 = c1 - _affine(t_map, ms1)
-        reg2 = _affine(t_map, ms2)
+        if local is not None:
+            region = win.current()
+            resid1 = c1 - apply_local_map(t_map, local, ms1, ratio=ratio, region=region)
+            reg2 = apply_local_map(t_map, local, ms2, ratio=ratio, region=region)
+            del local
+        else:
+            resid1 = c1 - _affine(t_map, ms1)
+            reg2 = _affine(t_map, ms2)
         if cfg.use_sftn:
             feats = [_map(fwd, c1), norm(resid1)] if sensor_units else [c1]
             feats += [ms1, ms2]

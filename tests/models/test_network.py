@@ -153,3 +153,50 @@ def test_result_does_not_depend_on_the_number_of_threads(model: ObservationModel
         torch.set_num_threads(before)
     for out in outs[1:]:
         np.testing.assert_array_equal(out, outs[0])
+
+
+@pytest.mark.parametrize("radius", [2, 5])
+def test_windowed_temporal_map_keeps_crops_exact(model: ObservationModel, radius: int) -> None:
+    """The windowed MS -> HS map of TVE reaches further than the rest of TVE: its reach enters the
+    receptive field, and crops with margins of that field (the engine's halo) stay exact."""
+    torch.manual_seed(4)
+    net = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=6, stages=1, hidden=8, layers=1, consistency_steps=1,
+                                 local_map_radius=radius, local_map_ridge=0.05)).eval()
+    base = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=6, stages=1, hidden=8, layers=1, consistency_steps=1)).eval()
+    base.load_state_dict(net.state_dict())
+    c = simulate_case(smooth_cube(model, 210, 204), model=model, change="abrupt", seed=2)
+    hs, ms1, ms2 = c.arrays()
+    state = state_to_tensors(fit_scene_state(scene_samples(hs, ms1, ms2, model=model), model=model, rank=6))
+    t = [torch.from_numpy(a)[None] for a in (hs, ms1, ms2)]
+    kw = dict(ratio=3, hs_sigma=float(np.median(model.hs_sigma)), ms_sigma=model.ms_sigma)
+    rf = net.receptive_field(**kw)
+    # a small window fits within the SSJE's own reach; a wide one widens the field
+    assert rf > base.receptive_field(**kw) if radius == 5 else rf == base.receptive_field(**kw)
+    m = -(-rf // 3) * 3
+    with torch.no_grad():
+        full = net(*t, state, **kw)
+        glob = base(*t, state, **kw)
+        for ys, xs in [(slice(m, 210 - m), slice(m, 204 - m)), (slice(0, 30), slice(0, 33)),
+                       (slice(m + 3, m + 12), slice(204 - 15, 204))]:
+            part = net(*t, state, crop=(ys, xs), **kw)
+            torch.testing.assert_close(part["hs_t2"], full["hs_t2"][..., ys, xs], rtol=0, atol=1e-5)
+    # the windowed map changes the temporal step only: SSJE's HS(t1) is the global network's
+    torch.testing.assert_close(full["hs_t1"], glob["hs_t1"], rtol=0, atol=0)
+    assert float((full["hs_t2"] - glob["hs_t2"]).abs().max()) > 1e-4
+
+
+def test_windowed_temporal_map_reproduces_a_locally_linear_scene() -> None:
+    """Two halves of a scene with different MS -> HS relations: the windowed map recovers each half's
+    relation away from the boundary, where one global map cannot."""
+    from dcstsf.models.local_map import local_map_corrections
+
+    g = torch.Generator().manual_seed(0)
+    ms = torch.randn(1, 3, 40, 40, generator=g, dtype=torch.float64)
+    a_left, a_right = torch.randn(3, 2, generator=g, dtype=torch.float64), torch.randn(3, 2, generator=g, dtype=torch.float64)
+    coef = torch.cat([torch.einsum("ip,bihw->bphw", a_left, ms[..., :20]),
+                      torch.einsum("ip,bihw->bphw", a_right, ms[..., 20:])], dim=-1)
+    t_map = torch.zeros(4, 2, dtype=torch.float64)
+    delta = local_map_corrections(coef, ms, t_map, radius=4, ridge=1e-6)
+    torch.testing.assert_close(delta[0, :3, :, 20, 2], a_left, atol=1e-4, rtol=0)
+    torch.testing.assert_close(delta[0, :3, :, 20, 30], a_right, atol=1e-4, rtol=0)
+    torch.testing.assert_close(delta[0, 3, :, 20, 30], torch.zeros(2, dtype=torch.float64), atol=1e-4, rtol=0)
