@@ -57,8 +57,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from dcstsf.operators import Psf, blur, blur_radius, decimate, upsample, upsample_halo, upsample_region
 from dcstsf.models.local_map import LocalMapOptions, apply_local_map, local_map_corrections, local_map_reach
+from dcstsf.operators import Psf, blur, blur_radius, decimate, upsample, upsample_halo, upsample_region
 from dcstsf.windows import ShrinkingWindow
 
 __all__ = ["UNIT_SPACES", "UNIT_STRIP_ELEMENTS", "ConvUnit", "DCSTSFConfig", "DCSTSFNet"]
