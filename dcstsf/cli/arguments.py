@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import TYPE_CHECKING
 
-__all__ = ["byte_size", "csv_list", "non_negative_int", "offset_value", "positive_float", "positive_int", "scale_factor", "snr_db"]
+if TYPE_CHECKING:
+    from dcstsf.models.local_map import LocalMapOptions
+
+__all__ = ["byte_size", "csv_list", "local_map", "non_negative_int", "offset_value", "positive_float", "positive_int", "scale_factor", "snr_db"]
 
 def csv_list(text: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
@@ -62,6 +66,20 @@ def positive_float(text: str) -> float:
     if not v > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return v
+
+
+def local_map(text: str) -> LocalMapOptions:
+    """``RADIUS[:RIDGE]`` of DC-STSF's windowed temporal map."""
+    from dcstsf.models.local_map import LocalMapOptions
+
+    radius, _, ridge = text.partition(":")
+    try:
+        return LocalMapOptions(int(radius), float(ridge) if ridge else LocalMapOptions.ridge)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected RADIUS[:RIDGE] with RADIUS a non-negative integer (coarse pixels) and RIDGE a positive "
+            f"number, e.g. 3:0.03; got {text!r}"
+        ) from exc
 
 
 def snr_db(text: str) -> float | None:

@@ -7,6 +7,7 @@ import argparse
 from dcstsf.cli.arguments import (
     byte_size,
     csv_list,
+    local_map,
     non_negative_int,
     offset_value,
     positive_float,
@@ -148,11 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "without any for the bands, the physics-only network)")
     p.add_argument("--adapt-steps", type=non_negative_int, default=None, metavar="N",
                    help="DC-STSF: fine-tune the learned units on the scene for N steps before fusing, 0 for none "
-                        "(default: as validated for the shipped weights, 20 for the 10-band set; deterministic, "
+                        "(default: as validated for the shipped weights, none for the shipped sets; deterministic, "
                         "recorded in the output's attributes)")
     p.add_argument("--adapt-seconds", type=positive_float, metavar="S",
                    help="adapt for at most S seconds, with --adapt-steps N steps at most (20 when not given); a run "
                         "the limit cuts short depends on the machine's speed, and a warning says so")
+    p.add_argument("--local-map", type=local_map, default=None, metavar="RADIUS[:RIDGE]",
+                   help="DC-STSF: carry the MS change into HS through the scene's MS->HS map refitted on a window of "
+                        "RADIUS coarse pixels around each pixel (ridge towards the global map, default 0.1), e.g. "
+                        "3:0.03; default: the global map, as validated (docs/results.md)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="where DC-STSF's network runs (default auto: a CUDA GPU when PyTorch sees one, else the CPU)")
     _sensor_options(p, defaults=False)
@@ -333,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="DIR", help="output directory (default: the config's 'output')")
     p.add_argument("--steps", type=positive_int, metavar="N", help="training steps (default: the config's)")
     p.add_argument("--no-resume", action="store_true", help="start over instead of resuming from OUTPUT/last.pt")
+    p.add_argument("--local-map", type=local_map, default=None, metavar="RADIUS[:RIDGE]",
+                   help="DC-STSF: carry the MS change into HS through the scene's MS->HS map refitted on a window of "
+                        "RADIUS coarse pixels around each pixel (ridge towards the global map, default 0.1), e.g. "
+                        "3:0.03; default: the global map, as validated (docs/results.md)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="where training runs (default: the config's train.device, cpu unless it says otherwise)")
     p.set_defaults(func=cmd_train)

@@ -144,3 +144,21 @@ def test_device_choice(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(DcstsfInputError, match="no CUDA device"):
         DCSTSF(device="cuda")
     assert DCSTSF().device.type == "cpu"
+
+
+def test_tiled_equals_whole_image_with_the_windowed_temporal_map() -> None:
+    """The windowed map's reach widens the halo; tiles still equal the whole image, and the caller's
+    network keeps its own configuration."""
+    from dcstsf.models import LocalMapOptions
+
+    case = make_case(48, 51, seed=5)
+    model = engine_model()
+    net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms, rank=6, stages=1, hidden=8, layers=1)).eval()
+    lm = LocalMapOptions(radius=6, ridge=0.05)
+    m = DCSTSF(network=net, local_map=lm)
+    whole = fuse_arrays(*case.arrays(), method=m, model=model)
+    assert net.config.local_map_radius == 0 and m.identity()["config"]["local_map_radius"] == 6
+    assert m.halo(model) > DCSTSF(network=net).halo(model)
+    tiled = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method=DCSTSF(network=net, local_map=lm), hs_sensor=HS_SENSOR,
+                 chunk=30, physics="tables")
+    np.testing.assert_allclose(tiled.values, whole, atol=1e-4, rtol=0)

@@ -278,3 +278,24 @@ def test_dcstsf_fuses_a_custom_sensor_pair(capsys: pytest.CaptureFixture[str], c
     shipped = default_weights(ms_bands=["B02", "B03", "B04", "B08"], hs_sensor="custom", ms_sensor="sentinel-2a", ratio=3)
     assert attrs["method"] == "dcstsf" and attrs["weights_sha256"] == shipped.sha256
     assert np.isfinite(open_raster(out).values).all()
+
+
+def test_dcstsf_local_map_option(capsys: pytest.CaptureFixture[str], case_dir: Path, tmp_path: Path) -> None:
+    """``--local-map`` reaches the network (its configuration is in the output's method identity), changes
+    the result, and bad values or another method get a usage error."""
+    from dcstsf.io import open_raster
+
+    inputs = [str(case_dir / n) for n in ("hs_t1.tif", "ms_t1.tif", "ms_t2.tif")]
+    plain, local = tmp_path / "plain.tif", tmp_path / "local.tif"
+    assert run(capsys, "-q", "fuse", *inputs, "-o", str(plain))[0] == 0
+    code, _, err = run(capsys, "-q", "fuse", *inputs, "-o", str(local), "--local-map", "3:0.03")
+    assert code == 0, err
+    identity = json.loads(open_raster(local, chunks={}).attrs["method_identity"])
+    assert identity["config"]["local_map_radius"] == 3 and identity["config"]["local_map_ridge"] == 0.03
+    assert not np.allclose(open_raster(plain).values, open_raster(local).values, atol=1e-6)
+    for bad in ("-1", "3:0", "x"):
+        code, _, err = run(capsys, "fuse", *inputs, "-o", str(tmp_path / "bad.tif"), "--local-map", bad)
+        assert code == 2 and "RADIUS[:RIDGE]" in err and not (tmp_path / "bad.tif").exists()
+    code, _, err = run(capsys, "fuse", *inputs, "-o", str(tmp_path / "bic.tif"), "--method", "bicubic",
+                       "--local-map", "3")
+    assert code == 2 and "--local-map" in err
