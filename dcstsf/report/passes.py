@@ -124,8 +124,8 @@ class PassInputs:
 
 
 @dataclass
-class TilePart:
-    """One tile's contribution (see the module docstring); ``None`` where not computed."""
+class _Sums:
+    """The exact sums a tile contributes and a pass merges (``None`` where not computed)."""
 
     fullref: FullReferenceSums | None = None
     split: dict[str, dict[str, Any]] | None = None
@@ -133,6 +133,12 @@ class TilePart:
     truth_noref: NoReferenceSums | None = None
     inputs: InputSums | None = None
     calibration: CalibrationSums | None = None
+
+
+@dataclass
+class TilePart(_Sums):
+    """One tile's contribution (see the module docstring); ``None`` where not computed."""
+
     maps: dict[str, BlockPart] = field(default_factory=dict)
     coarse_maps: dict[str, BlockPart] = field(default_factory=dict)
     lattices: dict[str, LatticePart] = field(default_factory=dict)
@@ -314,15 +320,9 @@ def tile_part(
 
 
 @dataclass
-class PassResult:
+class PassResult(_Sums):
     """A pass's merged sums and display-size results (``None``/absent where not computed)."""
 
-    fullref: FullReferenceSums | None = None
-    split: dict[str, dict[str, Any]] | None = None
-    noref: NoReferenceSums | None = None
-    truth_noref: NoReferenceSums | None = None
-    inputs: InputSums | None = None
-    calibration: CalibrationSums | None = None
     maps: dict[str, DisplayMap] = field(default_factory=dict)
     coarse_maps: dict[str, DisplayMap] = field(default_factory=dict)
     lattices: dict[str, Lattice] = field(default_factory=dict)

@@ -16,22 +16,11 @@ from rasterio.transform import from_origin
 from dcstsf import sensors
 from dcstsf.errors import DcstsfInputError
 from dcstsf.products.stac import read_sentinel2_stac
-from tests.products.test_sentinel2 import OFFSETS, ORIGIN, QUANT, SIZE_10M, mtd_text
+from tests.products.test_sentinel2 import CRS, OFFSETS, ORIGIN, QUANT, SIZE_10M, mtd_text
+from tests.products.test_sentinel2 import RES as SAFE_RES
 
-CRS = "EPSG:32633"
-RES = {
-    "B02": 10,
-    "B03": 10,
-    "B04": 10,
-    "B08": 10,
-    "B05": 20,
-    "B06": 20,
-    "B07": 20,
-    "B8A": 20,
-    "B11": 20,
-    "B12": 20,
-    "SCL": 20,
-}
+# the bands a STAC item carries: the SAFE layout's without the 60 m atmospheric bands
+RES = {band: res for band, res in SAFE_RES.items() if band not in ("B01", "B09")}
 ES_KEYS = {
     "B02": "blue",
     "B03": "green",
