@@ -103,7 +103,8 @@ def cmd_fuse(args: argparse.Namespace) -> int:
             physics=args.physics, checks=not args.no_checks,
         )
         sd_path = write_uncertainty(
-            args.hs_t1, args.ms_t1, args.ms_t2, sd_out, fusion=fusion, chunk=args.chunk,
+            args.hs_t1, args.ms_t1, args.ms_t2, sd_out, fusion=fusion, preparation=kwargs.get("preparation"),
+            chunk=args.chunk,
             parallel_tiles=args.parallel_tiles, overwrite=args.overwrite,
             compress=None if args.compress == "none" else args.compress, progress=_progress(args),
         )

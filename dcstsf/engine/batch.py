@@ -296,7 +296,7 @@ class _OpenedInputs(NamedTuple):
     preparation: dict[str, Any] | None = None
 
 
-def _prepared_products(
+def prepared_products(
     paths: Sequence[Path], fusion: FusionOptions, preparation: PrepareOptions | None
 ) -> PreparedInputs | None:
     """The inputs prepared by :func:`dcstsf.preparation.prepare_products` when any of them is a product."""
@@ -322,7 +322,7 @@ def _open_inputs(
     """Open and validate the inputs, plan the tiles, and re-open the inputs chunked on the tile windows."""
     reads = (fusion.hs_read, fusion.ms_read, fusion.ms_read)
     # Products are prepared once (lazily); "opening" them again only re-chunks the prepared arrays.
-    prepared = _prepared_products(paths, fusion, preparation)
+    prepared = prepared_products(paths, fusion, preparation)
 
     def open_all(chunks_hs: Any, chunks_ms: Any) -> list[xr.DataArray]:
         if prepared is not None:

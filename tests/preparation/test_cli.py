@@ -59,3 +59,20 @@ def test_prepare_then_fuse(scene: Scene, tmp_path: Path, capsys: pytest.CaptureF
     rmse = float(np.sqrt(np.nanmean(err**2)))
     rmse_t1 = float(np.sqrt(np.nanmean((hs_up - truth[good]) ** 2)))
     assert rmse < 0.5 * rmse_t1, (rmse, rmse_t1)
+
+
+def test_fuse_products_with_uncertainty(scene: Scene, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--uncertainty`` with product inputs: the standard deviation is computed on the inputs prepared as
+    the prediction's were (same options), so both share the grid and the bands."""
+    fused, sd = tmp_path / "fused.tif", tmp_path / "fused_sd.tif"
+    args = ["-q", "fuse", str(scene.enmap), str(scene.ms1.safe), str(scene.ms2.safe), "-o", str(fused),
+            "--method", "two-step", "--no-coregister", "--uncertainty", str(sd)]
+    with pytest.warns(UserWarning, match="cover 32.7% of the MS"):
+        assert main(args) == 0, capsys.readouterr().err
+    pred, dev = open_raster(fused), open_raster(sd)
+    assert pred.shape == dev.shape == (224, 96, 96)
+    for coord in ("x", "y", "band"):
+        np.testing.assert_array_equal(pred[coord].values, dev[coord].values)
+    assert pred.rio.crs == dev.rio.crs
+    ok = np.isfinite(pred.values)
+    assert ok.mean() > 0.9 and (np.isfinite(dev.values) == ok).all() and (dev.values[ok] > 0).all()
