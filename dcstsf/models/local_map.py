@@ -23,7 +23,12 @@ import torch.nn.functional as F
 
 from dcstsf.operators import upsample_halo, upsample_region
 
-__all__ = ["LocalMapOptions", "apply_local_map", "local_map_corrections", "local_map_reach"]
+__all__ = ["MAX_RADIUS", "LocalMapOptions", "apply_local_map", "local_map_corrections", "local_map_reach"]
+
+
+#: Largest window half-width (coarse pixels): wider windows approach the global map while widening every
+#: tile's halo by ``ratio`` fine pixels per coarse pixel.
+MAX_RADIUS = 64
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,12 @@ class LocalMapOptions:
     ridge: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.radius < 0 or self.ridge <= 0:
-            raise ValueError(f"local map: radius must be >= 0 and ridge > 0, got {self.radius} and {self.ridge}")
+        if not 0 <= self.radius <= MAX_RADIUS or not self.ridge > 0:
+            raise ValueError(
+                f"local map: radius must be 0 to {MAX_RADIUS} coarse pixels and ridge > 0, got {self.radius} and "
+                f"{self.ridge} (the radius widens every tile's halo by 3 x radius fine pixels at ratio 3; 0 is the "
+                "scene's global map)"
+            )
 
 
 def local_map_reach(*, radius: int, ratio: int, degradation_reach: int) -> int:

@@ -293,7 +293,7 @@ def test_dcstsf_local_map_option(capsys: pytest.CaptureFixture[str], case_dir: P
     identity = json.loads(open_raster(local, chunks={}).attrs["method_identity"])
     assert identity["config"]["local_map_radius"] == 3 and identity["config"]["local_map_ridge"] == 0.03
     assert not np.allclose(open_raster(plain).values, open_raster(local).values, atol=1e-6)
-    for bad in ("-1", "3:0", "x"):
+    for bad in ("-1", "3:0", "x", "65"):
         code, _, err = run(capsys, "fuse", *inputs, "-o", str(tmp_path / "bad.tif"), "--local-map", bad)
         assert code == 2 and "RADIUS[:RIDGE]" in err and not (tmp_path / "bad.tif").exists()
     code, _, err = run(capsys, "fuse", *inputs, "-o", str(tmp_path / "bic.tif"), "--method", "bicubic",
