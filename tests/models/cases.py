@@ -10,7 +10,7 @@ from dcstsf.models import DCSTSFNet, fit_scene_state, state_to_tensors
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import scene_samples
 
-__all__ = ["forward", "smooth_cube"]
+__all__ = ["forward", "network_inputs", "smooth_cube"]
 
 
 def smooth_cube(model: ObservationModel, h: int, w: int, seed: int = 0) -> xr.DataArray:
@@ -32,9 +32,17 @@ def smooth_cube(model: ObservationModel, h: int, w: int, seed: int = 0) -> xr.Da
     )
 
 
-def forward(net: DCSTSFNet, case, model: ObservationModel) -> dict[str, torch.Tensor]:
+def network_inputs(
+    case, model: ObservationModel, *, rank: int
+) -> tuple[list[torch.Tensor], dict[str, torch.Tensor], dict[str, object]]:
+    """The case's three cubes as batch-of-one tensors, its scene state of ``rank`` and the physics keywords
+    of :meth:`DCSTSFNet.forward` (ratio 3, the median HS blur)."""
     hs, ms1, ms2 = case.arrays()
-    samples = scene_samples(hs, ms1, ms2, model=model)
-    state = state_to_tensors(fit_scene_state(samples, model=model, rank=net.config.rank))
+    state = state_to_tensors(fit_scene_state(scene_samples(hs, ms1, ms2, model=model), model=model, rank=rank))
     t = [torch.from_numpy(a)[None] for a in (hs, ms1, ms2)]
-    return net(*t, state, ratio=3, hs_sigma=float(np.median(model.hs_sigma)), ms_sigma=model.ms_sigma)
+    return t, state, {"ratio": 3, "hs_sigma": float(np.median(model.hs_sigma)), "ms_sigma": model.ms_sigma}
+
+
+def forward(net: DCSTSFNet, case, model: ObservationModel) -> dict[str, torch.Tensor]:
+    t, state, kw = network_inputs(case, model, rank=net.config.rank)
+    return net(*t, state, **kw)

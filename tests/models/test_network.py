@@ -11,7 +11,7 @@ from dcstsf.models import DCSTSFConfig, DCSTSFNet, fit_scene_state, state_to_ten
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import scene_samples
 from dcstsf.simulate import simulate_case
-from tests.models.cases import forward, smooth_cube
+from tests.models.cases import forward, network_inputs, smooth_cube
 
 
 def test_shapes_and_gradients(model: ObservationModel, case) -> None:
@@ -91,10 +91,7 @@ def test_crop_with_interior_margins_computes_later_steps_on_a_smaller_window(
         for p in net.parameters():  # non-zero units: their reach counts
             p.add_(0.05 * torch.randn_like(p))
     c = simulate_case(smooth_cube(model, 150, 153), model=model, change="mixed", seed=1)
-    hs, ms1, ms2 = c.arrays()
-    state = state_to_tensors(fit_scene_state(scene_samples(hs, ms1, ms2, model=model), model=model, rank=6))
-    t = [torch.from_numpy(a)[None] for a in (hs, ms1, ms2)]
-    kw = dict(ratio=3, hs_sigma=float(np.median(model.hs_sigma)), ms_sigma=model.ms_sigma)
+    t, state, kw = network_inputs(c, model, rank=6)
     rf = net.receptive_field(**kw)
     assert rf < 45
     seen: list[tuple[int, int]] = []
@@ -165,10 +162,7 @@ def test_windowed_temporal_map_keeps_crops_exact(model: ObservationModel, radius
     base = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=6, stages=1, hidden=8, layers=1, consistency_steps=1)).eval()
     base.load_state_dict(net.state_dict())
     c = simulate_case(smooth_cube(model, 210, 204), model=model, change="abrupt", seed=2)
-    hs, ms1, ms2 = c.arrays()
-    state = state_to_tensors(fit_scene_state(scene_samples(hs, ms1, ms2, model=model), model=model, rank=6))
-    t = [torch.from_numpy(a)[None] for a in (hs, ms1, ms2)]
-    kw = dict(ratio=3, hs_sigma=float(np.median(model.hs_sigma)), ms_sigma=model.ms_sigma)
+    t, state, kw = network_inputs(c, model, rank=6)
     rf = net.receptive_field(**kw)
     # a small window fits within the SSJE's own reach; a wide one widens the field
     assert rf > base.receptive_field(**kw) if radius == 5 else rf == base.receptive_field(**kw)
