@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from dcstsf.methods import DCSTSF, fuse_arrays
-from dcstsf.models import DCSTSFConfig, DCSTSFNet, fit_scene_state, state_to_tensors
+from dcstsf.models import DCSTSFConfig, DCSTSFNet
 from dcstsf.operators import ObservationModel
-from dcstsf.scene_stats import scene_samples
 from dcstsf.simulate import simulate_case
 from tests.models.cases import forward, network_inputs, smooth_cube
 
@@ -61,10 +60,7 @@ def test_crop_gives_the_same_values_as_the_full_window(model: ObservationModel, 
     net = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=8, stages=2, hidden=8, unit_space=unit_space)).eval()
     for unit in [*net.seu, *net.ecu, net.sftn]:
         torch.nn.init.normal_(unit.head.weight, std=1e-2)
-    hs, ms1, ms2 = case.arrays()
-    state = state_to_tensors(fit_scene_state(scene_samples(hs, ms1, ms2, model=model), model=model, rank=8))
-    t = [torch.from_numpy(a)[None] for a in (hs, ms1, ms2)]
-    kw = dict(ratio=3, hs_sigma=float(np.median(model.hs_sigma)), ms_sigma=model.ms_sigma)
+    t, state, kw = network_inputs(case, model, rank=8)
     with torch.no_grad():
         full = net(*t, state, **kw)
         for ys, xs in [(slice(9, 27), slice(3, 40)), (slice(0, 36), slice(0, 6)), (slice(30, 36), slice(36, 42))]:
