@@ -338,10 +338,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", metavar="DIR", help="output directory (default: the config's 'output')")
     p.add_argument("--steps", type=positive_int, metavar="N", help="training steps (default: the config's)")
     p.add_argument("--no-resume", action="store_true", help="start over instead of resuming from OUTPUT/last.pt")
-    p.add_argument("--local-map", type=local_map, default=None, metavar="RADIUS[:RIDGE]",
-                   help="DC-STSF: carry the MS change into HS through the scene's MS->HS map refitted on a window of "
-                        "RADIUS coarse pixels around each pixel (ridge towards the global map, default 0.1), e.g. "
-                        "3:0.03; default: the global map, as validated (docs/results.md)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="where training runs (default: the config's train.device, cpu unless it says otherwise)")
     p.set_defaults(func=cmd_train)

@@ -299,3 +299,10 @@ def test_dcstsf_local_map_option(capsys: pytest.CaptureFixture[str], case_dir: P
     code, _, err = run(capsys, "fuse", *inputs, "-o", str(tmp_path / "bic.tif"), "--method", "bicubic",
                        "--local-map", "3")
     assert code == 2 and "--local-map" in err
+
+
+def test_local_map_is_a_fuse_option_only(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Training reads its architecture from the config: ``train --local-map`` is a usage error, not an
+    option silently ignored."""
+    code, _, err = run(capsys, "train", "--config", str(tmp_path / "none.yaml"), "--local-map", "3")
+    assert code == 2 and "unrecognized arguments: --local-map" in err
