@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from dcstsf.operators import upsample_halo, upsample_region
 
-__all__ = ["MAX_RADIUS", "LocalMapOptions", "apply_local_map", "local_map_corrections", "local_map_reach"]
+__all__ = ["MAX_RADIUS", "LocalMapOptions", "local_map_correction", "local_map_corrections", "local_map_reach"]
 
 
 #: Largest window half-width (coarse pixels): wider windows approach the global map while widening every
@@ -56,7 +56,7 @@ class LocalMapOptions:
 
 
 def local_map_reach(*, radius: int, ratio: int, degradation_reach: int) -> int:
-    """Fine pixels a value of :func:`apply_local_map` reads beyond the pixel it writes.
+    """Fine pixels a value of :func:`local_map_correction` reads beyond the pixel it writes.
 
     The pixel's coarse block reads the corrections of coarse pixels up to two blocks away (bicubic
     upsampling, :func:`~dcstsf.operators.upsample_halo`), each fitted on ``radius`` coarse pixels around
@@ -111,23 +111,22 @@ def local_map_corrections(
     return delta.permute(0, 3, 4, 1, 2).to(coef.dtype).contiguous()
 
 
-def apply_local_map(
-    t_map: torch.Tensor,
+def local_map_correction(
     delta: torch.Tensor,
     ms: torch.Tensor,
     *,
     ratio: int,
     region: tuple[int, int, int, int],
 ) -> torch.Tensor:
-    """``(T + D(q))^T [ms; 1]`` at every fine pixel of ``ms``, ``D`` upsampled from the HS grid.
+    """``D(q)^T [ms; 1]`` at every fine pixel of ``ms``, ``D`` upsampled from the HS grid: what the windowed
+    map adds to the global map's ``T^T [ms; 1]``.
 
     ``delta`` covers the caller's whole coarse window; ``ms`` (``(B, n_ms, H, W)``) is its fine ``region``
     ``(y0, y1, x0, x1)``, whose corrections are upsampled for the region only (exactly the crop of the
     whole upsampling), input row by input row so that one ``p``-channel fine map is alive at a time.
     """
     n = ms.shape[1]
-    out = torch.einsum("ip,bihw->bphw", t_map[:-1], ms) + t_map[-1][None, :, None, None]
-    for i in range(n + 1):
-        d = upsample_region(delta[:, i], ratio, region)
-        out = out + (d if i == n else d * ms[:, i : i + 1])
+    out = upsample_region(delta[:, n], ratio, region)  # the constant's row
+    for i in range(n):
+        out = out + upsample_region(delta[:, i], ratio, region) * ms[:, i : i + 1]
     return out

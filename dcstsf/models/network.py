@@ -57,7 +57,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from dcstsf.models.local_map import LocalMapOptions, apply_local_map, local_map_corrections, local_map_reach
+from dcstsf.models.local_map import LocalMapOptions, local_map_correction, local_map_corrections, local_map_reach
 from dcstsf.operators import Psf, blur, blur_radius, decimate, upsample, upsample_halo, upsample_region
 from dcstsf.windows import ShrinkingWindow
 
@@ -322,14 +322,14 @@ class DCSTSFNet(nn.Module):
 
         # --- TVE: temporal variation estimation ----------------------------------------------------
         ms1, ms2 = win.fine(ms1_full), win.fine(ms2_full)
+        reg1, reg2 = _affine(t_map, ms1), _affine(t_map, ms2)
         if local is not None:
             region = win.current()
-            resid1 = c1 - apply_local_map(t_map, local, ms1, ratio=ratio, region=region)
-            reg2 = apply_local_map(t_map, local, ms2, ratio=ratio, region=region)
+            reg1 = reg1 + local_map_correction(local, ms1, ratio=ratio, region=region)
+            reg2 = reg2 + local_map_correction(local, ms2, ratio=ratio, region=region)
             del local
-        else:
-            resid1 = c1 - _affine(t_map, ms1)
-            reg2 = _affine(t_map, ms2)
+        resid1 = c1 - reg1
+        del reg1
         if cfg.use_sftn:
             feats = [_map(fwd, c1), norm(resid1)] if sensor_units else [c1]
             feats += [ms1, ms2]
