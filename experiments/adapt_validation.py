@@ -15,6 +15,7 @@ the evaluation-only scenes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -40,12 +41,18 @@ def variants(
     model: ObservationModel, steps: int, candidate: Path | None, local_maps: list[LocalMapOptions] | None = None
 ) -> dict[str, object]:
     """Method factories by name: shipped and physics-only DC-STSF (and a candidate checkpoint), each without
-    and with adaptation, the shipped weights with each windowed temporal map of ``local_maps``, and the
+    and with adaptation and with HS(t1)'s out-of-subspace remainder, the shipped weights with each windowed temporal map of ``local_maps``, and the
     classical methods."""
-    def physics(adapt: int) -> DCSTSF:
-        m = DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms))
+    def physics(adapt: int, *, keep_remainder: bool = False) -> DCSTSF:
+        m = DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms, keep_remainder=keep_remainder))
         m.adapt = AdaptOptions(steps=adapt)
         return m
+
+    def shipped_with_remainder() -> DCSTSF:
+        """The shipped weights fusing with HS(t1)'s upsampled out-of-subspace remainder."""
+        net = DCSTSF(adapt=AdaptOptions(steps=0)).network(model)
+        net.config = dataclasses.replace(net.config, keep_remainder=True)
+        return DCSTSF(network=net, adapt=AdaptOptions(steps=0))
 
     out: dict[str, object] = {}
     if candidate is not None:
@@ -58,8 +65,10 @@ def variants(
     return {
         **out,
         "dcstsf shipped": lambda: DCSTSF(adapt=AdaptOptions(steps=0)),
+        "dcstsf shipped + remainder": shipped_with_remainder,
         f"dcstsf shipped + adapt {steps}": lambda: DCSTSF(adapt=AdaptOptions(steps=steps)),
         "dcstsf physics-only": lambda: physics(0),
+        "dcstsf physics-only + remainder": lambda: physics(0, keep_remainder=True),
         f"dcstsf physics-only + adapt {steps}": lambda: physics(steps),
         "variational": lambda: get_method("variational"),
         "two-step": lambda: get_method("two-step"),

@@ -9,7 +9,9 @@ hash on every load.
         --decided-by "experiments/adapt_validation.py --bands 10 --weights ... (rule in docs/results.md)"
 
 ``--default-network`` and ``--adapt-steps`` record what the method uses by default for the setup, as the
-validation rule of ``docs/results.md`` decided (``dcstsf.models.checkpoint.ShippedWeights``).
+validation rule of ``docs/results.md`` decided (``dcstsf.models.checkpoint.ShippedWeights``). The shipped
+file fuses without HS(t1)'s out-of-subspace remainder (``DCSTSFConfig.keep_remainder``, decided by the same
+validation) whatever the training config said; ``--keep-remainder`` keeps it.
 """
 
 from __future__ import annotations
@@ -27,10 +29,14 @@ def main() -> None:
     ap.add_argument("--config", required=True, help="the training config that reproduces the checkpoint")
     ap.add_argument("--default-network", choices=("shipped", "physics-only"), default="shipped")
     ap.add_argument("--adapt-steps", type=int, default=0)
+    ap.add_argument("--keep-remainder", action="store_true",
+                    help="fuse with HS(t1)'s upsampled out-of-subspace remainder (off: the validated default)")
     ap.add_argument("--decided-by", required=True, help="the validation that chose these defaults")
     args = ap.parse_args()
     payload = load_checkpoint(args.checkpoint)
     keep = {k: payload[k] for k in ("config", "state_dict", "sensors", "normalisation", "training", "step")}
+    # the inference configuration: the parameters are the trained ones, the remainder is an inference choice
+    keep["config"] = {**keep["config"], "keep_remainder": bool(args.keep_remainder)}
     path = WEIGHTS_DIR / f"{args.name}.pt"
     sha = save_checkpoint(path, keep)
     manifest_path = WEIGHTS_DIR / "manifest.json"
@@ -42,7 +48,8 @@ def main() -> None:
         "ms_bands": s["ms_bands"], "ratio": s["ratio"], "steps": payload.get("step"),
         "trained_on": f"training scenes '{payload['training']['scenes']}' (resampled to the HS sensor), simulated change",
         "config": args.config,
-        "default": {"network": args.default_network, "adapt_steps": args.adapt_steps, "decided_by": args.decided_by},
+        "default": {"network": args.default_network, "adapt_steps": args.adapt_steps,
+                    "keep_remainder": bool(args.keep_remainder), "decided_by": args.decided_by},
     })
     manifest["weights"].sort(key=lambda e: e["file"])
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -2,9 +2,9 @@
 
 Paper (Meng et al., IEEE TGRS 63, 2025) gives the structure; the layers and the coefficient-space
 formulation are ours (``docs/design.md`` says which is which). Everything runs in the scene's own
-spectral subspace (``dcstsf.models.scene``): a fine HS cube is ``x = mu + scale * (basis @ c + perp)``
-with ``c`` the ``p`` coefficients per pixel and ``perp`` the upsampled out-of-subspace remainder of
-HS(t1). Because the HS blur is band-independent, ``D B_hs`` acts on ``c`` channel by channel, and the MS
+spectral subspace (``dcstsf.models.scene``): a fine HS cube is ``x = mu + scale * basis @ c`` with
+``c`` the ``p`` coefficients per pixel (with ``keep_remainder``, plus ``perp``, the upsampled
+out-of-subspace remainder of HS(t1): mostly HS noise, dropped by default). Because the HS blur is band-independent, ``D B_hs`` acts on ``c`` channel by channel, and the MS
 observation is ``ms_offset + B_ms(ms_forward @ c)``: every projection below is the foundation's
 operator, applied to ``p`` channels instead of ``n_hs``.
 
@@ -95,6 +95,10 @@ class DCSTSFConfig:
     local_map_radius: int = 0
     #: shrinkage of the windowed map towards the global one
     local_map_ridge: float = 0.1
+    #: add the upsampled out-of-subspace remainder of HS(t1) to the output. Off by default: the remainder
+    #: is mostly HS(t1) noise (the subspace holds the scene's spectra), which upsampling only smooths,
+    #: and the library validation scores the network higher without it (``docs/results.md``)
+    keep_remainder: bool = False
 
     def __post_init__(self) -> None:
         if self.unit_space not in UNIT_SPACES:
@@ -230,8 +234,8 @@ class DCSTSFNet(nn.Module):
         stage = r["ms_projection"] + r["unit"] + r["hs_projection"] + r["ecu_ms"] + r["unit"]
         tve = r["sftn"] + cfg.consistency_steps * r["ms_projection"]
         total = r["hs_projection"] + cfg.stages * stage + tve
-        # the perp upsampling; the windowed map, read from the inputs where TVE starts
-        return max(total, r["upsample"], tve + r["local_map"]), r
+        # the remainder's upsampling; the windowed map, read from the inputs where TVE starts
+        return max(total, r["upsample"] if cfg.keep_remainder else 0, tve + r["local_map"]), r
 
     def forward(
         self,
@@ -275,7 +279,7 @@ class DCSTSFNet(nn.Module):
 
         hs_n = (hs_t1 - mu) / scale
         c_hs_full = _map(basis.T, hs_n)
-        perp = hs_n - _map(basis, c_hs_full)
+        perp = hs_n - _map(basis, c_hs_full) if cfg.keep_remainder else None
         del hs_n  # a whole-window HS cube: not needed beyond the projection
         ms1_full = (ms_t1 - state["ms_mu"][None, :, None, None]) / state["ms_sigma"][None, :, None, None]
         ms2_full = (ms_t2 - state["ms_mu"][None, :, None, None]) / state["ms_sigma"][None, :, None, None]
@@ -363,9 +367,13 @@ class DCSTSFNet(nn.Module):
         cy0, cy1, cx0, cx1 = win.crop_now()
 
         def expand(coef: torch.Tensor, gate: torch.Tensor | None) -> torch.Tensor:
-            """``mu + scale * (basis @ c + gate * perp)`` on the crop."""
+            """``mu + scale * (basis @ c + gate * perp)`` on the crop (``perp`` only with ``keep_remainder``)."""
             coef = coef[..., cy0:cy1, cx0:cx1]
             gate = gate[..., cy0:cy1, cx0:cx1] if gate is not None else None
+            if perp is None:
+                if torch.is_grad_enabled():
+                    return mu + scale * _map(basis, coef)
+                return _map(basis, coef).mul_(scale).add_(mu)  # one n_hs-band buffer
             if torch.is_grad_enabled():  # training: out-of-place, autograd-safe
                 perp_crop = upsample_region(perp, ratio, crop_region)
                 rest = perp_crop if gate is None else gate * perp_crop
