@@ -181,12 +181,16 @@ def batch_loss(
 #: Data options added after the first weights were trained, left out of the fingerprint while off so that
 #: the configs of those weights keep their fingerprint (and resume their runs).
 _OPTIONAL_DATA = {"pairs": 0, "pair_fraction": 0.0, "degradations": {}}
+#: Model options added after the first weights were trained, left out of the fingerprint while they say
+#: what those weights were trained with.
+_OPTIONAL_MODEL = {"keep_remainder": True}
 
 
 def _fingerprint(cfg: dict[str, Any]) -> str:
     """What identifies a training run: the config sections that change its result."""
     sections = {k: cfg[k] for k in ("sensors", "model", "data", "train", "loss")}
     sections["data"] = {k: v for k, v in cfg["data"].items() if _OPTIONAL_DATA.get(k, object()) != v}
+    sections["model"] = {k: v for k, v in cfg["model"].items() if _OPTIONAL_MODEL.get(k, object()) != v}
     # the device changes rounding only: a run may resume on another device
     sections["train"] = {k: v for k, v in cfg["train"].items() if k != "device"}
     return json.dumps(sections, sort_keys=True)

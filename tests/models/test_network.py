@@ -45,6 +45,30 @@ def test_physics_only_beats_bicubic(model: ObservationModel, case) -> None:
     assert np.mean((pred - truth) ** 2) < 0.5 * np.mean((bic - truth) ** 2)
 
 
+def test_output_lies_in_the_scene_subspace_unless_the_remainder_is_kept(model: ObservationModel, case) -> None:
+    t, state, kw = network_inputs(case, model, rank=8)
+    basis, mu, scale = state["basis"], state["mu"][:, None], state["scale"]
+    outside = {}
+    with torch.no_grad():
+        for keep in (False, True):
+            out = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=8, keep_remainder=keep)).eval()(*t, state, **kw)["hs_t2"][0]
+            x = (out.reshape(model.n_hs, -1) - mu) / scale
+            outside[keep] = float((x - basis @ (basis.T @ x)).norm() / x.norm())
+    assert outside[False] < 1e-5
+    assert outside[True] > 1e-3
+
+
+def test_dropping_the_remainder_removes_hs_noise(model: ObservationModel) -> None:
+    """Outside the subspace, a noisy HS(t1) holds mostly its noise: the output is closer to the truth without it."""
+    c = simulate_case(smooth_cube(model, 36, 36, seed=5), model=model, change="none", seed=0,
+                      hs_snr_db=30.0, ms_snr_db=None)
+    err = {}
+    for keep in (False, True):
+        method = DCSTSF.untrained(DCSTSFConfig(n_ms=4, rank=8, keep_remainder=keep))
+        err[keep] = float(np.sqrt(np.mean((fuse_arrays(*c.arrays(), method=method, model=model) - c.hs_t2_truth.values) ** 2)))
+    assert err[False] < 0.9 * err[True]
+
+
 def test_no_change_noise_free_recovers_truth(model: ObservationModel) -> None:
     c = simulate_case(smooth_cube(model, 36, 36, seed=5), model=model, change="none", seed=0,
                       hs_snr_db=None, ms_snr_db=None)
@@ -53,11 +77,15 @@ def test_no_change_noise_free_recovers_truth(model: ObservationModel) -> None:
     assert rmse < 0.01
 
 
-@pytest.mark.parametrize("unit_space", ["sensor", "coefficient"])
-def test_crop_gives_the_same_values_as_the_full_window(model: ObservationModel, case, unit_space: str) -> None:
+@pytest.mark.parametrize(("unit_space", "keep_remainder"), [("sensor", False), ("coefficient", False),
+                                                          ("coefficient", True)])
+def test_crop_gives_the_same_values_as_the_full_window(
+    model: ObservationModel, case, unit_space: str, keep_remainder: bool
+) -> None:
     """Expanding to n_hs bands on a region only (what the engine asks for) changes no value."""
     torch.manual_seed(2)
-    net = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=8, stages=2, hidden=8, unit_space=unit_space)).eval()
+    net = DCSTSFNet(DCSTSFConfig(n_ms=4, rank=8, stages=2, hidden=8, unit_space=unit_space,
+                                 keep_remainder=keep_remainder)).eval()
     for unit in [*net.seu, *net.ecu, net.sftn]:
         torch.nn.init.normal_(unit.head.weight, std=1e-2)
     t, state, kw = network_inputs(case, model, rank=8)
