@@ -4,9 +4,10 @@ Paper (Meng et al., IEEE TGRS 63, 2025) gives the structure; the layers and the 
 formulation are ours (``docs/design.md`` says which is which). Everything runs in the scene's own
 spectral subspace (``dcstsf.models.scene``): a fine HS cube is ``x = mu + scale * basis @ c`` with
 ``c`` the ``p`` coefficients per pixel (with ``keep_remainder``, plus ``perp``, the upsampled
-out-of-subspace remainder of HS(t1): mostly HS noise, dropped by default). Because the HS blur is band-independent, ``D B_hs`` acts on ``c`` channel by channel, and the MS
-observation is ``ms_offset + B_ms(ms_forward @ c)``: every projection below is the foundation's
-operator, applied to ``p`` channels instead of ``n_hs``.
+out-of-subspace remainder of HS(t1): mostly HS noise, dropped by default). Because the HS blur is
+band-independent, ``D B_hs`` acts on ``c`` channel by channel, and the MS observation is
+``ms_offset + B_ms(ms_forward @ c)``: every projection below is the foundation's operator, applied to
+``p`` channels instead of ``n_hs``.
 
 SSJE, stage ``k`` of ``K`` (starting from the regression + residual-injection estimate):
 
