@@ -9,7 +9,7 @@ physics (``--truth table``), through physics drawn per case (``perturbed``: HS b
 the evaluation-only scenes.
 
     python experiments/adapt_validation.py [--bands 10|4] [--cases 8] [--steps 20] [--weights CANDIDATE.pt]
-        [--truth table|perturbed|both] [--size 96] [--local-maps RADIUS:RIDGE,...]
+        [--truth table|perturbed|both] [--size 96] [--zoom 1|2|3] [--local-maps RADIUS:RIDGE,...]
 """
 
 from __future__ import annotations
@@ -86,6 +86,8 @@ def main() -> None:
                     help="comma-separated names of the variants to run (default: all); with --merge the records "
                          "join those already in --out")
     ap.add_argument("--size", type=int, default=96, help="scene size, fine pixels (default 96)")
+    ap.add_argument("--zoom", type=int, default=None,
+                    help="upsampling of the 30 m land-cover labels in the scenes (default: 2 or 3 at random)")
     ap.add_argument("--local-maps", default=None,
                     help="windowed temporal maps to try with the shipped weights, as RADIUS:RIDGE,... (coarse pixels)")
     ap.add_argument("--merge", action="store_true", help="keep the records of other variants already in --out")
@@ -94,14 +96,17 @@ def main() -> None:
     suffix = "" if args.truth == "table" else f"_{args.truth}"
     if args.size != 96:
         suffix += f"_{args.size}"
+    if args.zoom is not None:
+        suffix += f"_zoom{args.zoom}"
     out = args.out or Path(__file__).parent / "results" / f"adapt_validation_{args.bands}band{suffix}.json"
     model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BAND_SETS[args.bands], ratio=3)
     cases = []
     if args.truth in ("table", "both"):
-        cases += [("table", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0, size=args.size)]
+        cases += [("table", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0, size=args.size,
+                                                           zoom=args.zoom)]
     if args.truth in ("perturbed", "both"):
         cases += [("perturbed", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0, size=args.size,
-                                                              degradations=DegradationRanges())]
+                                                              degradations=DegradationRanges(), zoom=args.zoom)]
     local_maps = [LocalMapOptions(int(r), float(k)) for r, k in
                   (item.split(":") for item in args.local_maps.split(","))] if args.local_maps else None
     chosen = variants(model, args.steps, args.weights, local_maps)
@@ -129,8 +134,8 @@ def main() -> None:
                for n in names}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"protocol": "library validation cases, change SIMULATED", "bands": BAND_SETS[args.bands],
-                               "cases": args.cases, "size": args.size, "truth": args.truth, "adapt_steps": args.steps, "summary": summary,
-                               "records": records}, indent=2))
+                               "cases": args.cases, "size": args.size, "zoom": args.zoom, "truth": args.truth,
+                               "adapt_steps": args.steps, "summary": summary, "records": records}, indent=2))
     lines = [f"| method ({args.bands} bands, {len(cases)} cases, truth {args.truth}) | PSNR (dB) | SAM (deg) | time (s) |", "|---|---|---|---|"]
     lines += [f"| {n} | {m['psnr']:.2f} | {m['sam_deg']:.2f} | {m['seconds']:.1f} |" for n, m in summary.items()]
     print("\n".join(lines))

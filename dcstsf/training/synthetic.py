@@ -575,6 +575,7 @@ def synthetic_cases(
     change: str = "radiometric",
     root: str | os.PathLike[str] | None = None,
     degradations: DegradationRanges | None = None,
+    zoom: int | None = None,
 ) -> list[FusionCase]:
     """``n_cases`` fusion cases of ``size`` x ``size`` fine pixels from the named libraries, in turn.
 
@@ -584,6 +585,8 @@ def synthetic_cases(
     ``numpy.random.default_rng([seed, i])``. With ``degradations``, case ``i`` is observed through its own
     true physics (:func:`~dcstsf.training.degradations.random_physics`, drawn from
     ``default_rng([seed, i, 1])``) instead of ``model``; its meta records them (``true_physics``).
+    ``zoom`` is the class maps' upsampling of the 30 m labels (:func:`landcover_classes`; default 2 or 3
+    at random).
     """
     if n_cases < 0 or size < 2 * model.ratio:
         raise DcstsfInputError(f"need n_cases >= 0 and size >= {2 * model.ratio} (two HS pixels), got {n_cases}, {size}")
@@ -594,7 +597,7 @@ def synthetic_cases(
     for i in range(n_cases):
         rng = np.random.default_rng([seed, i])
         name = libraries[i % len(libraries)]
-        classes = landcover_classes(rng, shape=(size, size), root=root)
+        classes = landcover_classes(rng, shape=(size, size), zoom=zoom, root=root)
         pair = library_case_pair(classes=classes, library=libs[name], sensor=model.hs_sensor, rng=rng,
                                  vegetation=vegetation, root=root)
         observed = model
@@ -619,6 +622,7 @@ def validation_cases(
     size: int = 96,
     root: str | os.PathLike[str] | None = None,
     degradations: DegradationRanges | None = None,
+    zoom: int | None = None,
 ) -> list[FusionCase]:
     """Transfer-validation cases from :data:`VALIDATION_LIBRARIES` only (Berlin and Gamsberg in turn).
 
@@ -627,8 +631,10 @@ def validation_cases(
     change between the dates, noise at the simulator's default SNR (35 dB HS, 40 dB MS). Deterministic
     from ``seed`` (see :func:`synthetic_cases`), and independent of optional packages. ``degradations``
     observes each case through its own drawn physics (HS blur, shift, responses) instead of the tables'.
+    ``zoom`` fixes the class maps' upsampling (1: the 30 m labels directly on the fine grid).
     """
     if size < 96:
         raise DcstsfInputError(f"validation scenes are at least 96 x 96 fine pixels; got size={size}")
     return synthetic_cases(model=model, libraries=VALIDATION_LIBRARIES, n_cases=n_cases, seed=seed, size=size,
-                           vegetation="cover", change="radiometric", root=root, degradations=degradations)
+                           vegetation="cover", change="radiometric", root=root, degradations=degradations,
+                           zoom=zoom)
