@@ -22,6 +22,25 @@ import json
 from dcstsf.models.checkpoint import WEIGHTS_DIR, load_checkpoint, save_checkpoint
 
 
+def trained_on(training: dict) -> str:
+    """What the weights were trained on, in words, from the training record's config fingerprint."""
+    data = json.loads(training.get("fingerprint", "{}")).get("data", {})
+    extras = []
+    if data.get("pairs"):
+        extras.append(f"{data['pairs']} synthetic scene pairs (real-LAI and land-cover change)")
+    per_case = []
+    if data.get("degradations"):
+        per_case.append("randomised sensor physics")
+    if data.get("spectral_augment"):
+        per_case.append("a random smooth spectral gain")
+    text = f"training scenes '{training['scenes']}'"
+    if extras:
+        text += " plus " + ", ".join(extras)
+    if per_case:
+        text += ", each case under " + " and ".join(per_case)
+    return text + " (resampled to the HS sensor), simulated change"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
@@ -46,7 +65,7 @@ def main() -> None:
     manifest["weights"].append({
         "file": path.name, "sha256": sha, "hs_sensor": s["hs_sensor"], "ms_sensor": s["ms_sensor"],
         "ms_bands": s["ms_bands"], "ratio": s["ratio"], "steps": payload.get("step"),
-        "trained_on": f"training scenes '{payload['training']['scenes']}' (resampled to the HS sensor), simulated change",
+        "trained_on": trained_on(payload["training"]),
         "config": args.config,
         "default": {"network": args.default_network, "adapt_steps": args.adapt_steps,
                     "keep_remainder": bool(args.keep_remainder), "decided_by": args.decided_by},
