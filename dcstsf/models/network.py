@@ -43,9 +43,10 @@ classical physics-only iteration and learning only adds residual corrections.
 
   The scene's PCA coefficients mean different things in every scene (the basis is fitted per scene),
   so a unit that reads or writes them can learn the training scene's basis. This variant was built to
-  remove that dependence; on the EnMAP validation it did not beat the coefficient-space units, so the
-  shipped weights keep them (``docs/ablation.md`` reports both).
-- ``"coefficient"`` (default, the shipped weights): the units read and write the coefficients directly.
+  remove that dependence; the shipped 4-band weights use it (the library validation chose it there,
+  ``docs/results.md``).
+- ``"coefficient"`` (default, the shipped 10-band weights): the units read and write the coefficients
+  directly.
 """
 
 from __future__ import annotations
