@@ -347,6 +347,8 @@ class DCSTSF(RegionMethod):
                 a = self._adaptation
                 info["adapt"].update(steps_made=a.steps, loss_before=round(a.loss_before, 6),
                                      loss_after=round(a.loss_after, 6), seconds=round(a.seconds, 2))
+                if a.skipped:
+                    info["adapt"]["steps_skipped"] = a.skipped
                 if np.isfinite(a.consistency_before):
                     info["adapt"].update(consistency_before=round(a.consistency_before, 6),
                                          consistency_after=round(a.consistency_after, 6))

@@ -82,7 +82,9 @@ class Adaptation:
     ``parameters`` maps the network's parameter names to float32 arrays and ``sha256`` identifies them;
     ``loss_before``/``loss_after`` are the total loss (reduced-resolution plus weighted consistency) on
     held batches of the scene's own cases and patches; ``consistency_before``/``consistency_after`` the
-    full-resolution consistency part alone (``nan`` when it is off).
+    full-resolution consistency part alone (``nan`` when it is off); ``skipped`` the steps whose loss or
+    gradient was not finite (no update). Parameters or a held loss that end up non-finite are replaced by
+    the network's own (``loss_after == loss_before``).
     """
 
     parameters: dict[str, np.ndarray]
@@ -93,6 +95,7 @@ class Adaptation:
     seconds: float
     consistency_before: float = float("nan")
     consistency_after: float = float("nan")
+    skipped: int = 0
 
 
 def _scene_truths(hs_windows: Sequence[np.ndarray], model: ObservationModel) -> list[xr.DataArray]:
@@ -227,9 +230,10 @@ def adapt_to_scene(
             return float(np.mean([t.item() for t, _ in parts])), float(np.mean(cons)) if cons else float("nan")
 
         before, cons_before = held_loss()
+        start = {k: v.detach().clone() for k, v in tuned.state_dict().items()}
         opt = torch.optim.AdamW(tuned.parameters(), lr=options.lr, weight_decay=0.0)
         tuned.train()
-        done = 0
+        done = skipped = 0
         for _ in range(options.steps):
             if options.max_seconds is not None and time.perf_counter() - t0 >= options.max_seconds:
                 log.warning("scene adaptation stopped by its time limit (%.1f s) after %d of %d steps; the result "
@@ -242,12 +246,24 @@ def adapt_to_scene(
             loss, _ = total_loss(sampler.draw().to(dev), patches)
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(tuned.parameters(), 1.0)
-            opt.step()
+            norm = torch.nn.utils.clip_grad_norm_(tuned.parameters(), 1.0)
+            if torch.isfinite(loss) and torch.isfinite(norm):
+                opt.step()
+            else:
+                # as in training: one degenerate batch (a non-finite gradient) must not turn every
+                # parameter, and so the whole output, into NaN
+                skipped += 1
+        if skipped:
+            log.warning("scene adaptation: %d of %d steps had a non-finite loss or gradient and were skipped",
+                        skipped, done)
         after, cons_after = held_loss()
+        if not (np.isfinite(after) and all(torch.isfinite(v).all() for v in tuned.state_dict().values())):
+            log.warning("scene adaptation gave non-finite parameters or loss; the network is used as loaded")
+            tuned.load_state_dict(start)
+            after, cons_after = before, cons_before
     params = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in tuned.state_dict().items()}
     digest = hashlib.sha256()
     for name in sorted(params):
         digest.update(name.encode() + np.ascontiguousarray(params[name]).tobytes())
     return Adaptation(params, digest.hexdigest(), done, before, after, time.perf_counter() - t0,
-                      cons_before, cons_after)
+                      cons_before, cons_after, skipped)

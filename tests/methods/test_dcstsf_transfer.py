@@ -56,6 +56,41 @@ def test_adaptation_time_limit(caplog) -> None:  # type: ignore[no-untyped-def]
     assert all(np.array_equal(a.parameters[k], untouched[k].numpy()) for k in untouched)
 
 
+def test_a_non_finite_gradient_is_skipped_and_never_reaches_the_output(monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A degenerate batch (a NaN loss) skips its update; if every step is degenerate the network is used as loaded."""
+    import torch
+
+    import dcstsf.training.loop as loop
+
+    case = make_case(24, 24, seed=2)
+    model = engine_model()
+    net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms, rank=6, stages=1, hidden=8, layers=1)).eval()
+    hs = [case.hs_t1.values.astype(np.float64)]
+    options = AdaptOptions(steps=6, lr=2e-3, patch=18, batch_size=2)
+    real = loop.batch_loss
+    calls = {"n": 0}
+
+    def poisoned_on(bad: set[int]):  # type: ignore[no-untyped-def]
+        def batch_loss(*args, **kwargs):  # type: ignore[no-untyped-def]
+            loss, parts = real(*args, **kwargs)
+            calls["n"] += 1
+            return (loss * torch.tensor(float("nan")) if calls["n"] in bad else loss), parts
+        return batch_loss
+
+    held = options.eval_batches  # the held loss is measured before the steps
+    monkeypatch.setattr(loop, "batch_loss", poisoned_on({held + 2}))
+    a = adapt_to_scene(net, hs, model=model, options=options)
+    assert a.skipped == 1 and "1 of 6 steps" in caplog.text
+    assert all(np.isfinite(v).all() for v in a.parameters.values()) and np.isfinite(a.loss_after)
+
+    calls["n"] = 0
+    monkeypatch.setattr(loop, "batch_loss", poisoned_on(set(range(held + 1, 10_000))))
+    b = adapt_to_scene(net, hs, model=model, options=options)
+    untouched = net.state_dict()
+    assert b.skipped == 6 and b.loss_after == b.loss_before and "used as loaded" in caplog.text
+    assert all(np.array_equal(b.parameters[k], untouched[k].numpy()) for k in untouched)
+
+
 def test_tiled_equals_whole_image_with_adaptation() -> None:
     case = make_case(24, 26, seed=3)
     model = engine_model()
