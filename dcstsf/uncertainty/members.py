@@ -11,9 +11,9 @@ The member is:
   ``two-step`` baseline;
 - for every other method: the physics-only DC-STSF network.
 
-Test-time flips and transposes of DC-STSF's window were tried as members too: their spread is about 4 % of
-the error, and as a further measure it improved the held-out likelihood by 0.02 nats per sample for three
-more network runs per tile, so it is not used (``docs/results.md``, "Per-pixel uncertainty").
+Test-time flips and transposes of DC-STSF's window were tried as members too: their spread is a few
+percent of the error, and as a further measure it did not improve the held-out likelihood enough to pay
+for three more network runs per tile, so it is not used (``docs/results.md``, "Per-pixel uncertainty").
 """
 
 from __future__ import annotations
