@@ -81,7 +81,9 @@ def test_a_limit_too_small_for_one_tile_is_refused_with_the_limit_that_fits(
     err = proc.stderr
     assert "one tile at a time needs" in err and "the finished tiles are kept and resumed" in err
     assert "Traceback" not in err and not out.exists()
-    assert len(list(work.glob("tile_*.npy"))) == 1
+    # the first tile is kept; a reading near the limit is confirmed by running the second tile alone too
+    # (docs/design.md), which is then kept as well
+    assert 1 <= len(list(work.glob("tile_*.npy"))) <= 2
     suggested = re.search(r"CLI --memory-limit ([\d.]+GiB):", err)
     assert suggested, err
     assert gib(r"one tile added ([\d.]+) GiB", err) > floor
