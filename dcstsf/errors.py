@@ -6,7 +6,7 @@ the file (when there is one), what is wrong and how to fix it.
 
 from __future__ import annotations
 
-__all__ = ["DcstsfInputError", "NoShippedWeightsError", "WeightsError"]
+__all__ = ["DcstsfInputError", "MethodOutputError", "NoShippedWeightsError", "WeightsError"]
 
 
 class DcstsfInputError(ValueError):
@@ -19,3 +19,8 @@ class WeightsError(DcstsfInputError):
 
 class NoShippedWeightsError(WeightsError):
     """No shipped weights for the sensor pair, MS band set and ratio (the install itself is intact)."""
+
+
+class MethodOutputError(RuntimeError):
+    """A fusion method returned non-finite values where its inputs were valid: a failure of the method (a
+    diverged optimisation, an overflow), never written to the output as if it were a result."""

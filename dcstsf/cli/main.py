@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from dcstsf.errors import DcstsfInputError
+    from dcstsf.errors import DcstsfInputError, MethodOutputError
 
     try:
         with cli_logging(verbose, quiet), sigterm_as_interrupt(), quiet_unraisable():
@@ -36,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DcstsfInputError as exc:
         _print_error(exc, verbose)
         return 2
+    except MethodOutputError as exc:
+        # A method that diverged: its message names the method and the tile; nothing wrong was written.
+        _print_error(exc, verbose)
+        return 1
     except ConnectionError as exc:
         # A cluster that failed (no worker left, ...): its message already says what to do.
         _print_error(exc, verbose)

@@ -21,6 +21,7 @@ import numpy as np
 
 from dcstsf._arrays import is_dask
 from dcstsf.engine.plan import Region, TilePlan
+from dcstsf.errors import MethodOutputError
 from dcstsf.methods.base import Fitted, Method
 from dcstsf.nodata import inf_to_nan
 from dcstsf.operators import ObservationModel
@@ -157,6 +158,17 @@ def predict_tile(
         )
     # no copy when the method already returned a C-contiguous float32 region
     res = np.ascontiguousarray(out, dtype=np.float32)
+    if not np.isfinite(res).all():
+        # the inputs were filled, so a NaN or Inf at a valid pixel is the method's failure: a whole output of
+        # NaN with a successful exit would look like a result
+        broken = int((~np.isfinite(res[:, ~bad])).sum())
+        if broken:
+            raise MethodOutputError(
+                f"method {ctx.method.name!r} returned {broken} non-finite values at valid pixels of the window "
+                f"rows {ey0}:{ey1}, columns {ex0}:{ex1} (fine grid); nothing is written for this tile. This is a "
+                "failure of the method, not of the inputs: another --method fuses these inputs, and the finished "
+                "tiles of a batch run are kept"
+            )
     if bad.any():
         res[:, bad] = np.nan
     return res

@@ -6,9 +6,11 @@ from typing import Any, ClassVar
 
 import dask.array as da
 import numpy as np
+import pytest
 
 from dcstsf.engine import fuse
 from dcstsf.engine.tile import scene_fill_values, tile_context
+from dcstsf.errors import MethodOutputError
 from dcstsf.methods import fuse_arrays, get_method
 from dcstsf.methods.bicubic import Bicubic
 from tests.engine.cases import HS_SENSOR, engine_model
@@ -69,3 +71,27 @@ def test_an_all_nodata_window_skips_the_method(case: Any) -> None:
     _Recording.calls = 0
     out = fuse_arrays(hs, np.full_like(ms1, np.nan), ms2, method=_Recording(), model=engine_model())
     assert _Recording.calls == 0 and np.isnan(out).all() and out.dtype == np.float32
+
+
+class _Diverging(Bicubic):
+    """A method whose result turns NaN at valid pixels (a diverged optimisation)."""
+
+    name = "diverging-test"
+
+    def apply(self, hs_t1, ms_t1, ms_t2, *, model, fitted):  # type: ignore[no-untyped-def,override]
+        out = super().apply(hs_t1, ms_t1, ms_t2, model=model, fitted=fitted)
+        out[:, 2, 3] = np.nan
+        return out
+
+
+def test_non_finite_values_at_valid_pixels_are_a_method_failure(case: Any) -> None:
+    hs, ms1, ms2 = case.arrays()
+    with pytest.raises(MethodOutputError, match=r"'diverging-test' returned \d+ non-finite values at valid pixels"):
+        fuse_arrays(hs, ms1, ms2, method=_Diverging(), model=engine_model())
+    # where the inputs are nodata, NaN is the answer, not a failure
+    ms1 = ms1.copy()
+    ms1[:, 2, 3] = np.nan
+    out = fuse_arrays(hs, ms1, ms2, method=_Diverging(), model=engine_model())
+    assert np.isnan(out[:, 2, 3]).all()
+    out[:, 2, 3] = 0.0
+    assert np.isfinite(out).all()
