@@ -74,9 +74,10 @@ def test_a_limit_too_small_for_one_tile_is_refused_with_the_limit_that_fits(
     writer = gib(r"the output writer ([\d.]+) GiB", err)
     floor = gib(r"output alone take ([\d.]+) GiB", err)
 
-    # 2. Enough for a tile's inputs and output but not for the method's working memory (a DC-STSF tile
-    #    adds several times its inputs and output): refused after the first tile, which is kept.
-    proc, _ = fuse(case_files, out, f"{held + writer + floor + 0.06:.2f}GiB")
+    # 2. Enough for a tile's inputs and output but not for the method's working memory (a DC-STSF tile of
+    #    this case adds about 0.09 GiB, several times its inputs and output): refused after the first tile,
+    #    which is kept. The margin stays well under that, as the process's own memory varies between runs.
+    proc, _ = fuse(case_files, out, f"{held + writer + floor + 0.02:.2f}GiB")
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr
     assert "one tile at a time needs" in err and "the finished tiles are kept and resumed" in err
