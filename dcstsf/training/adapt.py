@@ -190,7 +190,7 @@ def adapt_to_scene(
     """
     from dcstsf.models.device import resolve_device
     from dcstsf.training.data import CaseSampler
-    from dcstsf.training.loop import batch_loss
+    from dcstsf.training.loop import batch_loss, finite_step
 
     t0 = time.perf_counter()
     weights = {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5}
@@ -244,14 +244,7 @@ def adapt_to_scene(
             if full_res and observations is not None:
                 patches = tuple(t.to(dev) for t in observations.draw(patch_rng, options.batch_size))
             loss, _ = total_loss(sampler.draw().to(dev), patches)
-            opt.zero_grad()
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(tuned.parameters(), 1.0)
-            if torch.isfinite(loss) and torch.isfinite(norm):
-                opt.step()
-            else:
-                # as in training: one degenerate batch (a non-finite gradient) must not turn every
-                # parameter, and so the whole output, into NaN
+            if not finite_step(opt, loss, tuned.parameters(), max_norm=1.0):
                 skipped += 1
         if skipped:
             log.warning("scene adaptation: %d of %d steps had a non-finite loss or gradient and were skipped",

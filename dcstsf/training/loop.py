@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ from dcstsf.training.data import CaseSampler, TrainingBatch
 from dcstsf.training.degradations import DegradationRanges
 
 __all__ = [
-    "batch_loss", "load_config", "relative_l1", "spectral_angle_loss", "train", "training_pairs", "training_scenes",
+    "batch_loss", "finite_step", "load_config", "relative_l1", "spectral_angle_loss", "train", "training_pairs",
+    "training_scenes",
 ]
 
 log = logging.getLogger(__name__)
@@ -178,19 +180,34 @@ def batch_loss(
     return total, parts
 
 
-#: Data options added after the first weights were trained, left out of the fingerprint while off so that
-#: the configs of those weights keep their fingerprint (and resume their runs).
-_OPTIONAL_DATA = {"pairs": 0, "pair_fraction": 0.0, "degradations": {}}
-#: Model options added after the first weights were trained, left out of the fingerprint while they say
-#: what those weights were trained with.
-_OPTIONAL_MODEL = {"keep_remainder": True}
+#: Options added after the first weights were trained, by config section, with the value those weights were
+#: trained with: left out of the fingerprint while they have that value, so that the configs of those
+#: weights keep their fingerprint (and resume their runs).
+_OPTIONAL = {
+    "data": {"pairs": 0, "pair_fraction": 0.0, "degradations": {}},
+    "model": {"keep_remainder": True},
+}
+
+
+def finite_step(
+    opt: torch.optim.Optimizer, loss: torch.Tensor, parameters: Iterable[torch.nn.Parameter], *, max_norm: float
+) -> bool:
+    """Backpropagate ``loss``, clip the gradient norm to ``max_norm`` and step ``opt``, unless the loss or the
+    gradient is not finite: one degenerate batch must not turn every parameter into NaN. Whether it stepped."""
+    opt.zero_grad()
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+    if torch.isfinite(loss) and torch.isfinite(norm):
+        opt.step()
+        return True
+    return False
 
 
 def _fingerprint(cfg: dict[str, Any]) -> str:
     """What identifies a training run: the config sections that change its result."""
     sections = {k: cfg[k] for k in ("sensors", "model", "data", "train", "loss")}
-    sections["data"] = {k: v for k, v in cfg["data"].items() if _OPTIONAL_DATA.get(k, object()) != v}
-    sections["model"] = {k: v for k, v in cfg["model"].items() if _OPTIONAL_MODEL.get(k, object()) != v}
+    for name, optional in _OPTIONAL.items():
+        sections[name] = {k: v for k, v in cfg[name].items() if optional.get(k, object()) != v}
     # the device changes rounding only: a run may resume on another device
     sections["train"] = {k: v for k, v in cfg["train"].items() if k != "device"}
     return json.dumps(sections, sort_keys=True)
@@ -306,13 +323,7 @@ def train(
     while step < total:
         batch = sampler.draw().to(dev)
         loss, parts = batch_loss(net, batch, model, cfg["loss"])
-        opt.zero_grad()
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(net.parameters(), float(tcfg["grad_clip"]))
-        if torch.isfinite(loss) and torch.isfinite(norm):
-            opt.step()
-        else:
-            # one degenerate case must not turn every weight into NaN: the step is skipped and logged
+        if not finite_step(opt, loss, net.parameters(), max_norm=float(tcfg["grad_clip"])):
             log.warning("step %d: non-finite loss or gradient (%s); the update is skipped", step + 1, parts)
         sched.step()
         step += 1
