@@ -158,7 +158,9 @@ def predict_tile(
         )
     # no copy when the method already returned a C-contiguous float32 region
     res = np.ascontiguousarray(out, dtype=np.float32)
-    if not np.isfinite(res).all():
+    # one float64 sum is non-finite when any value is (a finite overflow only leads to the exact check), and
+    # needs no tile-sized temporary on the engine's hot path
+    if not np.isfinite(res.sum(dtype=np.float64)):
         # the inputs were filled, so a NaN or Inf at a valid pixel is the method's failure: a whole output of
         # NaN with a successful exit would look like a result
         broken = int((~np.isfinite(res[:, ~bad])).sum())
