@@ -41,8 +41,8 @@ def variants(
     model: ObservationModel, steps: int, candidate: Path | None, local_maps: list[LocalMapOptions] | None = None
 ) -> dict[str, object]:
     """Method factories by name: shipped and physics-only DC-STSF (and a candidate checkpoint), each without
-    and with adaptation and with HS(t1)'s out-of-subspace remainder, the shipped weights with each windowed temporal map of ``local_maps``, and the
-    classical methods."""
+    and with adaptation and with HS(t1)'s out-of-subspace remainder, the shipped weights with each windowed
+    temporal map of ``local_maps``, and the classical methods."""
     def physics(adapt: int, *, keep_remainder: bool = False) -> DCSTSF:
         m = DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms, keep_remainder=keep_remainder))
         m.adapt = AdaptOptions(steps=adapt)

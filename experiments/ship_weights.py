@@ -67,8 +67,7 @@ def main() -> None:
         "ms_bands": s["ms_bands"], "ratio": s["ratio"], "steps": payload.get("step"),
         "trained_on": trained_on(payload["training"]),
         "config": args.config,
-        "default": {"network": args.default_network, "adapt_steps": args.adapt_steps,
-                    "keep_remainder": bool(args.keep_remainder), "decided_by": args.decided_by},
+        "default": {"network": args.default_network, "adapt_steps": args.adapt_steps, "decided_by": args.decided_by},
     })
     manifest["weights"].sort(key=lambda e: e["file"])
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
