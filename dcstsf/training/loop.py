@@ -1,8 +1,9 @@
 """``dcstsf train``: seeded, deterministic, resumable training of DC-STSF on simulated cases.
 
 Losses (weights in the config's ``loss`` section): band-relative L1 on HS(t2) (:func:`relative_l1`),
-mean spectral angle (radians) on HS(t2), and an auxiliary band-relative L1 on the latent HS(t1)
-(supervises SSJE directly). AdamW with linear warm-up
+mean spectral angle (radians) on HS(t2), an auxiliary band-relative L1 on the latent HS(t1)
+(supervises SSJE directly), and optionally the mean over bands of the log of each band's mean squared
+error on HS(t2) (:func:`band_log_mse`, what the per-band PSNR averages). AdamW with linear warm-up
 and cosine decay. Every ``checkpoint_every`` steps ``last.pt`` is written atomically with the model,
 optimiser, scheduler and every random-number state, so a killed run resumes to the same result; the
 loss log (``loss.csv``) is rewritten up to the resumed step.
@@ -33,7 +34,7 @@ from dcstsf.training.data import CaseSampler, TrainingBatch
 from dcstsf.training.degradations import DegradationRanges
 
 __all__ = [
-    "batch_loss", "finite_step", "load_config", "relative_l1", "spectral_angle_loss", "train", "training_pairs",
+    "band_log_mse", "batch_loss", "finite_step", "load_config", "relative_l1", "spectral_angle_loss", "train", "training_pairs",
     "training_scenes",
 ]
 
@@ -48,7 +49,7 @@ _DEFAULTS: dict[str, Any] = {
              "degradations": {}},
     "train": {"steps": 1000, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "seed": 0,
               "checkpoint_every": 100, "threads": 2, "grad_clip": 1.0, "device": "cpu"},
-    "loss": {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5},
+    "loss": {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5, "band_log_mse": 0.0},
     "output": "runs/dcstsf",
 }
 
@@ -153,6 +154,17 @@ def relative_l1(pred: torch.Tensor, ref: torch.Tensor, eps: float = 1e-3) -> tor
     return ((pred - ref).abs() / scale).mean()
 
 
+def band_log_mse(pred: torch.Tensor, ref: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean over bands of ``ln(mse_band + eps)`` for ``(B, C, H, W)`` tensors.
+
+    The per-band PSNR averaged over bands is ``-10 / ln 10`` times this (data range 1): every band counts by
+    its relative error, so a band already close to its truth is not traded away for a large-error band,
+    as band-relative L1 allows.
+    """
+    mse = ((pred - ref) ** 2).mean(dim=(0, 2, 3))
+    return torch.log(mse + eps).mean()
+
+
 def spectral_angle_loss(pred: torch.Tensor, ref: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Mean spectral angle (radians) over pixels of ``(B, C, H, W)`` tensors."""
     num = (pred * ref).sum(dim=1)
@@ -163,7 +175,8 @@ def spectral_angle_loss(pred: torch.Tensor, ref: torch.Tensor, eps: float = 1e-6
 def batch_loss(
     net: DCSTSFNet, batch: TrainingBatch, model: ObservationModel, weights: dict[str, float]
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training loss of ``net`` on one batch (weights ``l1``, ``sam``, ``aux_t1``) and its parts.
+    """The training loss of ``net`` on one batch (weights ``l1``, ``sam``, ``aux_t1``, ``band_log_mse``) and its
+    parts.
 
     The network is told the batch's own physics when the sampler randomises it (``batch.model``).
     """
@@ -176,6 +189,8 @@ def batch_loss(
     sam = spectral_angle_loss(out["hs_t2"], batch.hs_t2)
     aux = relative_l1(out["hs_t1"], batch.hs_t1_fine)
     total = weights["l1"] * l1 + weights["sam"] * sam + weights["aux_t1"] * aux
+    if weights.get("band_log_mse", 0.0):
+        total = total + weights["band_log_mse"] * band_log_mse(out["hs_t2"], batch.hs_t2)
     parts = {"loss": total.item(), "l1": l1.item(), "sam_rad": sam.item(), "aux_t1": aux.item()}
     return total, parts
 
@@ -186,6 +201,7 @@ def batch_loss(
 _OPTIONAL = {
     "data": {"pairs": 0, "pair_fraction": 0.0, "degradations": {}},
     "model": {"keep_remainder": True},
+    "loss": {"band_log_mse": 0.0},
 }
 
 
