@@ -6,10 +6,11 @@ from the Berlin urban and Gamsberg field libraries, held out of training; real L
 change, **simulated**), ZY-1 02D AHSI with Sentinel-2A at ratio 3, observed through the sensor tables'
 physics (``--truth table``), through physics drawn per case (``perturbed``: HS blur, shift and responses,
 :class:`dcstsf.training.degradations.DegradationRanges`, another seed than training's) or both. Never
-the evaluation-only scenes.
+the evaluation-only scenes. ``--truth real``: the real-spectra validation instead (EnMAP Potsdam blocks B
+and C, :func:`real_spectra_cases`; training tiles of the shipped weights, so it favours learned units).
 
     python experiments/adapt_validation.py [--bands 10|4] [--cases 8] [--steps 20] [--weights CANDIDATE.pt]
-        [--truth table|perturbed|both] [--size 96] [--zoom 1|2|3] [--local-maps RADIUS:RIDGE,...]
+        [--truth table|perturbed|both|real] [--size 96] [--zoom 1|2|3] [--local-maps RADIUS:RIDGE,...]
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ from pathlib import Path
 
 import numpy as np
 
-from dcstsf import metrics
+from dcstsf import datasets, metrics
 from dcstsf.methods import DCSTSF, fuse_arrays, get_method
 from dcstsf.models import LocalMapOptions
+from dcstsf.models.ms_noise import MsNoiseOptions
 from dcstsf.models.network import DCSTSFConfig
 from dcstsf.operators import ObservationModel
+from dcstsf.simulate import simulate_case
 from dcstsf.training.adapt import AdaptOptions
 from dcstsf.training.degradations import DegradationRanges
 from dcstsf.training.synthetic import validation_cases
+
+#: DC-STSF without the noise-aware MS consistency steps.
+NO_NOISE_STEP = MsNoiseOptions(steps=0)
 
 BAND_SETS = {
     "10": ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"],
@@ -43,9 +49,11 @@ def variants(
     """Method factories by name: shipped and physics-only DC-STSF (and a candidate checkpoint), each without
     and with adaptation and with HS(t1)'s out-of-subspace remainder, the shipped weights with each windowed
     temporal map of ``local_maps``, and the classical methods."""
-    def physics(adapt: int, *, keep_remainder: bool = False) -> DCSTSF:
+    def physics(adapt: int, *, keep_remainder: bool = False, noise: MsNoiseOptions | None = None) -> DCSTSF:
         m = DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms, keep_remainder=keep_remainder))
         m.adapt = AdaptOptions(steps=adapt)
+        if noise is not None:
+            m.ms_noise = noise
         return m
 
     def shipped_with_remainder() -> DCSTSF:
@@ -65,14 +73,26 @@ def variants(
     return {
         **out,
         "dcstsf shipped": lambda: DCSTSF(adapt=AdaptOptions(steps=0)),
+        "dcstsf shipped - noise step": lambda: DCSTSF(adapt=AdaptOptions(steps=0), ms_noise=NO_NOISE_STEP),
         "dcstsf shipped + remainder": shipped_with_remainder,
         f"dcstsf shipped + adapt {steps}": lambda: DCSTSF(adapt=AdaptOptions(steps=steps)),
         "dcstsf physics-only": lambda: physics(0),
+        "dcstsf physics-only - noise step": lambda: physics(0, noise=NO_NOISE_STEP),
         "dcstsf physics-only + remainder": lambda: physics(0, keep_remainder=True),
         f"dcstsf physics-only + adapt {steps}": lambda: physics(steps),
         "variational": lambda: get_method("variational"),
         "two-step": lambda: get_method("two-step"),
     }
+
+
+def real_spectra_cases(model: ObservationModel) -> list:
+    """The real-spectra validation: EnMAP Potsdam blocks B and C (the uncertainty calibration's held-out
+    blocks; training tiles of the shipped weights), changes mixed and abrupt, seeds 0 and 1."""
+    from uncertainty_calibration import HELD_BLOCKS, mosaic  # experiments/: the blocks have one definition
+
+    tiles = {(t.attrs["tile_col"], t.attrs["tile_row"]): t for t in datasets.load_enmap_potsdam_tiles()}
+    return [simulate_case(mosaic(tiles, cols, rows), model=model, change=change, seed=seed)
+            for cols, rows in HELD_BLOCKS.values() for change in ("mixed", "abrupt") for seed in (0, 1)]
 
 
 def main() -> None:
@@ -81,7 +101,9 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--weights", type=Path, default=None, help="a candidate checkpoint to compare as well")
-    ap.add_argument("--truth", choices=("table", "perturbed", "both"), default="table")
+    ap.add_argument("--truth", choices=("table", "perturbed", "both", "real"), default="table",
+                    help="library validation under the tables' or perturbed physics (or both), or the real-spectra "
+                         "validation (EnMAP blocks B and C, training tiles of the shipped weights)")
     ap.add_argument("--variants", default=None,
                     help="comma-separated names of the variants to run (default: all); with --merge the records "
                          "join those already in --out")
@@ -107,6 +129,8 @@ def main() -> None:
     if args.truth in ("perturbed", "both"):
         cases += [("perturbed", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0, size=args.size,
                                                               degradations=DegradationRanges(), zoom=args.zoom)]
+    if args.truth == "real":
+        cases += [("real", c) for c in real_spectra_cases(model)]
     local_maps = [LocalMapOptions(int(r), float(k)) for r, k in
                   (item.split(":") for item in args.local_maps.split(","))] if args.local_maps else None
     chosen = variants(model, args.steps, args.weights, local_maps)
@@ -132,8 +156,14 @@ def main() -> None:
     names = list(dict.fromkeys(r["method"] for r in records))
     summary = {n: {k: float(np.mean([r[k] for r in records if r["method"] == n])) for k in ("psnr", "sam_deg", "seconds")}
                for n in names}
+    for kind in dict.fromkeys(r["truth"] for r in records):
+        for n in names:
+            rows = [r for r in records if r["method"] == n and r["truth"] == kind]
+            if rows:
+                summary[n][kind] = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "sam_deg")}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"protocol": "library validation cases, change SIMULATED", "bands": BAND_SETS[args.bands],
+    protocol = ("real-spectra validation (EnMAP blocks B and C)" if args.truth == "real" else "library validation cases")
+    out.write_text(json.dumps({"protocol": f"{protocol}, change SIMULATED", "bands": BAND_SETS[args.bands],
                                "cases": args.cases, "size": args.size, "zoom": args.zoom, "truth": args.truth,
                                "adapt_steps": args.steps, "summary": summary, "records": records}, indent=2))
     lines = [f"| method ({args.bands} bands, {len(cases)} cases, truth {args.truth}) | PSNR (dB) | SAM (deg) | time (s) |", "|---|---|---|---|"]

@@ -8,8 +8,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dcstsf.models.local_map import LocalMapOptions
+    from dcstsf.models.ms_noise import MsNoiseOptions
 
-__all__ = ["byte_size", "csv_list", "local_map", "non_negative_int", "offset_value", "positive_float", "positive_int", "scale_factor", "snr_db"]
+__all__ = [
+    "byte_size", "csv_list", "local_map", "ms_noise", "non_negative_int", "offset_value", "positive_float",
+    "positive_int", "scale_factor", "snr_db",
+]
 
 def csv_list(text: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
@@ -80,6 +84,16 @@ def local_map(text: str) -> LocalMapOptions:
             f"expected RADIUS[:RIDGE] with RADIUS a non-negative integer (coarse pixels) and RIDGE a positive "
             f"number, e.g. 3:0.03; got {text!r}"
         ) from exc
+
+
+def ms_noise(text: str) -> MsNoiseOptions:
+    """``STEPS`` of DC-STSF's noise-aware MS consistency."""
+    from dcstsf.models.ms_noise import MAX_STEPS, MsNoiseOptions
+
+    try:
+        return MsNoiseOptions(steps=int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a number of steps from 0 to {MAX_STEPS}, got {text!r}") from exc
 
 
 def snr_db(text: str) -> float | None:

@@ -43,21 +43,24 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
     method: Any = args.method
-    if any(v is not None for v in (args.weights, args.adapt_steps, args.adapt_seconds, args.local_map, args.device)):
+    if any(v is not None for v in (args.weights, args.adapt_steps, args.adapt_seconds, args.local_map,
+                                   args.ms_noise, args.device)):
         from dcstsf.errors import DcstsfInputError
         from dcstsf.methods import DCSTSF
         from dcstsf.training.adapt import AdaptOptions
 
         if args.method != "dcstsf":
             given = {"--weights": args.weights, "--adapt-steps": args.adapt_steps,
-                     "--adapt-seconds": args.adapt_seconds, "--local-map": args.local_map, "--device": args.device}
+                     "--adapt-seconds": args.adapt_seconds, "--local-map": args.local_map,
+                     "--ms-noise-steps": args.ms_noise, "--device": args.device}
             option = next(k for k, v in given.items() if v is not None)
             raise DcstsfInputError(f"{option} applies to --method dcstsf, not {args.method!r}; drop {option}")
         adapt = None
         if args.adapt_steps is not None or args.adapt_seconds is not None:
             adapt = AdaptOptions(steps=args.adapt_steps if args.adapt_steps is not None else 20,
                                  max_seconds=args.adapt_seconds)
-        method = DCSTSF(weights=args.weights, adapt=adapt, local_map=args.local_map, device=args.device or "auto")
+        method = DCSTSF(weights=args.weights, adapt=adapt, local_map=args.local_map, ms_noise=args.ms_noise,
+                        device=args.device or "auto")
     if args.no_coregister or args.scl_classes is not None:
         kwargs["preparation"] = _prepare_options(args, ms_sensor_t2=args.ms_sensor_t2, ratio=args.ratio)
     sd_out = None

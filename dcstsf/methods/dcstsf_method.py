@@ -12,10 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from dcstsf.diagnosis.windows import SceneWindows, WindowOptions, scene_windows
 from dcstsf.errors import DcstsfInputError, NoShippedWeightsError, WeightsError
 from dcstsf.methods.base import Fitted, RegionMethod
 from dcstsf.models.checkpoint import default_weights, load_model
 from dcstsf.models.local_map import LocalMapOptions
+from dcstsf.models.ms_noise import MsNoiseOptions, estimate_ms_noise
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
 from dcstsf.models.scene import fit_scene_state, state_to_tensors
 from dcstsf.operators import ObservationModel, Psf
@@ -28,7 +30,11 @@ from dcstsf.scene_stats import (
 )
 from dcstsf.training.adapt import Adaptation, AdaptOptions
 
-__all__ = ["DCSTSF"]
+__all__ = ["DCSTSF", "DEFAULT_MS_NOISE"]
+
+#: The noise-aware MS consistency DC-STSF fuses with unless told otherwise: none, as the validation rule
+#: in ``docs/results.md`` chose (the steps follow MS residuals that a response mismatch causes).
+DEFAULT_MS_NOISE = MsNoiseOptions(steps=0)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,9 @@ class DCSTSF(RegionMethod):
         TVE's MS -> HS map per window of the scene instead of the scene's one global map
         (:mod:`dcstsf.models.local_map`); default: what the weights' configuration says (the global map
         for the shipped weights and the physics-only network).
+    ms_noise
+        The noise-aware MS consistency steps after the network's own (:mod:`dcstsf.models.ms_noise`);
+        default :data:`DEFAULT_MS_NOISE` (none), for any network; ``MsNoiseOptions()`` for two steps.
     device
         Where the network runs (adaptation and fusion): ``"auto"`` (a CUDA device when present, else the
         CPU), ``"cpu"`` or ``"cuda"`` (:func:`dcstsf.models.device.resolve_device`). The output is moved
@@ -88,6 +97,7 @@ class DCSTSF(RegionMethod):
         max_fit_pixels: int = 60_000,
         adapt: AdaptOptions | None = None,
         local_map: LocalMapOptions | None = None,
+        ms_noise: MsNoiseOptions | None = None,
         device: str = "auto",
     ) -> None:
         from dcstsf.models.device import resolve_device
@@ -109,15 +119,23 @@ class DCSTSF(RegionMethod):
         self._adapted: dict[str, DCSTSFNet] = {}
         self._adapted_lock = threading.Lock()
         self.local_map = local_map
+        self.ms_noise = ms_noise if ms_noise is not None else DEFAULT_MS_NOISE
 
     def _load(self, model: ObservationModel) -> DCSTSFNet:
-        """:meth:`_resolve`'s network, with :attr:`local_map` (when given) in its configuration."""
+        """:meth:`_resolve`'s network, with :attr:`local_map` (when given) and :attr:`ms_noise` in its
+        configuration."""
         net = self._resolve(model)
+        changes: dict[str, Any] = {}
         lm = self.local_map
         if lm is not None and (net.config.local_map_radius, net.config.local_map_ridge) != (lm.radius, lm.ridge):
+            changes.update(local_map_radius=lm.radius, local_map_ridge=lm.ridge)
+        noise = self.ms_noise
+        if (net.config.ms_noise_steps, net.config.ms_noise_window) != (noise.steps, noise.window):
+            changes.update(ms_noise_steps=noise.steps, ms_noise_window=noise.window)
+        if changes:
             # a shallow copy shares the parameters; the caller's network keeps its own configuration
             net = copy.copy(net)
-            net.config = dataclasses.replace(net.config, local_map_radius=lm.radius, local_map_ridge=lm.ridge)
+            net.config = dataclasses.replace(net.config, **changes)
             self._net = net
         return net
 
@@ -229,35 +247,52 @@ class DCSTSF(RegionMethod):
         net = self.network(model)
         samples = scene_samples(hs_t1, ms_t1, ms_t2, model=model, max_pixels=self.max_fit_pixels)
         usable = usable_ms_bands(samples, model=model, method=self.name)
+        fitted: Fitted
         if usable.all():
             fitted = dict(fit_scene_state(samples, model=model, rank=net.config.rank))
-            self._adapt_units(fitted, net, hs_t1, ms_t1, ms_t2, model=model)
+        else:
+            # The network reads every MS band it was trained with, so a degenerate band cannot be left out
+            # as the other methods do: it is replaced, at both dates, by its prediction from the usable
+            # bands through HS(t1). The network then sees a band with the texture and the spread it
+            # expects, and the band adds no information of its own (it is a combination of the others).
+            bands = np.flatnonzero(~usable)
+            fill = _fit_band_fill(samples, usable, model=model)
+            samples = SceneSamples(
+                samples.hs, _fill_bands(samples.ms1.T, bands, fill).T, _fill_bands(samples.ms2.T, bands, fill).T
+            )
+            fitted = dict(fit_scene_state(samples, model=model, rank=net.config.rank))
+            fitted["ms_fill_bands"] = bands
+            fitted["ms_fill_map"] = fill.astype(np.float32)
+        if net.config.ms_noise_steps <= 0 and (self.adapt.steps <= 0 or not net.config.learned_units):
             return fitted
-        # The network reads every MS band it was trained with, so a degenerate band cannot be left out as
-        # the other methods do: it is replaced, at both dates, by its prediction from the usable bands
-        # through HS(t1). The network then sees a band with the texture and the spread it expects, and
-        # the band adds no information of its own (it is a combination of the others).
-        bands = np.flatnonzero(~usable)
-        fill = _fit_band_fill(samples, usable, model=model)
-        samples = SceneSamples(
-            samples.hs, _fill_bands(samples.ms1.T, bands, fill).T, _fill_bands(samples.ms2.T, bands, fill).T
-        )
-        fitted: Fitted = dict(fit_scene_state(samples, model=model, rank=net.config.rank))
-        fitted["ms_fill_bands"] = bands
-        fitted["ms_fill_map"] = fill.astype(np.float32)
-        self._adapt_units(fitted, net, hs_t1, ms_t1, ms_t2, model=model)
+        # the scene's sample windows, read once for the noise estimate and the adaptation
+        windows = scene_windows(hs_t1, ms_t1, ms_t2, model=model, options=WindowOptions(size=64, count=4))
+        if net.config.ms_noise_steps > 0:
+            ms1, ms2 = self._network_ms(fitted, windows)
+            sigma = estimate_ms_noise(ms1, ms2) if ms1 else np.full(model.n_ms, np.inf)
+            # in the units of the normalised MS the network works in
+            fitted["ms_noise"] = (sigma / np.asarray(fitted["ms_sigma"], np.float64)).astype(np.float32)
+            log.info("dcstsf: MS noise estimated from MS(t2) - MS(t1): %s",
+                     ", ".join(f"{b} {v:.2g}" for b, v in zip(model.ms_sensor.band_names, sigma, strict=True)))
+        self._adapt_units(fitted, net, windows, model=model)
         return fitted
 
-    def _adapt_units(
-        self, fitted: Fitted, net: DCSTSFNet, hs_t1: Any, ms_t1: Any, ms_t2: Any, *, model: ObservationModel
-    ) -> None:
-        """With ``adapt.steps > 0``: the learned units fine-tuned on the scene go into ``fitted``."""
+    @staticmethod
+    def _network_ms(fitted: Fitted, windows: SceneWindows) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The windows' MS(t1) and MS(t2) as the network reads them (degenerate bands filled)."""
+        ms1, ms2 = list(windows.ms1), list(windows.ms2)
+        if "ms_fill_bands" in fitted:
+            bands, fill = np.asarray(fitted["ms_fill_bands"]), np.asarray(fitted["ms_fill_map"])
+            ms1 = [_fill_bands(w, bands, fill) for w in ms1]
+            ms2 = [_fill_bands(w, bands, fill) for w in ms2]
+        return ms1, ms2
+
+    def _adapt_units(self, fitted: Fitted, net: DCSTSFNet, windows: SceneWindows, *, model: ObservationModel) -> None:
+        """With ``adapt.steps > 0``: the learned units fine-tuned on the scene's ``windows`` go into ``fitted``."""
         if self.adapt.steps <= 0 or not net.config.learned_units:
             return
-        from dcstsf.diagnosis.windows import WindowOptions, scene_windows
         from dcstsf.training.adapt import ScenePatches, adapt_to_scene
 
-        windows = scene_windows(hs_t1, ms_t1, ms_t2, model=model, options=WindowOptions(size=64, count=4))
         r = model.ratio
         # patches of at most the smallest window (a small scene is one window), whole coarse pixels
         side = min((min(w.shape[1:]) for w in windows.hs), default=0)
@@ -267,11 +302,7 @@ class DCSTSF(RegionMethod):
                      4 * r)
             return
         options = dataclasses.replace(self.adapt, patch=patch)
-        ms1, ms2 = list(windows.ms1), list(windows.ms2)
-        if "ms_fill_bands" in fitted:  # the network reads the filled bands, as in apply_region
-            bands, fill = np.asarray(fitted["ms_fill_bands"]), np.asarray(fitted["ms_fill_map"])
-            ms1 = [_fill_bands(w, bands, fill) for w in ms1]
-            ms2 = [_fill_bands(w, bands, fill) for w in ms2]
+        ms1, ms2 = self._network_ms(fitted, windows)
         observations = ScenePatches(list(windows.hs), ms1, ms2, ratio=r, patch=patch)
         adaptation = adapt_to_scene(net, list(windows.hs), model=model, options=options,
                                     observations=observations, state=state_to_tensors(fitted), device=self.device)

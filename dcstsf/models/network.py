@@ -26,6 +26,9 @@ TVE:
   t1-specific residual of a vanished land cover is not carried into t2.
 - **Consistency**: a few steps ``c2 += gamma_j * P (ms2 - M(c2))`` with ``P`` the ridge pseudo-inverse,
   pulling the MS-space projection of HS(t2) towards the observed MS(t2).
+- **Noise-aware consistency** (ours, ``ms_noise_steps``, no parameters): further steps
+  ``c2 += P (t * (ms2 - M(c2)))`` with a local gain ``t`` from the scene's MS noise
+  (:mod:`dcstsf.models.ms_noise`): a residual at the noise level is left alone, a larger one followed.
 
 All learned units are zero-initialised in their last layer, so the untrained network is the
 classical physics-only iteration and learning only adds residual corrections.
@@ -60,6 +63,7 @@ from einops import rearrange
 from torch import nn
 
 from dcstsf.models.local_map import LocalMapOptions, local_map_correction, local_map_corrections, local_map_reach
+from dcstsf.models.ms_noise import MsNoiseOptions, noise_gain, noise_step_reach
 from dcstsf.operators import Psf, blur, blur_radius, decimate, upsample, upsample_halo, upsample_region
 from dcstsf.windows import ShrinkingWindow
 
@@ -101,11 +105,18 @@ class DCSTSFConfig:
     #: is mostly HS(t1) noise (the subspace holds the scene's spectra), which upsampling only smooths,
     #: and the library validation scores the network higher without it (``docs/results.md``)
     keep_remainder: bool = False
+    #: noise-aware MS consistency steps after the consistency steps (:mod:`dcstsf.models.ms_noise`); they
+    #: read the scene's MS noise (``ms_noise`` in the scene state, set by ``DCSTSF.fit``). No parameters
+    #: of their own: training leaves them off and the method sets them for fusion
+    ms_noise_steps: int = 0
+    #: side (fine pixels, odd) of the window over which an MS residual is compared with the noise
+    ms_noise_window: int = 5
 
     def __post_init__(self) -> None:
         if self.unit_space not in UNIT_SPACES:
             raise ValueError(f"unit_space must be one of {UNIT_SPACES}, got {self.unit_space!r}")
         LocalMapOptions(self.local_map_radius, self.local_map_ridge)  # checks the values
+        MsNoiseOptions(self.ms_noise_steps, self.ms_noise_window)  # checks the values
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -213,6 +224,7 @@ class DCSTSFNet(nn.Module):
             "ecu_ms": rb_ms if (cfg.learned_units and cfg.unit_space == "sensor") else 0,
             "sftn": cfg.layers if cfg.use_sftn else 0,
             "upsample": upsample_reach,
+            "ms_noise": noise_step_reach(window=cfg.ms_noise_window, ms_reach=rb_ms),
             "local_map": (local_map_reach(radius=cfg.local_map_radius, ratio=ratio,
                                           degradation_reach=blur_radius(hs_sigma) + ratio)
                           if cfg.local_map_radius > 0 else 0),
@@ -234,7 +246,7 @@ class DCSTSFNet(nn.Module):
         cfg = self.config
         r = self.reaches(ratio=ratio, hs_sigma=hs_sigma, ms_sigma=ms_sigma)
         stage = r["ms_projection"] + r["unit"] + r["hs_projection"] + r["ecu_ms"] + r["unit"]
-        tve = r["sftn"] + cfg.consistency_steps * r["ms_projection"]
+        tve = r["sftn"] + cfg.consistency_steps * r["ms_projection"] + cfg.ms_noise_steps * r["ms_noise"]
         total = r["hs_projection"] + cfg.stages * stage + tve
         # the remainder's upsampling; the windowed map, read from the inputs where TVE starts
         return max(total, r["upsample"] if cfg.keep_remainder else 0, tve + r["local_map"]), r
@@ -363,6 +375,19 @@ class DCSTSFNet(nn.Module):
             c2 = c2 + self.gamma[j] * _map(state["ms_pinv"], win.fine(ms2_full) - ms_model(c2))
             c2, c1, *gate = step(rs["ms_projection"], c2, c1, *([gate2] if gate2 is not None else []))
             gate2 = gate[0] if gate else None
+        if cfg.ms_noise_steps > 0:
+            if "ms_noise" not in state:
+                raise ValueError(
+                    "ms_noise_steps > 0 needs the scene's MS noise ('ms_noise' in the scene state); fit the scene "
+                    "with DCSTSF.fit, or set ms_noise_steps=0"
+                )
+            noise_var = state["ms_noise"] ** 2
+            for _ in range(cfg.ms_noise_steps):
+                resid2 = win.fine(ms2_full) - ms_model(c2)
+                c2 = c2 + _map(state["ms_pinv"], noise_gain(resid2, noise_var, window=cfg.ms_noise_window) * resid2)
+                del resid2
+                c2, c1, *gate = step(rs["ms_noise"], c2, c1, *([gate2] if gate2 is not None else []))
+                gate2 = gate[0] if gate else None
 
         y0, y1, x0, x1 = win.region
         crop_region = win.region

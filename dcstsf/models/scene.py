@@ -37,9 +37,12 @@ import torch
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import SceneSamples, expected_ms_spread, fit_spectral_map
 
-__all__ = ["MS_SIGMA_FLOOR", "SCENE_KEYS", "fit_scene_state", "state_to_tensors"]
+__all__ = ["MS_SIGMA_FLOOR", "OPTIONAL_SCENE_KEYS", "SCENE_KEYS", "fit_scene_state", "state_to_tensors"]
 
 SCENE_KEYS = ("mu", "scale", "basis", "ms_mu", "ms_sigma", "ms_map", "ms_offset", "ms_forward", "ms_pinv")
+#: Scene quantities that only some configurations read: ``ms_noise`` (n_ms,), the MS noise standard
+#: deviation in the units of the normalised MS (the noise-aware steps, :mod:`dcstsf.models.ms_noise`).
+OPTIONAL_SCENE_KEYS = ("ms_noise",)
 
 #: Floor of an MS band's normalisation ``ms_sigma``, relative to the spread HS(t1) predicts for the band.
 #: ``ms_offset`` and ``ms_forward`` divide the HS-predicted band by ``ms_sigma``: a band that shows much
@@ -102,5 +105,6 @@ def fit_scene_state(
 
 
 def state_to_tensors(state: dict[str, Any], *, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """The scene state as float32 tensors."""
-    return {k: torch.as_tensor(np.asarray(state[k]), dtype=torch.float32, device=device) for k in SCENE_KEYS}
+    """The scene state as float32 tensors (:data:`SCENE_KEYS`, and :data:`OPTIONAL_SCENE_KEYS` where present)."""
+    keys = [*SCENE_KEYS, *(k for k in OPTIONAL_SCENE_KEYS if k in state)]
+    return {k: torch.as_tensor(np.asarray(state[k]), dtype=torch.float32, device=device) for k in keys}

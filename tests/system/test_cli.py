@@ -301,6 +301,26 @@ def test_dcstsf_local_map_option(capsys: pytest.CaptureFixture[str], case_dir: P
     assert code == 2 and "--local-map" in err
 
 
+def test_dcstsf_ms_noise_option(capsys: pytest.CaptureFixture[str], case_dir: Path, tmp_path: Path) -> None:
+    """``--ms-noise-steps`` reaches the network (in the output's method identity); bad values or another
+    method get a usage error and write nothing."""
+    from dcstsf.io import open_raster
+
+    inputs = [str(case_dir / n) for n in ("hs_t1.tif", "ms_t1.tif", "ms_t2.tif")]
+    out = tmp_path / "noise.tif"
+    code, _, err = run(capsys, "-q", "fuse", *inputs, "-o", str(out), "--ms-noise-steps", "2")
+    assert code == 0, err
+    identity = json.loads(open_raster(out, chunks={}).attrs["method_identity"])
+    assert identity["config"]["ms_noise_steps"] == 2
+    assert np.isfinite(open_raster(out).values).all()
+    for bad in ("-1", "9", "x"):
+        code, _, err = run(capsys, "fuse", *inputs, "-o", str(tmp_path / "bad.tif"), "--ms-noise-steps", bad)
+        assert code == 2 and "steps from 0 to 8" in err and not (tmp_path / "bad.tif").exists()
+    code, _, err = run(capsys, "fuse", *inputs, "-o", str(tmp_path / "bic.tif"), "--method", "bicubic",
+                       "--ms-noise-steps", "2")
+    assert code == 2 and "--ms-noise-steps" in err
+
+
 def test_local_map_is_a_fuse_option_only(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """Training reads its architecture from the config: ``train --local-map`` is a usage error, not an
     option silently ignored."""
