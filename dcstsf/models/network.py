@@ -315,9 +315,10 @@ class DCSTSFNet(nn.Module):
         reg1_full = _affine(t_map, ms1_full)
         (c,) = step(rs["hs_projection"], reg1_full + upsample(c_hs_full - dc(reg1_full), ratio))
         del reg1_full  # recomputed on the (smaller) TVE window below rather than kept through SSJE
+        trust = state["ms_trust"][None, :, None, None]
         for k in range(cfg.stages):
             predicted = ms_model(c)
-            r_ms = win.fine(ms1_full) - predicted
+            r_ms = (win.fine(ms1_full) - predicted) * trust
             c = c + self.alpha[k] * _map(t_lin, r_ms)
             c, r_ms, predicted = step(rs["ms_projection"], c, r_ms, predicted)
             ms1 = win.fine(ms1_full)
@@ -372,7 +373,7 @@ class DCSTSFNet(nn.Module):
         c2, c1, *gate = step(rs["sftn"], c2, c1, *([gate2] if gate2 is not None else []))
         gate2 = gate[0] if gate else None
         for j in range(cfg.consistency_steps):
-            c2 = c2 + self.gamma[j] * _map(state["ms_pinv"], win.fine(ms2_full) - ms_model(c2))
+            c2 = c2 + self.gamma[j] * _map(state["ms_pinv"], (win.fine(ms2_full) - ms_model(c2)) * trust)
             c2, c1, *gate = step(rs["ms_projection"], c2, c1, *([gate2] if gate2 is not None else []))
             gate2 = gate[0] if gate else None
         if cfg.ms_noise_steps > 0:
@@ -383,7 +384,7 @@ class DCSTSFNet(nn.Module):
                 )
             noise_var = state["ms_noise"] ** 2
             for _ in range(cfg.ms_noise_steps):
-                resid2 = win.fine(ms2_full) - ms_model(c2)
+                resid2 = (win.fine(ms2_full) - ms_model(c2)) * trust
                 c2 = c2 + _map(state["ms_pinv"], noise_gain(resid2, noise_var, window=cfg.ms_noise_window) * resid2)
                 del resid2
                 c2, c1, *gate = step(rs["ms_noise"], c2, c1, *([gate2] if gate2 is not None else []))

@@ -25,6 +25,10 @@ Symbols (all NumPy float32):
     Prior-weighted pseudo-inverse of ``ms_forward``, ``L A^T (A L A^T + lam I)^-1`` with ``L`` the PCA
     variances: the most probable coefficient change (Gaussian prior) that explains an MS residual
     (the final consistency step). Unweighted, weak noise directions would absorb MS residuals.
+``ms_trust`` (n_ms,)
+    How far the network follows each MS band's residual (the MS projections of SSJE, the consistency
+    steps): 1 for a band whose spatial spread at t1 is what HS(t1) predicts for it, falling to 0 for a
+    band whose spread is a fraction (or a multiple) of it (:func:`ms_trust`).
 """
 
 from __future__ import annotations
@@ -37,9 +41,14 @@ import torch
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import SceneSamples, expected_ms_spread, fit_spectral_map
 
-__all__ = ["MS_SIGMA_FLOOR", "OPTIONAL_SCENE_KEYS", "SCENE_KEYS", "fit_scene_state", "state_to_tensors"]
+__all__ = [
+    "MS_SIGMA_FLOOR", "MS_TRUST_RATIOS", "OPTIONAL_SCENE_KEYS", "SCENE_KEYS", "fit_scene_state", "ms_trust",
+    "state_to_tensors",
+]
 
-SCENE_KEYS = ("mu", "scale", "basis", "ms_mu", "ms_sigma", "ms_map", "ms_offset", "ms_forward", "ms_pinv")
+SCENE_KEYS = (
+    "mu", "scale", "basis", "ms_mu", "ms_sigma", "ms_map", "ms_offset", "ms_forward", "ms_pinv", "ms_trust",
+)
 #: Scene quantities that only some configurations read: ``ms_noise`` (n_ms,), the MS noise standard
 #: deviation in the units of the normalised MS (the noise-aware steps, :mod:`dcstsf.models.ms_noise`).
 OPTIONAL_SCENE_KEYS = ("ms_noise",)
@@ -51,6 +60,28 @@ OPTIONAL_SCENE_KEYS = ("ms_noise",)
 #: would turn it into values far outside reflectance. On consistent inputs the band's own spread is
 #: close to the predicted one, well above the floor, which then changes nothing.
 MS_SIGMA_FLOOR = 0.5
+
+#: Spread ratios (the band's spread at t1 over the spread HS(t1) predicts for it, or its inverse, whichever
+#: is smaller) below which an MS band's residuals are not followed at all, and from which they are followed
+#: in full. Consistent inputs give ratios near 1 (0.9 to 1.1 on real and simulated scenes, the HS blur and
+#: MS responses estimated or off by a few per cent); a band with a tenth or ten times its expected contrast
+#: is miscalibrated or not the band it is named, and following its residual corrupts every HS band.
+MS_TRUST_RATIOS = (0.3, 0.6)
+
+
+def ms_trust(samples: SceneSamples, *, model: ObservationModel) -> np.ndarray:
+    """Per MS band, the weight ``(n_ms,)`` in [0, 1] of its residuals (see :data:`MS_TRUST_RATIOS`).
+
+    Judged at t1, the date of HS(t1): at t2 a real change may lower or raise a band's spread.
+    """
+    expected = expected_ms_spread(samples, model=model)
+    spread = samples.ms1.astype(np.float64).std(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.minimum(spread / expected, expected / spread)
+    low, full = MS_TRUST_RATIOS
+    # a band HS(t1) predicts flat and that is flat agrees with it: full trust
+    ratio = np.where((expected <= 0) & (spread <= 0), 1.0, np.nan_to_num(ratio, nan=0.0))
+    return np.clip((ratio - low) / (full - low), 0.0, 1.0)
 
 
 def fit_scene_state(
@@ -100,6 +131,7 @@ def fit_scene_state(
         "ms_offset": ms_offset,
         "ms_forward": ms_forward,
         "ms_pinv": ms_pinv,
+        "ms_trust": ms_trust(samples, model=model),
     }
     return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
 

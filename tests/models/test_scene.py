@@ -41,3 +41,25 @@ def test_flat_band_is_not_amplified(samples: SceneSamples, model4: ObservationMo
     # the forward rows (the HS-predicted bands, normalised) stay of one size
     rows = np.linalg.norm(state["ms_forward"], axis=1)
     assert rows[0] <= 3.0 * rows[1:].max()
+
+
+def test_trust_is_full_for_consistent_bands(samples: SceneSamples, model4: ObservationModel) -> None:
+    state = fit_scene_state(samples, model=model4, rank=8)
+    np.testing.assert_array_equal(state["ms_trust"], np.ones(model4.n_ms, np.float32))
+
+
+@pytest.mark.parametrize(("factor", "expected"), [(0.1, 0.0), (10.0, 0.0), (0.45, 0.5), (0.8, 1.0), (1.3, 1.0)])
+def test_trust_falls_for_a_band_at_odds_with_hs(
+    samples: SceneSamples, model4: ObservationModel, factor: float, expected: float
+) -> None:
+    """A band whose contrast at t1 is a fraction or a multiple of what HS(t1) predicts is not followed;
+    the other bands keep full trust."""
+    from dcstsf.models.scene import ms_trust
+
+    ratio = samples.ms1.std(axis=0) / expected_ms_spread(samples, model=model4)
+    ms1 = samples.ms1.copy()
+    # scale band 1's contrast to `factor` times what HS(t1) predicts
+    ms1[:, 1] = ms1[:, 1].mean() + factor / ratio[1] * (ms1[:, 1] - ms1[:, 1].mean())
+    trust = ms_trust(SceneSamples(samples.hs, ms1, samples.ms2), model=model4)
+    assert trust[1] == pytest.approx(expected, abs=1e-6)
+    np.testing.assert_array_equal(np.delete(trust, 1), 1.0)
