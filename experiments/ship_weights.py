@@ -4,8 +4,8 @@ Strips nothing but writes a fresh file (config, weights, sensors, normalisation,
 and records its SHA-256, MS band set and ratio in ``weights/manifest.json``; ``DCSTSF`` checks the
 hash on every load.
 
-    python experiments/ship_weights.py runs/dcstsf-ahsi-s2a-10band-subspace/final.pt --name dcstsf-ahsi-s2a-10band \
-        --config configs/dcstsf-ahsi-s2a-10band-subspace.yaml --adapt-steps 0 \
+    python experiments/ship_weights.py runs/dcstsf-ahsi-s2a-10band-sftn-only/final.pt --name dcstsf-ahsi-s2a-10band \
+        --config configs/dcstsf-ahsi-s2a-10band-sftn-only.yaml --adapt-steps 0 \
         --decided-by "experiments/adapt_validation.py --bands 10 --weights ... (rule in docs/results.md)"
 
 ``--default-network`` and ``--adapt-steps`` record what the method uses by default for the setup, as the

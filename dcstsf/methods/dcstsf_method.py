@@ -263,7 +263,7 @@ class DCSTSF(RegionMethod):
             fitted = dict(fit_scene_state(samples, model=model, rank=net.config.rank))
             fitted["ms_fill_bands"] = bands
             fitted["ms_fill_map"] = fill.astype(np.float32)
-        if net.config.ms_noise_steps <= 0 and (self.adapt.steps <= 0 or not net.config.learned_units):
+        if net.config.ms_noise_steps <= 0 and self.adapt.steps <= 0:
             return fitted
         # the scene's sample windows, read once for the noise estimate and the adaptation
         windows = scene_windows(hs_t1, ms_t1, ms_t2, model=model, options=WindowOptions(size=64, count=4))
@@ -288,8 +288,9 @@ class DCSTSF(RegionMethod):
         return ms1, ms2
 
     def _adapt_units(self, fitted: Fitted, net: DCSTSFNet, windows: SceneWindows, *, model: ObservationModel) -> None:
-        """With ``adapt.steps > 0``: the learned units fine-tuned on the scene's ``windows`` go into ``fitted``."""
-        if self.adapt.steps <= 0 or not net.config.learned_units:
+        """With ``adapt.steps > 0``: the network's parameters fine-tuned on the scene's ``windows`` (its learned
+        units, SFTN and step sizes, whichever it has) go into ``fitted``."""
+        if self.adapt.steps <= 0:
             return
         from dcstsf.training.adapt import ScenePatches, adapt_to_scene
 
