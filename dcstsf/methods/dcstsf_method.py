@@ -84,8 +84,8 @@ class DCSTSF(RegionMethod):
 
     name = "dcstsf"
     description = (
-        "DC-STSF: unrolled alternating projection (SEU+ECU) cascaded into SFTN; trained on EnMAP and "
-        "library scenes, physics-only where no weights apply"
+        "DC-STSF: unrolled alternating projection (SSJE) cascaded into SFTN; learned parts trained on EnMAP and "
+        "library scenes as validated per band set, physics-only where no weights apply"
     )
     reference = "Meng et al., Dual-Task Cascaded Network for Spatial-Temporal-Spectral Fusion, IEEE TGRS 63, 2025"
 
