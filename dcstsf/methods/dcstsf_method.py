@@ -292,7 +292,7 @@ class DCSTSF(RegionMethod):
         units, SFTN and step sizes, whichever it has) go into ``fitted``."""
         if self.adapt.steps <= 0:
             return
-        from dcstsf.training.adapt import ScenePatches, adapt_to_scene
+        from dcstsf.training.adapt import ScenePatches, adapt_to_scene, consistency_patch
 
         r = model.ratio
         # patches of at most the smallest window (a small scene is one window), whole coarse pixels
@@ -304,7 +304,13 @@ class DCSTSF(RegionMethod):
             return
         options = dataclasses.replace(self.adapt, patch=patch)
         ms1, ms2 = self._network_ms(fitted, windows)
-        observations = ScenePatches(list(windows.hs), ms1, ms2, ratio=r, patch=patch)
+        full_patch = consistency_patch(model, patch=patch, side=side) if options.consistency > 0 else None
+        observations = None
+        if full_patch is not None:
+            observations = ScenePatches(list(windows.hs), ms1, ms2, ratio=r, patch=full_patch)
+        elif options.consistency > 0:
+            log.info("dcstsf: the scene's windows (%d coarse pixels) are too small for the full-resolution "
+                     "consistency loss; the units are adapted on the reduced-resolution loss alone", side)
         adaptation = adapt_to_scene(net, list(windows.hs), model=model, options=options,
                                     observations=observations, state=state_to_tensors(fitted), device=self.device)
         self._adaptation = adaptation

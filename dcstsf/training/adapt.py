@@ -37,7 +37,13 @@ import xarray as xr
 from dcstsf.models.network import DCSTSFNet
 from dcstsf.operators import ObservationModel, Psf
 
-__all__ = ["AdaptOptions", "Adaptation", "ScenePatches", "adapt_to_scene", "consistency_loss"]
+__all__ = [
+    "MIN_CONSISTENCY_INTERIOR", "AdaptOptions", "Adaptation", "ScenePatches", "adapt_to_scene", "consistency_loss",
+    "consistency_margin", "consistency_patch",
+]
+
+#: Coarse pixels the full-resolution consistency loss needs inside its margins, on each axis.
+MIN_CONSISTENCY_INTERIOR = 2
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +146,24 @@ class ScenePatches:
         return tuple(torch.from_numpy(np.stack(a).astype(np.float32)) for a in out)  # type: ignore[return-value]
 
 
+def consistency_margin(model: ObservationModel) -> int:
+    """Coarse pixels :func:`consistency_loss` leaves out on each side: one plus the blurs' and the shift's
+    reach (the operators pad there)."""
+    reach = int(np.ceil(3 * max(float(np.max(model.hs_sigma)), float(np.max(model.ms_sigma)))
+                        + max(map(abs, model.hs_shift))))
+    return 1 + -(-reach // model.ratio)
+
+
+def consistency_patch(model: ObservationModel, *, patch: int, side: int) -> int | None:
+    """Fine pixels of the full-resolution patches: ``patch``, grown to leave
+    :data:`MIN_CONSISTENCY_INTERIOR` coarse pixels inside the margins, within windows of ``side`` coarse
+    pixels; ``None`` when the windows are too small for that."""
+    r = model.ratio
+    needed = (2 * consistency_margin(model) + MIN_CONSISTENCY_INTERIOR) * r
+    grown = max(patch - patch % r, needed)
+    return grown if grown <= side * r else None
+
+
 def consistency_loss(
     net: DCSTSFNet,
     batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
@@ -158,10 +182,8 @@ def consistency_loss(
     hs, ms1, ms2 = batch
     out = net(hs, ms1, ms2, state, ratio=model.ratio, hs_sigma=Psf(float(np.median(model.hs_sigma)), model.hs_shift),
               ms_sigma=model.ms_sigma)
-    r = model.ratio
-    reach = int(np.ceil(3 * max(float(np.max(model.hs_sigma)), float(np.max(model.ms_sigma))) + max(map(abs, model.hs_shift))))
-    mc = 1 + -(-reach // r)  # coarse margin
-    mf = mc * r
+    mc = consistency_margin(model)
+    mf = mc * model.ratio
 
     def inner(x: torch.Tensor, m: int) -> torch.Tensor:
         return x[..., m:x.shape[-2] - m, m:x.shape[-1] - m]
@@ -198,6 +220,16 @@ def adapt_to_scene(
     dev = resolve_device(device)
     tuned = copy.deepcopy(net).to(dev)
     full_res = observations is not None and state is not None and options.consistency > 0
+    if full_res and observations is not None:
+        inside = observations.patch // model.ratio - 2 * consistency_margin(model)
+        if inside < MIN_CONSISTENCY_INTERIOR:
+            # an empty interior makes the loss NaN and every step would be skipped
+            raise ValueError(
+                f"full-resolution patches of {observations.patch} fine pixels leave {max(inside, 0)} coarse pixels "
+                f"inside the consistency margins ({consistency_margin(model)} coarse pixels on each side); use "
+                f"patches of at least {consistency_patch(model, patch=0, side=10**9)} fine pixels "
+                "(consistency_patch) or consistency=0"
+            )
     if state is not None:
         state = {k: v.to(dev) for k, v in state.items()}
     with torch.random.fork_rng(devices=[]):

@@ -113,8 +113,8 @@ def test_tiled_equals_whole_image_with_adaptation() -> None:
 
 
 def test_defaults_follow_the_validation_rule(model, model4) -> None:  # type: ignore[no-untyped-def]
-    """The manifest records what the rules of docs/results.md chose: the 10-band weights trained on diverse
-    scenes and the 4-band weights trained with scene pairs and randomised physics, both without scene
+    """The manifest records what the rules of docs/results.md chose: the 10-band network whose only learned
+    part is SFTN and the 4-band weights trained with scene pairs and randomised physics, both without scene
     adaptation."""
     from dcstsf.models.checkpoint import default_weights
 
@@ -124,6 +124,7 @@ def test_defaults_follow_the_validation_rule(model, model4) -> None:  # type: ig
     ten = DCSTSF(adapt=None)
     ten.network(model)
     assert ten.adapt.steps == 0 and ten.identity()["weights_sha256"] == shipped.sha256
+    assert ten.identity()["config"]["learned_units"] is False and ten.identity()["config"]["use_sftn"] is True
     four_shipped = default_weights(ms_bands=list(model4.ms_sensor.band_names), hs_sensor=model4.hs_sensor.name,
                                    ms_sensor=model4.ms_sensor.name, ratio=3)
     assert (four_shipped.default_network, four_shipped.adapt_steps) == ("shipped", 0)
@@ -135,6 +136,42 @@ def test_defaults_follow_the_validation_rule(model, model4) -> None:  # type: ig
     explicit = DCSTSF(adapt=AdaptOptions(steps=7))
     explicit.network(model)
     assert explicit.adapt.steps == 7 and explicit.identity()["adapt"]["steps"] == 7
+
+
+def test_a_network_without_seu_and_ecu_is_adapted_too() -> None:
+    """Adaptation tunes whatever the network learns (here SFTN and the step sizes): with SSJE's learned
+    units off it is not silently skipped."""
+    case = make_case(24, 24, seed=6)
+    model = engine_model()
+    net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms, rank=6, stages=1, hidden=8, layers=1, learned_units=False)).eval()
+    m = DCSTSF(network=copy.deepcopy(net), adapt=AdaptOptions(steps=3, patch=18, batch_size=2))
+    adapted = fuse_arrays(*case.arrays(), method=m, model=model)
+    assert m.identity()["adapt"]["steps_made"] == 3
+    plain = fuse_arrays(*case.arrays(), method=DCSTSF(network=copy.deepcopy(net)), model=model)
+    assert float(np.abs(adapted - plain).max()) > 1e-6
+
+
+def test_consistency_patches_leave_an_interior() -> None:
+    """Full-resolution patches too small for the consistency margins would make the loss NaN and skip every
+    step: adapt_to_scene refuses them, and the method grows its patches (or adapts without that loss)."""
+    import pytest
+
+    from dcstsf.models.scene import fit_scene_state, state_to_tensors
+    from dcstsf.scene_stats import scene_samples
+    from dcstsf.training.adapt import ScenePatches, consistency_margin, consistency_patch
+
+    case = make_case(24, 24, seed=5)
+    model = engine_model()
+    net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms, rank=6, stages=1, hidden=8, layers=1)).eval()
+    hs, ms1, ms2 = (np.asarray(a, np.float64) for a in case.arrays())
+    state = state_to_tensors(fit_scene_state(scene_samples(hs, ms1, ms2, model=model), model=model, rank=6))
+    small = 2 * consistency_margin(model) * model.ratio
+    with pytest.raises(ValueError, match="inside the consistency margins"):
+        adapt_to_scene(net, [hs], model=model, options=AdaptOptions(steps=1, patch=18, batch_size=2),
+                       observations=ScenePatches([hs], [ms1], [ms2], ratio=model.ratio, patch=small), state=state)
+    grown = consistency_patch(model, patch=small, side=24)
+    assert grown is not None and grown // model.ratio - 2 * consistency_margin(model) >= 2
+    assert consistency_patch(model, patch=small, side=2 * consistency_margin(model)) is None
 
 
 def test_full_resolution_consistency_is_lowered_by_adaptation() -> None:
