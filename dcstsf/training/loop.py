@@ -224,8 +224,8 @@ def _fingerprint(cfg: dict[str, Any]) -> str:
     sections = {k: cfg[k] for k in ("sensors", "model", "data", "train", "loss")}
     for name, optional in _OPTIONAL.items():
         sections[name] = {k: v for k, v in cfg[name].items() if optional.get(k, object()) != v}
-    # the device changes rounding only: a run may resume on another device
-    sections["train"] = {k: v for k, v in cfg["train"].items() if k != "device"}
+    # the device and the BLAS threads change rounding only: a run may resume on another device
+    sections["train"] = {k: v for k, v in cfg["train"].items() if k not in ("device", "blas_threads")}
     return json.dumps(sections, sort_keys=True)
 
 
@@ -255,11 +255,45 @@ def train(
     config's ``train.device`` (``"cpu"`` by default, so that the shipped weights reproduce bit for bit;
     ``"auto"`` or ``"cuda"`` train on a GPU, equal to the CPU run up to rounding).
     """
-    from dcstsf.models.device import resolve_device
-
     cfg = load_config(config)
     if steps is not None:
         cfg["train"]["steps"] = int(steps)
+    with _blas_threads(int(cfg["train"].get("blas_threads") or cfg["train"]["threads"])):
+        return _train(cfg, output=output, resume=resume, progress=progress, scenes=scenes, stop_after=stop_after,
+                      device=device)
+
+
+def _blas_threads(n: int) -> Any:
+    """NumPy's BLAS (the scene statistics of every training case) limited to ``n`` threads.
+
+    A multi-threaded BLAS splits its sums by thread count, and the last bits of a case's scene state then
+    depend on the machine and on ``OMP_NUM_THREADS``; training amplifies them. Fixing the count in the
+    config (``train.blas_threads``, default ``train.threads``) makes a config reproduce its weights wherever
+    it runs.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError as exc:
+        raise DcstsfInputError(
+            "training needs the PyPI package threadpoolctl to fix NumPy's BLAS threads (so that a config "
+            "reproduces its weights): pip install 'dcstsf[train]' (or pip install threadpoolctl)"
+        ) from exc
+    return threadpool_limits(limits=n, user_api="blas")
+
+
+def _train(
+    cfg: dict[str, Any],
+    *,
+    output: str | Path | None,
+    resume: bool,
+    progress: bool,
+    scenes: list[Any] | None,
+    stop_after: int | None,
+    device: str | None,
+) -> Path:
+    """:func:`train` with the config loaded and the BLAS threads fixed."""
+    from dcstsf.models.device import resolve_device
+
     out_dir = Path(output or cfg["output"])
     out_dir.mkdir(parents=True, exist_ok=True)
     tcfg, scfg, dcfg = cfg["train"], cfg["sensors"], cfg["data"]

@@ -42,3 +42,36 @@ def test_few_steps_training_loss_falls_and_resumes(tmp_path: Path, model: Observ
     net2, _ = load_model(out2)
     for (k, a), (_, b) in zip(net.state_dict().items(), net2.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+def test_blas_threads_are_fixed_by_the_config(tmp_path: Path, model: ObservationModel, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """NumPy's BLAS runs with the config's thread count whatever the environment says (``blas_threads``,
+    default ``threads``): a multi-threaded BLAS rounds the scene statistics by thread count, and training
+    amplifies that. The option is left out of the fingerprint, like the device."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import dcstsf.training.loop as loop
+
+    seen: list[set[int]] = []
+    real = loop._train
+
+    def spy(cfg, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return real(cfg, **kwargs)
+
+    monkeypatch.setattr(loop, "_train", spy)
+    scenes = [smooth_cube(model, 48, 48, seed=0)]
+    base = {
+        "sensors": {"hs_sensor": "zy1-02d-ahsi", "ms_sensor": "sentinel-2a", "ms_bands": BANDS4, "ratio": 3},
+        "model": {"rank": 8, "stages": 1, "hidden": 8, "consistency_steps": 1},
+        "data": {"patch": 24, "batch_size": 2, "batches_per_case": 4},
+        "train": {"steps": 1, "warmup": 1, "seed": 0, "threads": 2},
+    }
+    with threadpool_limits(limits=1, user_api="blas"):  # what OMP_NUM_THREADS=1 would give
+        train(base, output=tmp_path / "a", scenes=scenes, progress=False)
+    with threadpool_limits(limits=2, user_api="blas"):
+        train({**base, "train": {**base["train"], "blas_threads": 1}}, output=tmp_path / "b", scenes=scenes,
+              progress=False)
+    assert seen == [{2}, {1}]
+    fingerprints = [load_model(tmp_path / d / "final.pt")[1]["training"]["fingerprint"] for d in ("a", "b")]
+    assert fingerprints[0] == fingerprints[1]
