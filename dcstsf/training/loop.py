@@ -48,7 +48,7 @@ _DEFAULTS: dict[str, Any] = {
              "batches_per_case": 4, "spectral_augment": 0.0, "pairs": 0, "pair_fraction": 0.0,
              "degradations": {}},
     "train": {"steps": 1000, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "seed": 0,
-              "checkpoint_every": 100, "threads": 2, "grad_clip": 1.0, "device": "cpu"},
+              "checkpoint_every": 100, "threads": 2, "grad_clip": 1.0, "device": "cpu", "frozen": []},
     "loss": {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5, "band_log_mse": 0.0},
     "output": "runs/dcstsf",
 }
@@ -202,7 +202,12 @@ _OPTIONAL = {
     "data": {"pairs": 0, "pair_fraction": 0.0, "degradations": {}},
     "model": {"keep_remainder": True},
     "loss": {"band_log_mse": 0.0},
+    "train": {"frozen": []},
 }
+
+#: Parameters ``train.frozen`` may name: the unrolled iteration's step sizes, kept at their physics values
+#: (SSJE's ``alpha`` and ``beta`` 1, the consistency steps' ``gamma`` 0.5).
+FREEZABLE = ("alpha", "beta", "gamma")
 
 
 def finite_step(
@@ -225,7 +230,7 @@ def _fingerprint(cfg: dict[str, Any]) -> str:
     for name, optional in _OPTIONAL.items():
         sections[name] = {k: v for k, v in cfg[name].items() if optional.get(k, object()) != v}
     # the device and the BLAS threads change rounding only: a run may resume on another device
-    sections["train"] = {k: v for k, v in cfg["train"].items() if k not in ("device", "blas_threads")}
+    sections["train"] = {k: v for k, v in sections["train"].items() if k not in ("device", "blas_threads")}
     return json.dumps(sections, sort_keys=True)
 
 
@@ -309,7 +314,14 @@ def _train(
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     net_cfg = DCSTSFConfig(n_ms=model.n_ms, **cfg["model"])
     net = DCSTSFNet(net_cfg).to(dev)
-    opt = torch.optim.AdamW(net.parameters(), lr=float(tcfg["lr"]), weight_decay=float(tcfg["weight_decay"]))
+    frozen = [str(n) for n in tcfg["frozen"]]
+    unknown = sorted(set(frozen) - set(FREEZABLE))
+    if unknown:
+        raise DcstsfInputError(f"train.frozen names {unknown}; only the step sizes {list(FREEZABLE)} can be frozen")
+    for name in frozen:
+        getattr(net, name).requires_grad_(False)
+    trained = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=float(tcfg["lr"]), weight_decay=float(tcfg["weight_decay"]))
     total = int(tcfg["steps"])
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: _lr_factor(s, warmup=int(tcfg["warmup"]), total=total)
@@ -373,7 +385,7 @@ def _train(
     while step < total:
         batch = sampler.draw().to(dev)
         loss, parts = batch_loss(net, batch, model, cfg["loss"])
-        if not finite_step(opt, loss, net.parameters(), max_norm=float(tcfg["grad_clip"])):
+        if not finite_step(opt, loss, trained, max_norm=float(tcfg["grad_clip"])):
             log.warning("step %d: non-finite loss or gradient (%s); the update is skipped", step + 1, parts)
         sched.step()
         step += 1
