@@ -75,3 +75,26 @@ def test_blas_threads_are_fixed_by_the_config(tmp_path: Path, model: Observation
     assert seen == [{2}, {1}]
     fingerprints = [load_model(tmp_path / d / "final.pt")[1]["training"]["fingerprint"] for d in ("a", "b")]
     assert fingerprints[0] == fingerprints[1]
+
+
+def test_frozen_step_sizes_keep_their_physics_values(tmp_path: Path, model: ObservationModel) -> None:
+    """``train.frozen`` keeps the named step sizes at their physics values while the rest learns; other
+    names are refused."""
+    import pytest
+
+    from dcstsf.errors import DcstsfInputError
+
+    scenes = [smooth_cube(model, 48, 48, seed=0)]
+    cfg = {
+        "sensors": {"hs_sensor": "zy1-02d-ahsi", "ms_sensor": "sentinel-2a", "ms_bands": BANDS4, "ratio": 3},
+        "model": {"rank": 8, "stages": 2, "hidden": 8, "consistency_steps": 1, "learned_units": False},
+        "data": {"patch": 24, "batch_size": 2, "batches_per_case": 4},
+        "train": {"steps": 6, "lr": 1e-2, "warmup": 1, "seed": 0, "threads": 1, "frozen": ["alpha", "beta", "gamma"]},
+    }
+    net, _ = load_model(train(cfg, output=tmp_path / "frozen", scenes=scenes, progress=False))
+    assert torch.equal(net.alpha, torch.ones(2)) and torch.equal(net.beta, torch.ones(2))
+    assert torch.equal(net.gamma, torch.full((1,), 0.5))
+    assert float(net.sftn.head.weight.abs().sum()) > 0
+    with pytest.raises(DcstsfInputError, match="only the step sizes"):
+        train({**cfg, "train": {**cfg["train"], "frozen": ["sftn"]}}, output=tmp_path / "bad", scenes=scenes,
+              progress=False)
