@@ -369,13 +369,22 @@ class DCSTSFNet(nn.Module):
             gate2 = None
             c2 = reg2 + resid1
         del resid1, reg2
-        # the SSJE result is wanted on the crop too: keep c1 on the same window as c2
-        c2, c1, *gate = step(rs["sftn"], c2, c1, *([gate2] if gate2 is not None else []))
-        gate2 = gate[0] if gate else None
+        def tve_step(
+            consumed: int, c2: torch.Tensor, c1: torch.Tensor, gate2: torch.Tensor | None
+        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+            """:func:`step` on TVE's tensors: the SSJE result is wanted on the crop too, so ``c1`` (and the
+            gate, when there is one) stay on the same window as ``c2``."""
+            c2, c1, *gate = step(consumed, c2, c1, *([gate2] if gate2 is not None else []))
+            return c2, c1, (gate[0] if gate else None)
+
+        def ms2_residual(c: torch.Tensor) -> torch.Tensor:
+            """The MS(t2) residual of ``c``, each band weighted by the trust the scene gives it."""
+            return (win.fine(ms2_full) - ms_model(c)) * trust
+
+        c2, c1, gate2 = tve_step(rs["sftn"], c2, c1, gate2)
         for j in range(cfg.consistency_steps):
-            c2 = c2 + self.gamma[j] * _map(state["ms_pinv"], (win.fine(ms2_full) - ms_model(c2)) * trust)
-            c2, c1, *gate = step(rs["ms_projection"], c2, c1, *([gate2] if gate2 is not None else []))
-            gate2 = gate[0] if gate else None
+            c2 = c2 + self.gamma[j] * _map(state["ms_pinv"], ms2_residual(c2))
+            c2, c1, gate2 = tve_step(rs["ms_projection"], c2, c1, gate2)
         if cfg.ms_noise_steps > 0:
             if "ms_noise" not in state:
                 raise ValueError(
@@ -384,11 +393,10 @@ class DCSTSFNet(nn.Module):
                 )
             noise_var = state["ms_noise"] ** 2
             for _ in range(cfg.ms_noise_steps):
-                resid2 = (win.fine(ms2_full) - ms_model(c2)) * trust
+                resid2 = ms2_residual(c2)
                 c2 = c2 + _map(state["ms_pinv"], noise_gain(resid2, noise_var, window=cfg.ms_noise_window) * resid2)
                 del resid2
-                c2, c1, *gate = step(rs["ms_noise"], c2, c1, *([gate2] if gate2 is not None else []))
-                gate2 = gate[0] if gate else None
+                c2, c1, gate2 = tve_step(rs["ms_noise"], c2, c1, gate2)
 
         y0, y1, x0, x1 = win.region
         crop_region = win.region

@@ -69,12 +69,14 @@ MS_SIGMA_FLOOR = 0.5
 MS_TRUST_RATIOS = (0.3, 0.6)
 
 
-def ms_trust(samples: SceneSamples, *, model: ObservationModel) -> np.ndarray:
+def ms_trust(samples: SceneSamples, *, model: ObservationModel, expected: np.ndarray | None = None) -> np.ndarray:
     """Per MS band, the weight ``(n_ms,)`` in [0, 1] of its residuals (see :data:`MS_TRUST_RATIOS`).
 
-    Judged at t1, the date of HS(t1): at t2 a real change may lower or raise a band's spread.
+    Judged at t1, the date of HS(t1): at t2 a real change may lower or raise a band's spread. ``expected``:
+    :func:`~dcstsf.scene_stats.expected_ms_spread` of the samples, when the caller has it already.
     """
-    expected = expected_ms_spread(samples, model=model)
+    if expected is None:
+        expected = expected_ms_spread(samples, model=model)
     spread = samples.ms1.astype(np.float64).std(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.minimum(spread / expected, expected / spread)
@@ -108,7 +110,8 @@ def fit_scene_state(
     signs = np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(rank)])
     basis *= np.where(signs == 0, 1.0, signs)[None, :]
     ms_mu = ms.mean(axis=0)
-    ms_sigma = np.maximum(ms.std(axis=0), MS_SIGMA_FLOOR * expected_ms_spread(samples, model=model)) + 1e-4
+    expected = expected_ms_spread(samples, model=model)  # the floor of ms_sigma and the bands' trust
+    ms_sigma = np.maximum(ms.std(axis=0), MS_SIGMA_FLOOR * expected) + 1e-4
     ms_n = (ms - ms_mu) / ms_sigma
     coeff = (centred / scale) @ basis
     ms_map = fit_spectral_map(ms_n, coeff, ridge=ridge)
@@ -131,7 +134,7 @@ def fit_scene_state(
         "ms_offset": ms_offset,
         "ms_forward": ms_forward,
         "ms_pinv": ms_pinv,
-        "ms_trust": ms_trust(samples, model=model),
+        "ms_trust": ms_trust(samples, model=model, expected=expected),
     }
     return {k: np.asarray(v, dtype=np.float32) for k, v in out.items()}
 

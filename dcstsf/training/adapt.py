@@ -39,7 +39,7 @@ from dcstsf.operators import ObservationModel, Psf
 
 __all__ = [
     "MIN_CONSISTENCY_INTERIOR", "AdaptOptions", "Adaptation", "ScenePatches", "adapt_to_scene", "consistency_loss",
-    "consistency_margin", "consistency_patch",
+    "consistency_margin", "consistency_patch", "min_consistency_patch",
 ]
 
 #: Coarse pixels the full-resolution consistency loss needs inside its margins, on each axis.
@@ -154,14 +154,17 @@ def consistency_margin(model: ObservationModel) -> int:
     return 1 + -(-reach // model.ratio)
 
 
+def min_consistency_patch(model: ObservationModel) -> int:
+    """The smallest full-resolution patch (fine pixels) that leaves :data:`MIN_CONSISTENCY_INTERIOR` coarse
+    pixels inside the margins of :func:`consistency_loss`."""
+    return (2 * consistency_margin(model) + MIN_CONSISTENCY_INTERIOR) * model.ratio
+
+
 def consistency_patch(model: ObservationModel, *, patch: int, side: int) -> int | None:
-    """Fine pixels of the full-resolution patches: ``patch``, grown to leave
-    :data:`MIN_CONSISTENCY_INTERIOR` coarse pixels inside the margins, within windows of ``side`` coarse
-    pixels; ``None`` when the windows are too small for that."""
-    r = model.ratio
-    needed = (2 * consistency_margin(model) + MIN_CONSISTENCY_INTERIOR) * r
-    grown = max(patch - patch % r, needed)
-    return grown if grown <= side * r else None
+    """Fine pixels of the full-resolution patches: ``patch``, grown to :func:`min_consistency_patch`, within
+    windows of ``side`` coarse pixels; ``None`` when the windows are too small for that."""
+    grown = max(patch - patch % model.ratio, min_consistency_patch(model))
+    return grown if grown <= side * model.ratio else None
 
 
 def consistency_loss(
@@ -220,16 +223,14 @@ def adapt_to_scene(
     dev = resolve_device(device)
     tuned = copy.deepcopy(net).to(dev)
     full_res = observations is not None and state is not None and options.consistency > 0
-    if full_res and observations is not None:
+    if full_res and observations is not None and observations.patch < min_consistency_patch(model):
+        # an empty interior makes the loss NaN and every step would be skipped
         inside = observations.patch // model.ratio - 2 * consistency_margin(model)
-        if inside < MIN_CONSISTENCY_INTERIOR:
-            # an empty interior makes the loss NaN and every step would be skipped
-            raise ValueError(
-                f"full-resolution patches of {observations.patch} fine pixels leave {max(inside, 0)} coarse pixels "
-                f"inside the consistency margins ({consistency_margin(model)} coarse pixels on each side); use "
-                f"patches of at least {consistency_patch(model, patch=0, side=10**9)} fine pixels "
-                "(consistency_patch) or consistency=0"
-            )
+        raise ValueError(
+            f"full-resolution patches of {observations.patch} fine pixels leave {max(inside, 0)} coarse pixels "
+            f"inside the consistency margins ({consistency_margin(model)} coarse pixels on each side); use "
+            f"patches of at least {min_consistency_patch(model)} fine pixels (consistency_patch) or consistency=0"
+        )
     if state is not None:
         state = {k: v.to(dev) for k, v in state.items()}
     with torch.random.fork_rng(devices=[]):

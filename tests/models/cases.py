@@ -10,7 +10,7 @@ from dcstsf.models import DCSTSFNet, fit_scene_state, state_to_tensors
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import scene_samples
 
-__all__ = ["forward", "network_inputs", "smooth_cube"]
+__all__ = ["assert_crops_exact", "forward", "network_inputs", "smooth_cube"]
 
 
 def smooth_cube(model: ObservationModel, h: int, w: int, seed: int = 0) -> xr.DataArray:
@@ -46,3 +46,23 @@ def network_inputs(
 def forward(net: DCSTSFNet, case, model: ObservationModel) -> dict[str, torch.Tensor]:
     t, state, kw = network_inputs(case, model, rank=net.config.rank)
     return net(*t, state, **kw)
+
+
+def assert_crops_exact(
+    net: DCSTSFNet,
+    inputs: tuple[list[torch.Tensor], dict[str, torch.Tensor], dict[str, object]],
+    full: dict[str, torch.Tensor],
+    *,
+    margin: int,
+) -> None:
+    """HS(t2) on three crops equals the whole window's ``full``: one with ``margin`` fine pixels (the engine's
+    halo) on every side, the top-left corner, and a strip along the right edge (image edges are never cut).
+    ``inputs`` is what :func:`network_inputs` returns."""
+    t, state, kw = inputs
+    h, w = full["hs_t2"].shape[-2:]
+    m = margin
+    with torch.no_grad():
+        for ys, xs in [(slice(m, h - m), slice(m, w - m)), (slice(0, 30), slice(0, 33)),
+                       (slice(m + 3, m + 12), slice(w - 15, w))]:
+            part = net(*t, state, crop=(ys, xs), **kw)
+            torch.testing.assert_close(part["hs_t2"], full["hs_t2"][..., ys, xs], rtol=0, atol=1e-5)
