@@ -188,7 +188,9 @@ class _WorkerWatch:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        # A question to a scheduler that does not answer may still be pending; the daemon thread ends
+        # with it, and the run need not wait.
+        self._thread.join(timeout=1.0)
 
     def message(self) -> str:
         """What happened and what to do, for :class:`NoWorkerError`."""
@@ -204,9 +206,12 @@ class _WorkerWatch:
             "--worker-timeout). The finished tiles are kept: run the same command again to resume"
         )
 
-    def _workers(self, poll: float) -> int:
+    def _workers(self) -> int:
+        # A busy scheduler or client loop may take seconds to answer; only an answer of no workers, a
+        # failure, or no answer within the whole timeout counts as "no worker" (so a scheduler that never
+        # answers stops the run within twice the timeout).
         try:
-            n = len(self.client.nthreads(callback_timeout=max(poll, 1.0)))
+            n = len(self.client.nthreads(callback_timeout=max(self.timeout, 1.0)))
         except Exception as exc:  # the scheduler is gone or busy: no worker can run anything either
             self.unreachable = f"{type(exc).__name__}: {exc}".rstrip(": ")
             return 0
@@ -219,7 +224,7 @@ class _WorkerWatch:
         poll = min(1.0, max(0.05, self.timeout / 10))
         last_seen = time.monotonic()
         while not self._stop.wait(poll):
-            if self._workers(poll) > 0:
+            if self._workers() > 0:
                 last_seen = time.monotonic()
                 continue
             if time.monotonic() - last_seen < self.timeout:

@@ -215,10 +215,10 @@ def adapt_to_scene(
     """
     from dcstsf.models.device import resolve_device
     from dcstsf.training.data import CaseSampler
-    from dcstsf.training.loop import batch_loss, finite_step
+    from dcstsf.training.loop import DEFAULT_LOSS_WEIGHTS, batch_loss, finite_step
 
     t0 = time.perf_counter()
-    weights = {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5}
+    weights = dict(DEFAULT_LOSS_WEIGHTS)
     truths = _scene_truths(hs_windows, model)
     dev = resolve_device(device)
     tuned = copy.deepcopy(net).to(dev)

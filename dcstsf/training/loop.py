@@ -34,11 +34,14 @@ from dcstsf.training.data import CaseSampler, TrainingBatch
 from dcstsf.training.degradations import DegradationRanges
 
 __all__ = [
-    "band_log_mse", "batch_loss", "finite_step", "load_config", "relative_l1", "spectral_angle_loss", "train", "training_pairs",
+    "DEFAULT_LOSS_WEIGHTS", "band_log_mse", "batch_loss", "finite_step", "load_config", "relative_l1", "spectral_angle_loss", "train", "training_pairs",
     "training_scenes",
 ]
 
 log = logging.getLogger(__name__)
+
+#: The loss weights of a training config without a ``loss`` section; scene adaptation uses them too.
+DEFAULT_LOSS_WEIGHTS: dict[str, float] = {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5, "band_log_mse": 0.0}
 
 _DEFAULTS: dict[str, Any] = {
     "sensors": {"hs_sensor": "zy1-02d-ahsi", "ms_sensor": "sentinel-2a",
@@ -49,7 +52,7 @@ _DEFAULTS: dict[str, Any] = {
              "degradations": {}},
     "train": {"steps": 1000, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "seed": 0,
               "checkpoint_every": 100, "threads": 2, "grad_clip": 1.0, "device": "cpu", "frozen": []},
-    "loss": {"l1": 1.0, "sam": 0.5, "aux_t1": 0.5, "band_log_mse": 0.0},
+    "loss": DEFAULT_LOSS_WEIGHTS,
     "output": "runs/dcstsf",
 }
 

@@ -325,7 +325,7 @@ def test_all_workers_killed_mid_run_stop_the_run_and_the_next_run_resumes(
         120,
     )
     ended = time.monotonic()
-    assert killed_at, "no tile finished before the worker was to be killed"
+    assert killed_at, f"no tile finished before the worker was to be killed; the run ended with {error!r}"
     assert isinstance(error, NoWorkerError) and isinstance(error, OSError), error
     msg = str(error)
     assert f"no Dask worker is left: none has been connected to the scheduler at {address} for 2 s" in msg
