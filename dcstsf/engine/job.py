@@ -27,7 +27,7 @@ from dcstsf.engine.physics import SettledInputs, settle_inputs
 from dcstsf.engine.plan import DEFAULT_CHUNK, Region, TilePlan, make_plan, window_chunks
 from dcstsf.engine.sources import input_description
 from dcstsf.engine.tile import TileContext, predict_tile, tile_context
-from dcstsf.methods import Method, get_method
+from dcstsf.methods import Method, fit_scene, get_method
 from dcstsf.nodata import inf_to_nan
 from dcstsf.operators import ObservationModel
 from dcstsf.sensors import Sensor
@@ -300,7 +300,7 @@ def prepare(
         fit_arrays = tuple(inf_to_nan(x.data) for x in (fit_inputs.hs_t1, fit_inputs.ms_t1, fit_inputs.ms_t2))
         if [a.shape for a in fit_arrays] != [hs_a.shape, ms1_a.shape, ms2_a.shape]:
             raise ValueError("fit_inputs must hold the same arrays as the inputs (other chunks only)")
-    fitted = m.fit(*fit_arrays, model=mdl)
+    fitted = fit_scene(m, *fit_arrays, model=mdl)
     ctx = tile_context(m, mdl, fitted, *fit_arrays)
     fitted_sha = fitted_sha256(fitted)
     state = None

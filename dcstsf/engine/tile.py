@@ -22,7 +22,7 @@ import numpy as np
 from dcstsf._arrays import is_dask
 from dcstsf.engine.plan import Region, TilePlan
 from dcstsf.errors import MethodOutputError
-from dcstsf.methods.base import Fitted, Method
+from dcstsf.methods.base import Fitted, Method, fit_scene
 from dcstsf.nodata import inf_to_nan
 from dcstsf.operators import ObservationModel
 
@@ -185,7 +185,7 @@ def fuse_whole_image(
     engine tile (:func:`tile_context`, :func:`predict_tile`), so the result equals an untiled engine run.
     """
     arrays = [inf_to_nan(np.asarray(a, dtype=np.float32)) for a in (hs, ms1, ms2)]
-    fitted = method.fit(*arrays, model=model)
+    fitted = fit_scene(method, *arrays, model=model)
     ctx = tile_context(method, model, fitted, *arrays)
     h, w = arrays[1].shape[1:]
     return predict_tile(ctx, *arrays, window=(0, h, 0, w), extended=(0, h, 0, w))

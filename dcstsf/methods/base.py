@@ -7,7 +7,7 @@ chunks, halos, files and schedulers. A method has three parts:
   this halo gives exactly the whole-image result in its interior.
 - :meth:`Method.fit`: scene-level statistics computed **once** on the whole scene (possibly Dask-backed,
   possibly subsampled), small NumPy arrays. Tiled fusion equals whole-image fusion because every
-  tile sees the same fitted state.
+  tile sees the same fitted state. The engine calls it through :func:`fit_scene`.
 - :meth:`Method.apply`: fuse one window, NumPy in, NumPy out, no NaN in the inputs (the engine fills
   nodata before and masks it after). The engine calls :meth:`Method.apply_region`, which by default
   crops ``apply``'s result to the tile core and which a method may override to skip work in the halo.
@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dcstsf._threads import fixed_threads
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import (
@@ -41,6 +42,7 @@ __all__ = [
     "SceneSamples",
     "available_methods",
     "apply_spectral_map",
+    "fit_scene",
     "fit_spectral_map",
     "round_up_to_ratio",
     "fuse_arrays",
@@ -51,6 +53,17 @@ __all__ = [
 
 #: Fitted scene state: small NumPy arrays (and JSON-friendly scalars) keyed by name.
 Fitted = dict[str, Any]
+
+#: NumPy's BLAS threads while a method fits a scene. A multi-threaded BLAS rounds the scene statistics by
+#: thread count; with one the fitted state, and the ``fitted_sha256`` of the output, are the same
+#: whatever ``OMP_NUM_THREADS`` or the machine's cores. The fits are small products and decompositions.
+FIT_BLAS_THREADS = 1
+
+
+def fit_scene(method: Method, hs_t1: Any, ms_t1: Any, ms_t2: Any, *, model: ObservationModel) -> Fitted:
+    """``method.fit`` with NumPy's BLAS on :data:`FIT_BLAS_THREADS` threads: how every engine path fits."""
+    with fixed_threads(blas=FIT_BLAS_THREADS):
+        return method.fit(hs_t1, ms_t1, ms_t2, model=model)
 
 
 class Method(ABC):

@@ -380,7 +380,7 @@ class DCSTSF(RegionMethod):
             info["config"] = self._net.config.to_dict()
         if self.adapt.steps > 0:
             info["adapt"] = {"steps": self.adapt.steps, "lr": self.adapt.lr, "seed": self.adapt.seed,
-                             "consistency": self.adapt.consistency}
+                             "consistency": self.adapt.consistency, "threads": self.adapt.threads}
             if self._adaptation is not None:
                 a = self._adaptation
                 info["adapt"].update(steps_made=a.steps, loss_before=round(a.loss_before, 6),

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from dcstsf._threads import fixed_threads
 from dcstsf.models.network import DCSTSFNet
 from dcstsf.operators import ObservationModel, Psf
 
@@ -69,6 +70,10 @@ class AdaptOptions:
         then depends on the machine's speed, so a run that hits it logs a warning and records the steps made.
     consistency
         Weight of the full-resolution consistency loss against the reduced-resolution loss (0: off).
+    threads
+        CPU threads of NumPy's BLAS and of torch during the adaptation. A fixed count keeps the adapted
+        parameters (and their hash in the output) the same whatever ``OMP_NUM_THREADS`` or the machine's
+        cores, on CPUs of one kind; the adaptation's tensors are small, so one thread costs little.
     """
 
     steps: int = 0
@@ -79,6 +84,11 @@ class AdaptOptions:
     eval_batches: int = 2
     max_seconds: float | None = None
     consistency: float = 1.0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ValueError(f"AdaptOptions.threads must be a positive whole number, got {self.threads!r}")
 
 
 @dataclass(frozen=True)
@@ -233,7 +243,7 @@ def adapt_to_scene(
         )
     if state is not None:
         state = {k: v.to(dev) for k, v in state.items()}
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), fixed_threads(blas=options.threads, torch_threads=options.threads):
         torch.manual_seed(options.seed)
         common = dict(model=model, patch=options.patch, batch_size=options.batch_size, rank=net.config.rank,
                       batches_per_case=4)

@@ -26,6 +26,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from dcstsf._threads import fixed_threads
 from dcstsf.errors import DcstsfInputError
 from dcstsf.models.checkpoint import NORMALISATION, load_checkpoint, save_checkpoint
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
@@ -266,27 +267,11 @@ def train(
     cfg = load_config(config)
     if steps is not None:
         cfg["train"]["steps"] = int(steps)
-    with _blas_threads(int(cfg["train"].get("blas_threads") or cfg["train"]["threads"])):
+    # NumPy's BLAS computes every training case's scene statistics: a fixed thread count makes a config
+    # reproduce its weights wherever it runs (torch's count is set from ``train.threads`` in ``_train``)
+    with fixed_threads(blas=int(cfg["train"].get("blas_threads") or cfg["train"]["threads"])):
         return _train(cfg, output=output, resume=resume, progress=progress, scenes=scenes, stop_after=stop_after,
                       device=device)
-
-
-def _blas_threads(n: int) -> Any:
-    """NumPy's BLAS (the scene statistics of every training case) limited to ``n`` threads.
-
-    A multi-threaded BLAS splits its sums by thread count, and the last bits of a case's scene state then
-    depend on the machine and on ``OMP_NUM_THREADS``; training amplifies them. Fixing the count in the
-    config (``train.blas_threads``, default ``train.threads``) makes a config reproduce its weights wherever
-    it runs.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError as exc:
-        raise DcstsfInputError(
-            "training needs the PyPI package threadpoolctl to fix NumPy's BLAS threads (so that a config "
-            "reproduces its weights): pip install 'dcstsf[train]' (or pip install threadpoolctl)"
-        ) from exc
-    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _train(

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from dcstsf.methods import Method
-from dcstsf.methods.base import Fitted
+from dcstsf.methods.base import Fitted, fit_scene
 from dcstsf.operators import ObservationModel, blur_radius
 from dcstsf.scene_stats import round_up_to_ratio
 from dcstsf.uncertainty.calibration import Calibration, CalibrationEntry
@@ -83,7 +83,7 @@ def uncertainty_state(method: Method, member: Method, model: ObservationModel, h
     key, entry = calibration.entry(calibration_key(method, model))
     return UncertaintyState(
         member=member,
-        member_fitted=member.fit(hs_t1, ms_t1, ms_t2, model=model),
+        member_fitted=fit_scene(member, hs_t1, ms_t1, ms_t2, model=model),
         band_sd=unexplained_band_sd(hs_t1, ms_t1, ms_t2, model=model),
         mapping=band_mapping(model).astype(np.float32),
         margin=uncertainty_margin(model, calibration),
