@@ -10,7 +10,7 @@ the evaluation-only scenes. ``--truth real``: the real-spectra validation instea
 and C, :func:`real_spectra_cases`; training tiles of the shipped weights, so it favours learned units).
 
     python experiments/adapt_validation.py [--bands 10|4] [--cases 8] [--steps 20] [--weights CANDIDATE.pt]
-        [--truth table|perturbed|both|real] [--size 96] [--zoom 1|2|3] [--local-maps RADIUS:RIDGE,...]
+        [--truth table|perturbed|both|real] [--seeds 0,1] [--size 96] [--zoom 1|2|3] [--local-maps RADIUS:RIDGE,...]
 """
 
 from __future__ import annotations
@@ -85,14 +85,14 @@ def variants(
     }
 
 
-def real_spectra_cases(model: ObservationModel) -> list:
+def real_spectra_cases(model: ObservationModel, seeds: tuple[int, ...] = (0, 1)) -> list:
     """The real-spectra validation: EnMAP Potsdam blocks B and C (the uncertainty calibration's held-out
-    blocks; training tiles of the shipped weights), changes mixed and abrupt, seeds 0 and 1."""
+    blocks; training tiles of the shipped weights), changes mixed and abrupt, ``seeds`` (0 and 1)."""
     from uncertainty_calibration import HELD_BLOCKS, mosaic  # experiments/: the blocks have one definition
 
     tiles = {(t.attrs["tile_col"], t.attrs["tile_row"]): t for t in datasets.load_enmap_potsdam_tiles()}
     return [simulate_case(mosaic(tiles, cols, rows), model=model, change=change, seed=seed)
-            for cols, rows in HELD_BLOCKS.values() for change in ("mixed", "abrupt") for seed in (0, 1)]
+            for cols, rows in HELD_BLOCKS.values() for change in ("mixed", "abrupt") for seed in seeds]
 
 
 def main() -> None:
@@ -107,6 +107,8 @@ def main() -> None:
     ap.add_argument("--variants", default=None,
                     help="comma-separated names of the variants to run (default: all); with --merge the records "
                          "join those already in --out")
+    ap.add_argument("--seeds", default="0,1",
+                    help="change seeds of the real-spectra cases, comma-separated (default 0,1)")
     ap.add_argument("--size", type=int, default=96, help="scene size, fine pixels (default 96)")
     ap.add_argument("--zoom", type=int, default=None,
                     help="upsampling of the 30 m land-cover labels in the scenes (default: 2 or 3 at random)")
@@ -120,6 +122,9 @@ def main() -> None:
         suffix += f"_{args.size}"
     if args.zoom is not None:
         suffix += f"_zoom{args.zoom}"
+    seeds = tuple(int(v) for v in args.seeds.split(","))
+    if args.truth == "real" and seeds != (0, 1):
+        suffix += "_seeds" + "".join(str(v) for v in seeds)
     out = args.out or Path(__file__).parent / "results" / f"adapt_validation_{args.bands}band{suffix}.json"
     model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BAND_SETS[args.bands], ratio=3)
     cases = []
@@ -130,7 +135,7 @@ def main() -> None:
         cases += [("perturbed", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0, size=args.size,
                                                               degradations=DegradationRanges(), zoom=args.zoom)]
     if args.truth == "real":
-        cases += [("real", c) for c in real_spectra_cases(model)]
+        cases += [("real", c) for c in real_spectra_cases(model, seeds)]
     local_maps = [LocalMapOptions(int(r), float(k)) for r, k in
                   (item.split(":") for item in args.local_maps.split(","))] if args.local_maps else None
     chosen = variants(model, args.steps, args.weights, local_maps)

@@ -52,7 +52,8 @@ _DEFAULTS: dict[str, Any] = {
              "batches_per_case": 4, "spectral_augment": 0.0, "pairs": 0, "pair_fraction": 0.0,
              "degradations": {}},
     "train": {"steps": 1000, "lr": 2e-3, "weight_decay": 1e-4, "warmup": 50, "seed": 0,
-              "checkpoint_every": 100, "threads": 2, "grad_clip": 1.0, "device": "cpu", "frozen": []},
+              "checkpoint_every": 100, "threads": 2, "grad_clip": 1.0, "device": "cpu", "frozen": [],
+              "physics_after": []},
     "loss": DEFAULT_LOSS_WEIGHTS,
     "output": "runs/dcstsf",
 }
@@ -206,11 +207,12 @@ _OPTIONAL = {
     "data": {"pairs": 0, "pair_fraction": 0.0, "degradations": {}},
     "model": {"keep_remainder": True},
     "loss": {"band_log_mse": 0.0},
-    "train": {"frozen": []},
+    "train": {"frozen": [], "physics_after": []},
 }
 
 #: Parameters ``train.frozen`` may name: the unrolled iteration's step sizes, kept at their physics values
-#: (SSJE's ``alpha`` and ``beta`` 1, the consistency steps' ``gamma`` 0.5).
+#: (SSJE's ``alpha`` and ``beta`` 1, the consistency steps' ``gamma`` 0.5). ``train.physics_after`` may name
+#: the same: trained with the rest, then set to their physics values in the final weights.
 FREEZABLE = ("alpha", "beta", "gamma")
 
 
@@ -303,9 +305,13 @@ def _train(
     net_cfg = DCSTSFConfig(n_ms=model.n_ms, **cfg["model"])
     net = DCSTSFNet(net_cfg).to(dev)
     frozen = [str(n) for n in tcfg["frozen"]]
-    unknown = sorted(set(frozen) - set(FREEZABLE))
-    if unknown:
-        raise DcstsfInputError(f"train.frozen names {unknown}; only the step sizes {list(FREEZABLE)} can be frozen")
+    physics_after = [str(n) for n in tcfg["physics_after"]]
+    for key, names in (("frozen", frozen), ("physics_after", physics_after)):
+        unknown = sorted(set(names) - set(FREEZABLE))
+        if unknown:
+            raise DcstsfInputError(
+                f"train.{key} names {unknown}; only the step sizes {list(FREEZABLE)} have physics values"
+            )
     for name in frozen:
         getattr(net, name).requires_grad_(False)
     trained = [p for p in net.parameters() if p.requires_grad]
@@ -391,6 +397,11 @@ def _train(
             return last
     bar.close()
     net.eval()
+    if physics_after:
+        physics = DCSTSFNet(net_cfg).state_dict()
+        with torch.no_grad():
+            for name in physics_after:
+                getattr(net, name).copy_(physics[name])
     final = out_dir / "final.pt"
     save_checkpoint(final, payload(step, with_optim=False))
     return final

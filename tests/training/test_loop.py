@@ -98,3 +98,38 @@ def test_frozen_step_sizes_keep_their_physics_values(tmp_path: Path, model: Obse
     with pytest.raises(DcstsfInputError, match="only the step sizes"):
         train({**cfg, "train": {**cfg["train"], "frozen": ["sftn"]}}, output=tmp_path / "bad", scenes=scenes,
               progress=False)
+
+
+def test_physics_after_sets_the_trained_step_sizes_back(tmp_path: Path, model: ObservationModel) -> None:
+    """``train.physics_after``: the step sizes learn with the rest, and the final weights hold their physics
+    values; every other parameter is the one the same training without the option ends with. The
+    resumable checkpoint keeps the learned values, and the option is part of the run's fingerprint."""
+    import pytest
+
+    from dcstsf.errors import DcstsfInputError
+    from dcstsf.models.checkpoint import load_checkpoint
+
+    scenes = [smooth_cube(model, 48, 48, seed=0)]
+    cfg = {
+        "sensors": {"hs_sensor": "zy1-02d-ahsi", "ms_sensor": "sentinel-2a", "ms_bands": BANDS4, "ratio": 3},
+        "model": {"rank": 8, "stages": 2, "hidden": 8, "consistency_steps": 1, "learned_units": False},
+        "data": {"patch": 24, "batch_size": 2, "batches_per_case": 4},
+        "train": {"steps": 6, "lr": 1e-2, "warmup": 1, "seed": 0, "threads": 1},
+    }
+    plain, _ = load_model(train(cfg, output=tmp_path / "plain", scenes=scenes, progress=False))
+    after_cfg = {**cfg, "train": {**cfg["train"], "physics_after": ["alpha", "beta", "gamma"]}}
+    final = train(after_cfg, output=tmp_path / "after", scenes=scenes, progress=False)
+    net, meta = load_model(final)
+    assert not torch.equal(plain.alpha, torch.ones(2))  # they did learn
+    assert torch.equal(net.alpha, torch.ones(2)) and torch.equal(net.beta, torch.ones(2))
+    assert torch.equal(net.gamma, torch.full((1,), 0.5))
+    for (name, a), (_, b) in zip(plain.state_dict().items(), net.state_dict().items()):
+        if name not in ("alpha", "beta", "gamma"):
+            assert torch.equal(a, b), name
+    last = load_checkpoint(tmp_path / "after" / "last.pt")["state_dict"]
+    assert torch.equal(last["alpha"], plain.alpha.detach())
+    plain_fp = load_model(tmp_path / "plain" / "final.pt")[1]["training"]["fingerprint"]
+    assert "physics_after" in meta["training"]["fingerprint"] and "physics_after" not in plain_fp
+    with pytest.raises(DcstsfInputError, match="only the step sizes"):
+        train({**cfg, "train": {**cfg["train"], "physics_after": ["sftn"]}}, output=tmp_path / "bad",
+              scenes=scenes, progress=False)
