@@ -8,10 +8,16 @@ choice, whatever the environment says.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 __all__ = ["fixed_threads"]
+
+# The counts are process-wide and each block restores what it found: two blocks of different threads that
+# overlapped would restore in the wrong order and could leave the process on one thread for good. Blocks
+# therefore run one at a time (nested blocks of one thread are fine).
+_LOCK = threading.RLock()
 
 
 @contextmanager
@@ -19,7 +25,8 @@ def fixed_threads(*, blas: int | None = None, torch_threads: int | None = None) 
     """Limit NumPy's BLAS to ``blas`` threads and torch's CPU kernels to ``torch_threads`` for the block.
 
     ``None`` leaves that count as it is. Both are process-wide settings, restored on exit; other threads
-    of the process running meanwhile get the same counts (slower, never different results).
+    of the process running meanwhile get the same counts (slower, never different results), and another
+    thread's block waits for this one to end, so work this block waits on must not open one.
     """
     for name, n in (("blas", blas), ("torch_threads", torch_threads)):
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
@@ -27,8 +34,8 @@ def fixed_threads(*, blas: int | None = None, torch_threads: int | None = None) 
     import torch
     from threadpoolctl import threadpool_limits
 
-    before = torch.get_num_threads()
-    with threadpool_limits(limits=blas, user_api="blas"):
+    with _LOCK, threadpool_limits(limits=blas, user_api="blas"):
+        before = torch.get_num_threads()
         if torch_threads is not None:
             torch.set_num_threads(torch_threads)
         try:

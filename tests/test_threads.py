@@ -42,3 +42,35 @@ def test_restored_after_an_error() -> None:
 def test_counts_must_be_positive_whole_numbers(bad: object) -> None:
     with pytest.raises(ValueError, match="positive whole number"), fixed_threads(blas=bad):  # type: ignore[arg-type]
         pass
+
+
+def test_blocks_of_two_threads_do_not_overlap() -> None:
+    """Each block restores what it found: overlapped, two threads' blocks would leave one thread behind."""
+    import threading
+
+    inside = threading.Event()
+    release = threading.Event()
+    seen: list[set[int]] = []
+
+    def first() -> None:
+        with fixed_threads(blas=1):
+            inside.set()
+            release.wait(5)
+
+    def second() -> None:
+        with fixed_threads(blas=2):
+            seen.append(_blas_threads())
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        a = threading.Thread(target=first)
+        a.start()
+        assert inside.wait(5)
+        b = threading.Thread(target=second)
+        b.start()
+        b.join(0.3)
+        assert b.is_alive() and not seen  # waits for the first block
+        release.set()
+        a.join(5)
+        b.join(5)
+        assert seen == [{2}]
+        assert _blas_threads() == {2}
