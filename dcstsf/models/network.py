@@ -67,9 +67,12 @@ from dcstsf.models.ms_noise import MsNoiseOptions, noise_gain, noise_step_reach
 from dcstsf.operators import Psf, blur, blur_radius, decimate, upsample, upsample_halo, upsample_region
 from dcstsf.windows import ShrinkingWindow
 
-__all__ = ["UNIT_SPACES", "UNIT_STRIP_ELEMENTS", "ConvUnit", "DCSTSFConfig", "DCSTSFNet"]
+__all__ = ["PHYSICS_STEP_SIZES", "UNIT_SPACES", "UNIT_STRIP_ELEMENTS", "ConvUnit", "DCSTSFConfig", "DCSTSFNet"]
 
 UNIT_SPACES = ("sensor", "coefficient")
+#: The unrolled iteration's step sizes at their physics values, where every network starts: SSJE's
+#: ``alpha`` and ``beta`` (full projection steps) and the consistency steps' ``gamma``.
+PHYSICS_STEP_SIZES = {"alpha": 1.0, "beta": 1.0, "gamma": 0.5}
 #: HS bands upsampled at a time when the output is expanded in place (inference).
 _EXPAND_BLOCK = 32
 #: Elements of one hidden activation of a learned unit evaluated at a time in inference (row strips):
@@ -199,9 +202,16 @@ class DCSTSFNet(nn.Module):
         self.seu = nn.ModuleList(ConvUnit(*seu_io, hidden=h, layers=nl) for _ in range(config.stages))
         self.ecu = nn.ModuleList(ConvUnit(*ecu_io, hidden=h, layers=nl) for _ in range(config.stages))
         self.sftn = ConvUnit(*sftn_io, hidden=h, layers=nl)
-        self.alpha = nn.Parameter(torch.ones(config.stages))
-        self.beta = nn.Parameter(torch.ones(config.stages))
-        self.gamma = nn.Parameter(torch.full((config.consistency_steps,), 0.5))
+        self.alpha = nn.Parameter(torch.empty(config.stages))
+        self.beta = nn.Parameter(torch.empty(config.stages))
+        self.gamma = nn.Parameter(torch.empty(config.consistency_steps))
+        self.reset_step_sizes(tuple(PHYSICS_STEP_SIZES))
+
+    def reset_step_sizes(self, names: tuple[str, ...]) -> None:
+        """Set the step sizes ``names`` (keys of :data:`PHYSICS_STEP_SIZES`) to their physics values."""
+        with torch.no_grad():
+            for name in names:
+                getattr(self, name).fill_(PHYSICS_STEP_SIZES[name])
 
     def reaches(self, *, ratio: int, hs_sigma: float | Psf, ms_sigma: np.ndarray) -> dict[str, int]:
         """How far (fine pixels) each kind of step of the unrolled graph reads beyond the pixel it writes.

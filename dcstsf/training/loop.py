@@ -29,7 +29,7 @@ from tqdm import tqdm
 from dcstsf._threads import fixed_threads
 from dcstsf.errors import DcstsfInputError
 from dcstsf.models.checkpoint import NORMALISATION, load_checkpoint, save_checkpoint
-from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
+from dcstsf.models.network import PHYSICS_STEP_SIZES, DCSTSFConfig, DCSTSFNet
 from dcstsf.operators import ObservationModel, Psf
 from dcstsf.training.data import CaseSampler, TrainingBatch
 from dcstsf.training.degradations import DegradationRanges
@@ -211,9 +211,9 @@ _OPTIONAL = {
 }
 
 #: Parameters ``train.frozen`` may name: the unrolled iteration's step sizes, kept at their physics values
-#: (SSJE's ``alpha`` and ``beta`` 1, the consistency steps' ``gamma`` 0.5). ``train.physics_after`` may name
-#: the same: trained with the rest, then set to their physics values in the final weights.
-FREEZABLE = ("alpha", "beta", "gamma")
+#: (:data:`~dcstsf.models.network.PHYSICS_STEP_SIZES`). ``train.physics_after`` may name the same: trained
+#: with the rest, then set to their physics values in the final weights.
+FREEZABLE = tuple(PHYSICS_STEP_SIZES)
 
 
 def finite_step(
@@ -397,11 +397,7 @@ def _train(
             return last
     bar.close()
     net.eval()
-    if physics_after:
-        physics = DCSTSFNet(net_cfg).state_dict()
-        with torch.no_grad():
-            for name in physics_after:
-                getattr(net, name).copy_(physics[name])
+    net.reset_step_sizes(tuple(physics_after))
     final = out_dir / "final.pt"
     save_checkpoint(final, payload(step, with_optim=False))
     return final
