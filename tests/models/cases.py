@@ -10,7 +10,7 @@ from dcstsf.models import DCSTSFNet, fit_scene_state, state_to_tensors
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import scene_samples
 
-__all__ = ["assert_crops_exact", "forward", "network_inputs", "smooth_cube"]
+__all__ = ["assert_crops_exact", "forward", "network_inputs", "run_beside", "smooth_cube"]
 
 
 def smooth_cube(model: ObservationModel, h: int, w: int, seed: int = 0) -> xr.DataArray:
@@ -66,3 +66,21 @@ def assert_crops_exact(
                        (slice(m + 3, m + 12), slice(w - 15, w))]:
             part = net(*t, state, crop=(ys, xs), **kw)
             torch.testing.assert_close(part["hs_t2"], full["hs_t2"][..., ys, xs], rtol=0, atol=1e-5)
+
+
+def run_beside(
+    net: DCSTSFNet,
+    base: DCSTSFNet,
+    inputs: tuple[list[torch.Tensor], dict[str, torch.Tensor], dict[str, object]],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
+    """``net`` (``base``'s parameters with a TVE option on) and ``base`` on the same ``inputs``: both outputs
+    and the crop margin of ``net``'s receptive field. Checks that ``net``'s crops are exact and that its SSJE
+    result HS(t1) is ``base``'s bit for bit (the option changes the temporal step only)."""
+    t, state, kw = inputs
+    m = -(-net.receptive_field(**kw) // 3) * 3
+    with torch.no_grad():
+        full = net(*t, state, **kw)
+        plain = base(*t, state, **kw)
+    assert_crops_exact(net, inputs, full, margin=m)
+    torch.testing.assert_close(full["hs_t1"], plain["hs_t1"], rtol=0, atol=0)
+    return full, plain, m
