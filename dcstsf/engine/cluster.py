@@ -44,6 +44,9 @@ DEFAULT_SCHEDULER_TIMEOUT = 30.0
 #: Seconds a run waits with no worker connected before it stops: long enough for a worker to restart or
 #: for a batch system to start a replacement, short enough that a dead cluster does not hold a job.
 DEFAULT_WORKER_TIMEOUT = 60.0
+#: Seconds a scheduler may leave the worker watch's questions unanswered before the run stops as if no
+#: worker were left: a loaded scheduler can hold one reply for seconds, a gone one answers never.
+SILENT_SCHEDULER_S = 30.0
 #: Where ``dashboard=True`` (CLI ``--dashboard`` without an address) serves the local cluster's
 #: dashboard: the local host only, since the dashboard shows the run to whoever reaches the port.
 DEFAULT_DASHBOARD_ADDRESS = "127.0.0.1:8787"
@@ -169,7 +172,9 @@ class _WorkerWatch:
     Dask keeps tasks without a worker waiting until one joins, and nothing the client waits on has a
     timeout. When the time is up, the watch cancels every future of the client (a wait then raises)
     and :func:`client` turns the error into :class:`NoWorkerError`. Work submitted later, while there is
-    still no worker, is cancelled at the next look.
+    still no worker, is cancelled at the next look. A scheduler that leaves the watch's questions
+    unanswered counts as one without workers only after :data:`SILENT_SCHEDULER_S` (or the timeout,
+    if longer): a slow reply is not a lost worker.
     """
 
     def __init__(self, dask_client: Any, address: str, timeout: float, *, local: bool) -> None:
@@ -179,6 +184,7 @@ class _WorkerWatch:
         self.local = local
         self.fired = False
         self.unreachable: str | None = None
+        self.silent_scheduler_s = SILENT_SCHEDULER_S
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dcstsf-worker-watch", daemon=True)
 
@@ -206,15 +212,13 @@ class _WorkerWatch:
             "--worker-timeout). The finished tiles are kept: run the same command again to resume"
         )
 
-    def _workers(self) -> int:
-        # A busy scheduler or client loop may take seconds to answer; only an answer of no workers, a
-        # failure, or no answer within the whole timeout counts as "no worker" (so a scheduler that never
-        # answers stops the run within twice the timeout).
+    def _workers(self) -> int | None:
+        """The number of connected workers, or ``None`` when the scheduler gave no answer."""
         try:
             n = len(self.client.nthreads(callback_timeout=max(self.timeout, 1.0)))
-        except Exception as exc:  # the scheduler is gone or busy: no worker can run anything either
+        except Exception as exc:  # gone, or too busy to answer in time
             self.unreachable = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            return 0
+            return None
         self.unreachable = None
         return n
 
@@ -224,10 +228,15 @@ class _WorkerWatch:
         poll = min(1.0, max(0.05, self.timeout / 10))
         last_seen = time.monotonic()
         while not self._stop.wait(poll):
-            if self._workers() > 0:
+            n = self._workers()
+            if n:
                 last_seen = time.monotonic()
                 continue
-            if time.monotonic() - last_seen < self.timeout:
+            # An answer of no workers counts from the last worker seen. A scheduler that does not answer
+            # may only be busy (a loaded machine can hold one reply for seconds), so silence alone stops
+            # the run only once it has lasted the longer of the timeout and SILENT_SCHEDULER_S.
+            limit = self.timeout if n == 0 else max(self.timeout, self.silent_scheduler_s)
+            if time.monotonic() - last_seen < limit:
                 continue
             self.fired = True
             keys = list(self.client.futures)

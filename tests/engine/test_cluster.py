@@ -132,3 +132,51 @@ def test_workers_and_scheduler_together_are_an_error(files: dict[str, Path], tmp
     with pytest.raises(DcstsfInputError, match="not both"):
         run_batch(*batch_args(files), tmp_path / "x.tif", method="bicubic", progress=False, workers=1,
                   scheduler="tcp://127.0.0.1:1")
+
+
+class _ScriptedClient:
+    """A stand-in for a distributed Client whose ``nthreads`` answers follow a script, then repeat the last."""
+
+    def __init__(self, answers: list[int | None]) -> None:
+        self.answers = answers
+        self.asked = 0
+        self.futures: dict[str, Any] = {}
+
+    def nthreads(self, *, callback_timeout: float) -> dict[str, int]:
+        answer = self.answers[min(self.asked, len(self.answers) - 1)]
+        self.asked += 1
+        if answer is None:
+            raise TimeoutError(f"timed out after {callback_timeout:g} s")
+        return {f"tcp://127.0.0.1:{9000 + i}": 1 for i in range(answer)}
+
+
+def _watch_for(seconds: float, client: _ScriptedClient, *, timeout: float, silent_s: float) -> bool:
+    """Whether the worker watch fires within ``seconds`` on ``client``'s scripted answers."""
+    import time
+
+    from dcstsf.engine.cluster import _WorkerWatch
+
+    watch = _WorkerWatch(client, "tcp://127.0.0.1:8786", timeout, local=False)
+    watch.silent_scheduler_s = silent_s
+    with watch:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not watch.fired:
+            time.sleep(0.02)
+    return watch.fired
+
+
+def test_a_scheduler_that_is_slow_to_answer_does_not_stop_the_run() -> None:
+    # Unanswered questions for longer than the worker timeout, between answers with workers.
+    client = _ScriptedClient([1] + [None] * 12 + [1])
+    assert not _watch_for(1.5, client, timeout=0.3, silent_s=5.0)
+    assert client.asked > 12
+
+
+def test_a_scheduler_that_never_answers_stops_the_run_after_the_silence_limit() -> None:
+    client = _ScriptedClient([None])
+    assert _watch_for(3.0, client, timeout=0.3, silent_s=0.8)
+
+
+def test_an_answer_of_no_workers_stops_the_run_after_the_worker_timeout() -> None:
+    client = _ScriptedClient([1, 0])
+    assert _watch_for(2.0, client, timeout=0.3, silent_s=60.0)
