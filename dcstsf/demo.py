@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from dcstsf.errors import DcstsfInputError, WeightsError
+from dcstsf.sensors.band_sets import SENTINEL2_DEFAULT_BANDS
 
 __all__ = ["DEMO_CHANGE", "DEMO_HS_SENSOR", "DEMO_MS_BANDS", "DEMO_MS_SENSOR", "DEMO_RATIO", "DEMO_SEED", "run_demo"]
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 DEMO_HS_SENSOR = "zy1-02d-ahsi"
 DEMO_MS_SENSOR = "sentinel-2a"
 #: The band set of the default DC-STSF weights (10 m bands, then the 20 m bands on the 10 m grid).
-DEMO_MS_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")
+DEMO_MS_BANDS: tuple[str, ...] = SENTINEL2_DEFAULT_BANDS
 DEMO_RATIO = 3
 DEMO_CHANGE = "mixed"
 DEMO_SEED = 0

@@ -68,9 +68,11 @@ from typing import Any
 
 import numpy as np
 
+from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS
+
 ALL_SIZES = (512, 1024, 2048, 4096, 6000)
 # The paper's setting and the default weights: 10 m bands plus the 20 m bands resampled onto the 10 m grid.
-MS_BANDS = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+MS_BANDS = list(SENTINEL2_DEFAULT_BANDS)
 HS_SENSOR = "zy1-02d-ahsi"
 RATIO = 3
 RESULTS = Path(__file__).resolve().parent / "results" / "bench_scale.json"

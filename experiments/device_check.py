@@ -38,9 +38,10 @@ import numpy as np
 from dcstsf import metrics
 from dcstsf.methods import DCSTSF, fuse_arrays
 from dcstsf.operators import ObservationModel
+from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS
 from dcstsf.training.adapt import AdaptOptions
 
-BANDS_10 = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+BANDS_10 = list(SENTINEL2_DEFAULT_BANDS)
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "dcstsf-ahsi-s2a-10band-sftn-only.yaml"
 
 #: What may differ between the devices: PSNR against the truth (dB), the largest absolute difference of

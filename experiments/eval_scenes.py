@@ -39,12 +39,11 @@ from dcstsf.diagnosis import DiagnosisOptions, diagnose_scene
 from dcstsf.methods import DCSTSF, Method, available_methods, fuse_arrays, get_method
 from dcstsf.models.network import DCSTSFConfig
 from dcstsf.operators import ObservationModel
+from dcstsf.sensors import SENTINEL2_BAND_SETS
 from dcstsf.simulate import simulate_case
 
-BAND_SETS = {
-    "10": ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"],
-    "4": ["B02", "B03", "B04", "B08"],
-}
+#: The MS band sets by name (``--bands``).
+BAND_SETS = {name: list(bands) for name, bands in SENTINEL2_BAND_SETS.items()}
 #: True HS PSF width relative to the table's, and whether the case carries a shift.
 TRUTHS = {"table": (1.0, False), "psf0.8+shift": (0.8, True), "psf1.5+shift": (1.5, True)}
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from dcstsf.operators import ObservationModel
+from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS
 
 #: The default weights' band set: the 10 m bands, then the 20 m bands resampled onto the 10 m grid.
-S2_10 = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+S2_10 = list(SENTINEL2_DEFAULT_BANDS)
 #: The four 10 m Sentinel-2 bands.
 S2_4 = ["B02", "B03", "B04", "B08"]
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 from dcstsf import operators as ops
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel, upsample, upsample_region
+from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS
 
-S2_BANDS = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+S2_BANDS = list(SENTINEL2_DEFAULT_BANDS)
 
 
 def _inner(a: torch.Tensor, b: torch.Tensor) -> float:

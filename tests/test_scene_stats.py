@@ -9,8 +9,9 @@ import torch
 
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import scene_samples
+from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS
 
-S2_BANDS = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+S2_BANDS = list(SENTINEL2_DEFAULT_BANDS)
 
 
 def _scene(model: ObservationModel, hc: int, wc: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,10 +13,11 @@ from affine import Affine
 
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel
+from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS
 from dcstsf.simulate import apply_change, resample_to_sensor, simulate_case
 from tests.scenes import synthetic_scene
 
-S2_10 = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+S2_10 = list(SENTINEL2_DEFAULT_BANDS)
 
 
 def _cube(model: ObservationModel, h: int = 31, w: int = 35, seed: int = 0) -> xr.DataArray:

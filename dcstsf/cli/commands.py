@@ -232,7 +232,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             f"{src}: no band wavelengths in the file, so the cube cannot be resampled to the HS sensor. Give a "
             "raster whose bands carry 'wavelength' metadata (GeoTIFF band tags, ENVI header 'wavelength = {...}')"
         )
-    model = ObservationModel.from_sensors(args.hs_sensor, args.ms_sensor, ms_bands=args.ms_bands, ratio=args.ratio)
+    from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS
+
+    ms_bands = args.ms_bands if args.ms_bands is not None else list(SENTINEL2_DEFAULT_BANDS)
+    model = ObservationModel.from_sensors(args.hs_sensor, args.ms_sensor, ms_bands=ms_bands, ratio=args.ratio)
     logging.getLogger("dcstsf").info(
         "simulating a case from %s (%d bands, %d x %d): %s + %s (%d bands), ratio %d, change %r, seed %d",
         src.name, cube.sizes["band"], cube.sizes["y"], cube.sizes["x"], model.hs_sensor.name, model.ms_sensor.name,

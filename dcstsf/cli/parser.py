@@ -71,7 +71,7 @@ def _sensor_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
         g.add_argument("--ms-sensor", default="sentinel-2a", metavar="NAME",
                        help="MS sensor to simulate (default: %(default)s)")
         g.add_argument("--ms-bands", type=csv_list, metavar="B02,B03,...",
-                       default=["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"],
+                       default=None,
                        help="MS bands, in this order (default: the 10 bands of the shipped DC-STSF weights, "
                             "B02,B03,B04,B08,B05,B06,B07,B8A,B11,B12)")
     else:

@@ -56,7 +56,7 @@ from dcstsf.io.decoding import Decoding, StoredBands, resolve_decoding
 from dcstsf.io.errors import input_error
 from dcstsf.io.read import open_raster
 from dcstsf.products.scl import DEFAULT_SCL, SclOptions, apply_mask, scl_mask, scl_on_grid
-from dcstsf.sensors import Sensor
+from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS, Sensor
 from dcstsf.sensors.names import canonical_ms_name
 
 __all__ = [
@@ -77,7 +77,7 @@ __all__ = [
 ]
 
 #: The default weights' band set: the 10 m bands, then the 20 m bands (resampled onto the 10 m grid).
-DEFAULT_BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")
+DEFAULT_BANDS: tuple[str, ...] = SENTINEL2_DEFAULT_BANDS
 #: Bands of an L2A product (the cirrus band B10 is not part of Level-2A).
 L2A_BANDS: tuple[str, ...] = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 #: Pixel size of the output grid, metres.

@@ -13,6 +13,7 @@ Examples
 (4, 166)
 """
 
+from dcstsf.sensors.band_sets import SENTINEL2_10M_BANDS, SENTINEL2_BAND_SETS, SENTINEL2_DEFAULT_BANDS
 from dcstsf.sensors.names import canonical_ms_name, is_generic_band_name, s2_band_number
 from dcstsf.sensors.sensor import (
     SENSOR_NAMES,
@@ -29,6 +30,9 @@ from dcstsf.sensors.sensor import (
 
 __all__ = (
     "SENSOR_NAMES",
+    "SENTINEL2_10M_BANDS",
+    "SENTINEL2_BAND_SETS",
+    "SENTINEL2_DEFAULT_BANDS",
     "Sensor",
     "available",
     "canonical_ms_name",

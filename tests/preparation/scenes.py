@@ -24,6 +24,7 @@ from rasterio.transform import from_origin
 from scipy.ndimage import zoom
 
 from dcstsf import datasets, sensors
+from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS
 from tests.io.rasters import make_tif
 from tests.products.test_enmap import _xml as enmap_xml
 from tests.products.test_sentinel2 import GRANULE, OFFSETS, ORIGIN, QUANT, RES, STAMP, TILE, mtd_text, write_jp2
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 CRS = "EPSG:32633"
-S2_10 = ("B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12")
+S2_10 = SENTINEL2_DEFAULT_BANDS
 ENMAP_BASE = "ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010302_20230628T165614Z"
 ENMAP_GAIN = 1e-4
 

@@ -9,8 +9,9 @@ import pytest
 
 from dcstsf import sensors
 from dcstsf.errors import DcstsfInputError
+from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS
 
-S2_10 = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
+S2_10 = list(SENTINEL2_DEFAULT_BANDS)
 
 
 @pytest.mark.parametrize(
