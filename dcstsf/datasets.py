@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from dcstsf.io import open_raster, read_envi
 
 __all__ = [
     "ENMAP_BLOCK_TILES",
+    "ENMAP_HELD_OUT_BLOCKS",
     "ENMAP_TILE_SIZE",
     "EVAL_ONLY_NOTE",
     "bundled_sample_path",
@@ -42,6 +44,13 @@ __all__ = [
 ENMAP_TILE_SIZE = 32
 #: ``(col, row)`` pixel offsets (in the parent scene) of the 8 tiles forming the 64 x 128 block.
 ENMAP_BLOCK_TILES: tuple[tuple[int, int], ...] = tuple((c, r) for r in (64, 96, 128, 160) for c in (160, 192))
+#: Two blocks of tiles outside :data:`ENMAP_BLOCK_TILES` (the bundled sample), by name: what the
+#: uncertainty calibration holds out and the real-spectra validation fuses (``experiments/``). They are
+#: training tiles of the shipped weights.
+ENMAP_HELD_OUT_BLOCKS: dict[str, tuple[tuple[int, int], ...]] = {
+    "enmap_block_B": tuple((c, r) for r in (0, 32) for c in (64, 96, 128)),
+    "enmap_block_C": tuple((c, r) for r in (96, 128) for c in (96, 128)),
+}
 #: Put in the ``attrs`` of evaluation-only scenes.
 EVAL_ONLY_NOTE = "evaluation only: never train, tune or select checkpoints on this scene"
 
@@ -170,28 +179,44 @@ def load_enmap_potsdam_tiles(
 
 
 def load_enmap_potsdam_block(
-    root: str | os.PathLike[str] | None = None, *, drop_bad_bands: bool = True
+    root: str | os.PathLike[str] | None = None,
+    *,
+    tiles: Iterable[tuple[int, int]] = ENMAP_BLOCK_TILES,
+    drop_bad_bands: bool = True,
 ) -> xr.DataArray:
-    """The 64 columns x 128 rows EnMAP L2A block mosaicked from 8 Potsdam tiles.
+    """An EnMAP L2A block mosaicked from Potsdam tiles: by default the 64 columns x 128 rows of 8 tiles.
 
-    Tiles ``enmap_potsdam_tile_{160,192}_{64,96,128,160}.tif`` are placed by their own transforms
-    (checked against the ``<col>_<row>`` offsets in their names), giving a gap-free 30 m block in
-    UTM 33N (EPSG:32633) with its top-left corner at parent-scene pixel (160, 64).
+    The tiles ``enmap_potsdam_tile_<col>_<row>.tif`` are placed by their own transforms (checked against
+    the ``<col>_<row>`` offsets in their names), giving a gap-free 30 m block in UTM 33N (EPSG:32633). The
+    default block, :data:`ENMAP_BLOCK_TILES`, has its top-left corner at parent-scene pixel (160, 64).
+
+    Parameters
+    ----------
+    root
+        The shared data folder (default :func:`shared_data_dir`).
+    tiles
+        The tiles' parent offsets ``(col, row)``; together they must cover a rectangle without gaps.
+    drop_bad_bands
+        Drop the bands flagged bad (``bbl == 0``: the six all-nodata water-vapour bands).
 
     Returns
     -------
     xarray.DataArray
-        float32 reflectance ``(band, 128, 64)``: 224 bands, or 218 with ``drop_bad_bands`` (the six bands
-        with ``bbl == 0`` are all nodata, i.e. NaN). Coordinates ``wavelength``, ``fwhm`` (nm) and ``bbl``.
+        float32 reflectance ``(band, rows, cols)`` (``(band, 128, 64)`` by default): 224 bands, or 218 with
+        ``drop_bad_bands`` (the six bands with ``bbl == 0`` are all nodata, i.e. NaN). Coordinates
+        ``wavelength``, ``fwhm`` (nm) and ``bbl``; ``attrs["block_parent_col"]``/``["block_parent_row"]``
+        the top-left corner in the parent scene.
     """
     tiles_dir = _root(root) / "enmap_potsdam" / "tiles"
-    wanted = set(ENMAP_BLOCK_TILES)
+    wanted = {(int(c), int(r)) for c, r in tiles}
+    if not wanted:
+        raise DcstsfInputError("tiles is empty: give the (col, row) offsets of the block's EnMAP tiles")
     found = {(c, r): p for c, r, p in _tile_index(tiles_dir) if (c, r) in wanted}
     missing = sorted(wanted - set(found))
     if missing:
         raise DcstsfInputError(
             f"{tiles_dir}: tiles {[f'enmap_potsdam_tile_{m[0]}_{m[1]}.tif' for m in missing]} are missing. "
-            "The block needs all 8 tiles"
+            f"The block needs all {len(wanted)} tiles"
         )
     c0, r0 = min(c for c, _ in wanted), min(r for _, r in wanted)
     ncols = max(c for c, _ in wanted) + ENMAP_TILE_SIZE - c0
@@ -217,7 +242,9 @@ def load_enmap_potsdam_block(
         block[:, y0 : y0 + h, x0 : x0 + w] = da.values
         covered[y0 : y0 + h, x0 : x0 + w] = True
     if not covered.all():
-        raise DcstsfInputError(f"{tiles_dir}: the 8 tiles leave gaps in the block. Use the original tiles")
+        raise DcstsfInputError(
+            f"{tiles_dir}: the {len(wanted)} tiles leave gaps in the block. Give tiles that cover a rectangle"
+        )
     xs = t0.c + t0.a * (np.arange(ncols) + 0.5)
     ys = t0.f + t0.e * (np.arange(nrows) + 0.5)
     coords = {
@@ -231,7 +258,7 @@ def load_enmap_potsdam_block(
     attrs = {k: v for k, v in first.attrs.items() if k != "_FillValue"}
     attrs.update(
         {
-            "title": "EnMAP L2A Potsdam 2022-07-24, 64 x 128 block of the EnMAP-Box example scene",
+            "title": f"EnMAP L2A Potsdam 2022-07-24, {ncols} x {nrows} block of the EnMAP-Box example scene",
             "block_parent_col": c0,
             "block_parent_row": r0,
         }

@@ -29,6 +29,7 @@ from dcstsf.models import LocalMapOptions
 from dcstsf.models.ms_noise import MsNoiseOptions
 from dcstsf.models.network import DCSTSFConfig
 from dcstsf.operators import ObservationModel
+from dcstsf.sensors import SENTINEL2_BAND_SETS
 from dcstsf.simulate import simulate_case
 from dcstsf.training.adapt import AdaptOptions
 from dcstsf.training.degradations import DegradationRanges
@@ -37,10 +38,8 @@ from dcstsf.training.synthetic import validation_cases
 #: DC-STSF without the noise-aware MS consistency steps.
 NO_NOISE_STEP = MsNoiseOptions(steps=0)
 
-BAND_SETS = {
-    "10": ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"],
-    "4": ["B02", "B03", "B04", "B08"],
-}
+#: The MS band sets by name (``--bands``).
+BAND_SETS = {name: list(bands) for name, bands in SENTINEL2_BAND_SETS.items()}
 
 
 def variants(
@@ -88,11 +87,9 @@ def variants(
 def real_spectra_cases(model: ObservationModel, seeds: tuple[int, ...] = (0, 1)) -> list:
     """The real-spectra validation: EnMAP Potsdam blocks B and C (the uncertainty calibration's held-out
     blocks; training tiles of the shipped weights), changes mixed and abrupt, ``seeds`` (0 and 1)."""
-    from uncertainty_calibration import HELD_BLOCKS, mosaic  # experiments/: the blocks have one definition
-
-    tiles = {(t.attrs["tile_col"], t.attrs["tile_row"]): t for t in datasets.load_enmap_potsdam_tiles()}
-    return [simulate_case(mosaic(tiles, cols, rows), model=model, change=change, seed=seed)
-            for cols, rows in HELD_BLOCKS.values() for change in ("mixed", "abrupt") for seed in seeds]
+    blocks = [datasets.load_enmap_potsdam_block(tiles=b) for b in datasets.ENMAP_HELD_OUT_BLOCKS.values()]
+    return [simulate_case(cube, model=model, change=change, seed=seed)
+            for cube in blocks for change in ("mixed", "abrupt") for seed in seeds]
 
 
 def main() -> None:

@@ -45,13 +45,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import xarray as xr
 
 from dcstsf import datasets
 from dcstsf.engine import prepare
 from dcstsf.methods import DCSTSF, Method, get_method
 from dcstsf.models.network import DCSTSFConfig
 from dcstsf.operators import ObservationModel
+from dcstsf.sensors import SENTINEL2_BAND_SETS
 from dcstsf.simulate import FusionCase, simulate_case
 from dcstsf.training.synthetic import synthetic_cases, validation_cases
 from dcstsf.uncertainty import (
@@ -71,12 +71,8 @@ from dcstsf.uncertainty.tile import whole_image_measures
 sys.path.insert(0, str(Path(__file__).parent))
 from eval_scenes import eval_scenes  # noqa: E402  (the evaluation-only scenes, built as eval_scenes.py builds them)
 
-BAND_SETS = {
-    "10": ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"],
-    "4": ["B02", "B03", "B04", "B08"],
-}
-#: EnMAP tiles (parent column, row offsets) of the two held-out blocks.
-HELD_BLOCKS = {"enmap_block_B": ([64, 96, 128], [0, 32]), "enmap_block_C": ([96, 128], [96, 128])}
+#: The MS band sets by name (``--bands``).
+BAND_SETS = {name: list(bands) for name, bands in SENTINEL2_BAND_SETS.items()}
 #: good-band pixels per case and method on which coverage is measured (a random subset)
 EVAL_PIXELS = 50_000
 FLOOR = 1e-4
@@ -96,12 +92,6 @@ def wide_shifted(model: ObservationModel, seed: int) -> ObservationModel:
     return dataclasses.replace(model, hs_sigma=np.asarray(model.hs_sigma) * 1.5, hs_shift=shift)
 
 
-def mosaic(tiles: dict[tuple[int, int], xr.DataArray], cols: list[int], rows: list[int]) -> xr.DataArray:
-    """EnMAP tiles joined by their parent offsets (each 32 x 32)."""
-    out = xr.concat([xr.concat([tiles[(c, r)] for c in cols], dim="x") for r in rows], dim="y")
-    return out.rio.write_crs(tiles[(cols[0], rows[0])].rio.crs)
-
-
 def cases(group: str, model: ObservationModel) -> Iterator[tuple[str, FusionCase]]:
     """The cases of one group (see the module docstring)."""
     if group == "calibration":
@@ -113,9 +103,8 @@ def cases(group: str, model: ObservationModel) -> Iterator[tuple[str, FusionCase
         for i, case in enumerate(synthetic_cases(model=model, n_cases=4, seed=0, size=96)):
             yield f"training_libraries/{i}", case
     elif group == "held_out":
-        tiles = {(t.attrs["tile_col"], t.attrs["tile_row"]): t for t in datasets.load_enmap_potsdam_tiles()}
-        for name, (cols, rows) in HELD_BLOCKS.items():
-            cube = mosaic(tiles, cols, rows)
+        for name, block in datasets.ENMAP_HELD_OUT_BLOCKS.items():
+            cube = datasets.load_enmap_potsdam_block(tiles=block)
             for change in ("mixed", "abrupt", "phenology"):
                 yield f"{name}/{change}/10/table", simulate_case(cube, model=model, change=change, seed=10)
             yield f"{name}/mixed/11/psf1.5+shift", simulate_case(cube, model=wide_shifted(model, 11), change="mixed",

@@ -56,6 +56,31 @@ def test_enmap_block(block: xr.DataArray) -> None:
     assert -0.1 < good.min() and good.max() < 1.0 and 0.02 < np.median(good) < 0.5
 
 
+def test_enmap_block_of_other_tiles_equals_the_tiles_joined(shared: Path) -> None:
+    _need(shared, "enmap_potsdam/tiles")
+    tiles = {(t.attrs["tile_col"], t.attrs["tile_row"]): t for t in datasets.load_enmap_potsdam_tiles()}
+    for name, offsets in datasets.ENMAP_HELD_OUT_BLOCKS.items():
+        assert not set(offsets) & set(datasets.ENMAP_BLOCK_TILES), name  # outside the bundled sample
+        block = datasets.load_enmap_potsdam_block(tiles=offsets)
+        cols = sorted({c for c, _ in offsets})
+        rows = sorted({r for _, r in offsets})
+        joined = xr.concat([xr.concat([tiles[(c, r)] for c in cols], dim="x") for r in rows], dim="y")
+        np.testing.assert_array_equal(block.values, joined.values)
+        np.testing.assert_array_equal(block["x"].values, joined["x"].values)
+        np.testing.assert_array_equal(block["y"].values, joined["y"].values)
+        assert (block.attrs["block_parent_col"], block.attrs["block_parent_row"]) == (cols[0], rows[0])
+
+
+def test_enmap_block_with_gaps_or_missing_tiles_is_a_clear_error(shared: Path) -> None:
+    _need(shared, "enmap_potsdam/tiles")
+    with pytest.raises(DcstsfInputError, match="leave gaps in the block"):
+        datasets.load_enmap_potsdam_block(tiles=[(160, 64), (192, 96)])
+    with pytest.raises(DcstsfInputError, match=r"enmap_potsdam_tile_1_1\.tif'\] are missing"):
+        datasets.load_enmap_potsdam_block(tiles=[(160, 64), (1, 1)])
+    with pytest.raises(DcstsfInputError, match="tiles is empty"):
+        datasets.load_enmap_potsdam_block(tiles=[])
+
+
 def test_enmap_block_drops_bad_bands(shared: Path, block: xr.DataArray) -> None:
     dropped = datasets.load_enmap_potsdam_block()
     assert dropped.shape == (218, 128, 64) and (dropped["bbl"].values == 1).all()
