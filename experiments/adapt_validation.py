@@ -43,13 +43,19 @@ BAND_SETS = {name: list(bands) for name, bands in SENTINEL2_BAND_SETS.items()}
 
 
 def variants(
-    model: ObservationModel, steps: int, candidate: Path | None, local_maps: list[LocalMapOptions] | None = None
+    model: ObservationModel,
+    steps: int,
+    candidate: Path | None,
+    local_maps: list[LocalMapOptions] | None = None,
+    physics_configs: list[dict[str, object]] | None = None,
 ) -> dict[str, object]:
     """Method factories by name: shipped and physics-only DC-STSF (and a candidate checkpoint), each without
     and with adaptation and with HS(t1)'s out-of-subspace remainder, the shipped weights with each windowed
-    temporal map of ``local_maps``, and the classical methods."""
-    def physics(adapt: int, *, keep_remainder: bool = False, noise: MsNoiseOptions | None = None) -> DCSTSF:
-        m = DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms, keep_remainder=keep_remainder))
+    temporal map of ``local_maps``, the physics-only network with each of ``physics_configs`` (fields of
+    :class:`DCSTSFConfig`), and the classical methods."""
+    def physics(adapt: int, *, keep_remainder: bool = False, noise: MsNoiseOptions | None = None,
+                **fields: object) -> DCSTSF:
+        m = DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms, keep_remainder=keep_remainder, **fields))
         m.adapt = AdaptOptions(steps=adapt)
         if noise is not None:
             m.ms_noise = noise
@@ -66,6 +72,9 @@ def variants(
         out[f"dcstsf {candidate.name}"] = lambda: DCSTSF(weights=candidate, adapt=AdaptOptions(steps=0))
         out[f"dcstsf {candidate.name} + adapt {steps}"] = lambda: DCSTSF(weights=candidate,
                                                                          adapt=AdaptOptions(steps=steps))
+    for fields in physics_configs or []:
+        label = " ".join(f"{k}={v}" for k, v in fields.items())
+        out[f"dcstsf physics-only [{label}]"] = lambda fields=fields: physics(0, **fields)
     for lm in local_maps or []:
         out[f"dcstsf shipped + local {lm.radius}/{lm.ridge:g}"] = (
             lambda lm=lm: DCSTSF(adapt=AdaptOptions(steps=0), local_map=lm))
@@ -92,6 +101,21 @@ def real_spectra_cases(model: ObservationModel, seeds: tuple[int, ...] = (0, 1))
             for cube in blocks for change in ("mixed", "abrupt") for seed in seeds]
 
 
+def parse_fields(text: str) -> dict[str, object]:
+    """``"stages=1,rank=10"`` as ``{"stages": 1, "rank": 10}`` (integers, numbers, true/false)."""
+    known = {f.name for f in dataclasses.fields(DCSTSFConfig)}
+    fields: dict[str, object] = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        if name not in known or not value:
+            raise SystemExit(f"--physics-configs: {item!r} is not FIELD=VALUE with a DCSTSFConfig field")
+        low = value.strip().lower()
+        fields[name] = (low == "true") if low in ("true", "false") else (int(low) if low.lstrip("-").isdigit()
+                                                                         else float(low))
+    return fields
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bands", choices=sorted(BAND_SETS), default="10")
@@ -106,11 +130,16 @@ def main() -> None:
                          "join those already in --out")
     ap.add_argument("--seeds", default="0,1",
                     help="change seeds of the real-spectra cases, comma-separated (default 0,1)")
+    ap.add_argument("--library-seed", type=int, default=0,
+                    help="seed of the library validation's scenes (default 0)")
     ap.add_argument("--size", type=int, default=96, help="scene size, fine pixels (default 96)")
     ap.add_argument("--zoom", type=int, default=None,
                     help="upsampling of the 30 m land-cover labels in the scenes (default: 2 or 3 at random)")
     ap.add_argument("--local-maps", default=None,
                     help="windowed temporal maps to try with the shipped weights, as RADIUS:RIDGE,... (coarse pixels)")
+    ap.add_argument("--physics-configs", default=None,
+                    help="physics-only networks with other architecture fields, as FIELD=VALUE[,FIELD=VALUE];... "
+                         "(e.g. 'stages=1;rank=10')")
     ap.add_argument("--merge", action="store_true", help="keep the records of other variants already in --out")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -119,6 +148,8 @@ def main() -> None:
         suffix += f"_{args.size}"
     if args.zoom is not None:
         suffix += f"_zoom{args.zoom}"
+    if args.library_seed != 0 and args.truth != "real":
+        suffix += f"_libseed{args.library_seed}"
     seeds = tuple(int(v) for v in args.seeds.split(","))
     if args.truth == "real" and seeds != (0, 1):
         suffix += "_seeds" + "".join(str(v) for v in seeds)
@@ -126,16 +157,17 @@ def main() -> None:
     model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BAND_SETS[args.bands], ratio=3)
     cases = []
     if args.truth in ("table", "both"):
-        cases += [("table", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0, size=args.size,
+        cases += [("table", c) for c in validation_cases(model=model, n_cases=args.cases, seed=args.library_seed, size=args.size,
                                                            zoom=args.zoom)]
     if args.truth in ("perturbed", "both"):
-        cases += [("perturbed", c) for c in validation_cases(model=model, n_cases=args.cases, seed=0, size=args.size,
+        cases += [("perturbed", c) for c in validation_cases(model=model, n_cases=args.cases, seed=args.library_seed, size=args.size,
                                                               degradations=DegradationRanges(), zoom=args.zoom)]
     if args.truth == "real":
         cases += [("real", c) for c in real_spectra_cases(model, seeds)]
     local_maps = [LocalMapOptions(int(r), float(k)) for r, k in
                   (item.split(":") for item in args.local_maps.split(","))] if args.local_maps else None
-    chosen = variants(model, args.steps, args.weights, local_maps)
+    physics_configs = [parse_fields(item) for item in args.physics_configs.split(";")] if args.physics_configs else None
+    chosen = variants(model, args.steps, args.weights, local_maps, physics_configs)
     if args.variants:
         wanted = [v.strip() for v in args.variants.split(",")]
         unknown = [v for v in wanted if v not in chosen]
@@ -166,7 +198,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     protocol = ("real-spectra validation (EnMAP blocks B and C)" if args.truth == "real" else "library validation cases")
     out.write_text(json.dumps({"protocol": f"{protocol}, change SIMULATED", "bands": BAND_SETS[args.bands],
-                               "cases": args.cases, "size": args.size, "zoom": args.zoom, "truth": args.truth,
+                               "cases": args.cases, "library_seed": args.library_seed, "size": args.size, "zoom": args.zoom, "truth": args.truth,
                                "adapt_steps": args.steps, "summary": summary, "records": records}, indent=2))
     lines = [f"| method ({args.bands} bands, {len(cases)} cases, truth {args.truth}) | PSNR (dB) | SAM (deg) | time (s) |", "|---|---|---|---|"]
     lines += [f"| {n} | {m['psnr']:.2f} | {m['sam_deg']:.2f} | {m['seconds']:.1f} |" for n, m in summary.items()]
