@@ -86,7 +86,12 @@ class DCSTSFConfig:
 
     n_ms: int
     rank: int = 16
-    stages: int = 3
+    #: SSJE stages. One by default: the physics-only network (the untrained default, fused when no
+    #: weights apply) scores higher with one stage than with three on real spectra and library scenes,
+    #: since every further MS projection adds the regression's correction to spectral directions the MS
+    #: bands barely see (``docs/results.md``, "SSJE with one stage"). Training configs and checkpoints
+    #: state their own (the shipped weights unroll three)
+    stages: int = 1
     hidden: int = 32
     layers: int = 2
     consistency_steps: int = 2
