@@ -14,7 +14,9 @@ Each case is simulated under one of several *true* HS degradations (``--truth``)
 Every method then fuses each case twice (``--physics``): with the sensor tables' physics, and with the
 physics estimated from the case's own HS(t1) and MS(t1) (:func:`dcstsf.diagnosis.diagnose_scene`).
 ``dcstsf`` is the default method as shipped (its weights and scene adaptation as the manifest says);
-``dcstsf-physics-only`` is the same network with its learned units at zero and no adaptation.
+``dcstsf-physics-only`` is the same network with its learned units at zero and no adaptation, and
+``dcstsf-physics-only-1stage`` the physics-only network of the default architecture (one SSJE stage),
+which DC-STSF fuses with where no shipped weights apply.
 
 Nothing here tunes anything: the methods run with their shipped defaults and weights.
 
@@ -41,6 +43,7 @@ from dcstsf.models.network import DCSTSFConfig
 from dcstsf.operators import ObservationModel
 from dcstsf.sensors import SENTINEL2_BAND_SETS
 from dcstsf.simulate import simulate_case
+from dcstsf.training.adapt import AdaptOptions
 
 #: The MS band sets by name (``--bands``).
 BAND_SETS = {name: list(bands) for name, bands in SENTINEL2_BAND_SETS.items()}
@@ -48,13 +51,18 @@ BAND_SETS = {name: list(bands) for name, bands in SENTINEL2_BAND_SETS.items()}
 TRUTHS = {"table": (1.0, False), "psf0.8+shift": (0.8, True), "psf1.5+shift": (1.5, True)}
 
 
-#: The physics-only DC-STSF (learned units at zero, no adaptation), beside the default ``dcstsf``.
+#: The default DC-STSF's network with its learned units at zero and no adaptation, beside ``dcstsf``.
 PHYSICS_ONLY = "dcstsf-physics-only"
+#: The physics-only network with the default architecture (one SSJE stage): what DC-STSF fuses with when
+#: no shipped weights apply.
+PHYSICS_ONLY_DEFAULT = "dcstsf-physics-only-1stage"
 
 
 def make_method(name: str, model: ObservationModel) -> Method:
-    """A registered method, or the physics-only DC-STSF for :data:`PHYSICS_ONLY`."""
+    """A registered method, or one of the two physics-only DC-STSF networks."""
     if name == PHYSICS_ONLY:
+        return DCSTSF.untrained(DCSTSF(adapt=AdaptOptions(steps=0)).network(model).config)
+    if name == PHYSICS_ONLY_DEFAULT:
         return DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms))
     return get_method(name)
 
@@ -103,7 +111,7 @@ def main() -> None:
     args = ap.parse_args()
     out = args.out or Path(__file__).parent / "results" / f"eval_scenes_{args.bands}band.json"
     model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BAND_SETS[args.bands], ratio=3)
-    methods = [*available_methods(), PHYSICS_ONLY]
+    methods = [*available_methods(), PHYSICS_ONLY, PHYSICS_ONLY_DEFAULT]
     truths, physics_list = args.truth.split(","), args.physics.split(",")
     records = []
     for scene_name, cube in eval_scenes().items():
