@@ -227,15 +227,19 @@ class _WorkerWatch:
 
         poll = min(1.0, max(0.05, self.timeout / 10))
         last_seen = time.monotonic()
+        last_answer: int | None = None
         while not self._stop.wait(poll):
             n = self._workers()
             if n:
-                last_seen = time.monotonic()
+                last_seen, last_answer = time.monotonic(), n
                 continue
-            # An answer of no workers counts from the last worker seen. A scheduler that does not answer
-            # may only be busy (a loaded machine can hold one reply for seconds), so silence alone stops
-            # the run only once it has lasted the longer of the timeout and SILENT_SCHEDULER_S.
-            limit = self.timeout if n == 0 else max(self.timeout, self.silent_scheduler_s)
+            if n == 0:
+                last_answer = 0
+            # No workers count from the last worker seen, also while the scheduler, having said so, is
+            # silent. A scheduler that does not answer may only be busy (a loaded machine can hold one
+            # reply for seconds), so silence after workers stops the run only once it has lasted the
+            # longer of the timeout and SILENT_SCHEDULER_S.
+            limit = self.timeout if last_answer == 0 else max(self.timeout, self.silent_scheduler_s)
             if time.monotonic() - last_seen < limit:
                 continue
             self.fired = True

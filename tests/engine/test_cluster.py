@@ -180,3 +180,8 @@ def test_a_scheduler_that_never_answers_stops_the_run_after_the_silence_limit() 
 def test_an_answer_of_no_workers_stops_the_run_after_the_worker_timeout() -> None:
     client = _ScriptedClient([1, 0])
     assert _watch_for(2.0, client, timeout=0.3, silent_s=60.0)
+
+
+def test_silence_after_an_answer_of_no_workers_stops_the_run_after_the_worker_timeout() -> None:
+    client = _ScriptedClient([1, 0, None])
+    assert _watch_for(2.0, client, timeout=0.3, silent_s=60.0)
