@@ -12,12 +12,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["fixed_threads"]
+__all__ = ["check_thread_count", "fixed_threads"]
 
 # The counts are process-wide and each block restores what it found: two blocks of different threads that
 # overlapped would restore in the wrong order and could leave the process on one thread for good. Blocks
 # therefore run one at a time (nested blocks of one thread are fine).
 _LOCK = threading.RLock()
+
+
+def check_thread_count(name: str, n: object) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``n`` is a positive whole number of threads."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"{name} must be a positive whole number of threads, got {n!r}")
 
 
 @contextmanager
@@ -29,8 +35,8 @@ def fixed_threads(*, blas: int | None = None, torch_threads: int | None = None) 
     thread's block waits for this one to end, so work this block waits on must not open one.
     """
     for name, n in (("blas", blas), ("torch_threads", torch_threads)):
-        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            raise ValueError(f"{name} must be a positive whole number of threads, got {n!r}")
+        if n is not None:
+            check_thread_count(name, n)
     import torch
     from threadpoolctl import threadpool_limits
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from dcstsf._threads import fixed_threads
+from dcstsf._threads import check_thread_count, fixed_threads
 from dcstsf.models.network import DCSTSFNet
 from dcstsf.operators import ObservationModel, Psf
 
@@ -87,8 +87,7 @@ class AdaptOptions:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
-            raise ValueError(f"AdaptOptions.threads must be a positive whole number, got {self.threads!r}")
+        check_thread_count("AdaptOptions.threads", self.threads)
 
 
 @dataclass(frozen=True)
