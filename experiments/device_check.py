@@ -42,7 +42,7 @@ from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS
 from dcstsf.training.adapt import AdaptOptions
 
 BANDS_10 = list(SENTINEL2_DEFAULT_BANDS)
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "dcstsf-ahsi-s2a-10band-sftn-only.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "dcstsf-ahsi-s2a-10band-sftn-physics-after.yaml"
 
 #: What may differ between the devices: PSNR against the truth (dB), the largest absolute difference of
 #: the fused reflectance, and the training loss (relative).
