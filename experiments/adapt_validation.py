@@ -102,7 +102,9 @@ def real_spectra_cases(model: ObservationModel, seeds: tuple[int, ...] = (0, 1))
 
 
 def parse_fields(text: str) -> dict[str, object]:
-    """``"stages=1,rank=10"`` as ``{"stages": 1, "rank": 10}`` (integers, numbers, true/false)."""
+    """``"stages=1,rank=10"`` as ``{"stages": 1, "rank": 10}``; each value is read as YAML, as in a config."""
+    import yaml
+
     known = {f.name for f in dataclasses.fields(DCSTSFConfig)}
     fields: dict[str, object] = {}
     for item in text.split(","):
@@ -110,9 +112,7 @@ def parse_fields(text: str) -> dict[str, object]:
         name = name.strip()
         if name not in known or not value:
             raise SystemExit(f"--physics-configs: {item!r} is not FIELD=VALUE with a DCSTSFConfig field")
-        low = value.strip().lower()
-        fields[name] = (low == "true") if low in ("true", "false") else (int(low) if low.lstrip("-").isdigit()
-                                                                         else float(low))
+        fields[name] = yaml.safe_load(value)
     return fields
 
 
