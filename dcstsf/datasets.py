@@ -6,7 +6,8 @@ All readers return float32 DataArrays ``(band, y, x)`` in the conventions of :mo
   :func:`load_enmap_potsdam_block`, and the same block bundled inside the package,
   :func:`load_bundled_sample` (works without the shared folder).
 * Evaluation only -- never train, tune or select checkpoints on these: :func:`load_jasper_ridge`,
-  :func:`load_paris`, :func:`load_lake_tahoe_s2`.
+  :func:`load_paris`, :func:`load_lake_tahoe_s2`, and the two HS cubes the evaluation simulates its cases
+  on, :func:`load_evaluation_scenes`.
 
 The shared folder is found by :func:`shared_data_dir`.
 """
@@ -34,6 +35,7 @@ __all__ = [
     "load_bundled_sample",
     "load_enmap_potsdam_block",
     "load_enmap_potsdam_tiles",
+    "load_evaluation_scenes",
     "load_jasper_ridge",
     "load_lake_tahoe_s2",
     "load_paris",
@@ -314,6 +316,21 @@ def load_jasper_ridge(root: str | os.PathLike[str] | None = None) -> xr.DataArra
         }
     )
     return da
+
+
+def load_evaluation_scenes(root: str | os.PathLike[str] | None = None) -> dict[str, xr.DataArray]:
+    """The evaluation-only HS cubes, by name, as the evaluation takes them for the fine truth at t1:
+    ``"jasper_ridge_aviris"`` (:func:`load_jasper_ridge`) and ``"paris_hyperion"`` (the HS cube of
+    :func:`load_paris`, divided by its maximum into [0, 1]: it is radiance-like).
+
+    Evaluation only: never train, tune or select checkpoints on these scenes.
+    """
+    jasper = load_jasper_ridge(root)
+    paris, _ = load_paris(root)
+    scaled = paris / float(np.nanmax(paris.values))
+    scaled.attrs.update(paris.attrs)
+    scaled.attrs["scaling"] = "divided by the cube's maximum"
+    return {"jasper_ridge_aviris": jasper, "paris_hyperion": scaled}
 
 
 def _hyperion_table(root: Path) -> dict[str, tuple[float, float]]:

@@ -93,11 +93,9 @@ def main() -> None:
     block = datasets.load_enmap_potsdam_block()
     val_cases = [simulate_case(block, model=model, change=c, seed=1000 + s)
                  for c in ("mixed", "abrupt") for s in range(2)]
-    jasper = datasets.load_jasper_ridge()
-    paris = datasets.load_paris()[0]
-    paris = paris / float(np.nanmax(paris.values))
     eval_cases = [simulate_case(cube, model=model, change=c, seed=s)
-                  for cube in (jasper, paris) for c in ("mixed", "abrupt") for s in range(2)]
+                  for cube in datasets.load_evaluation_scenes().values() for c in ("mixed", "abrupt")
+                  for s in range(2)]
     results: dict[str, dict[str, object]] = {}
     for k in range(0, args.max_stages + 1):
         meth = DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms, stages=k, **{"use_sftn": False}))

@@ -7,7 +7,7 @@ change, **simulated**), ZY-1 02D AHSI with Sentinel-2A at ratio 3, observed thro
 physics (``--truth table``), through physics drawn per case (``perturbed``: HS blur, shift and responses,
 :class:`dcstsf.training.degradations.DegradationRanges`, another seed than training's) or both. Never
 the evaluation-only scenes. ``--truth real``: the real-spectra validation instead (EnMAP Potsdam blocks B
-and C, :func:`real_spectra_cases`; training tiles of the shipped weights, so it favours learned units).
+and C, :func:`dcstsf.training.validation.real_spectra_cases`; training tiles of the shipped weights, so it favours learned units).
 
     python experiments/adapt_validation.py [--bands 10|4] [--cases 8] [--steps 20] [--weights CANDIDATE.pt]
         [--truth table|perturbed|both|real] [--seeds 0,1] [--size 96] [--zoom 1|2|3] [--local-maps RADIUS:RIDGE,...]
@@ -23,17 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from dcstsf import datasets, metrics
+from dcstsf import metrics
 from dcstsf.methods import DCSTSF, fuse_arrays, get_method
 from dcstsf.models import LocalMapOptions
 from dcstsf.models.ms_noise import MsNoiseOptions
 from dcstsf.models.network import DCSTSFConfig
 from dcstsf.operators import ObservationModel
 from dcstsf.sensors import SENTINEL2_BAND_SETS
-from dcstsf.simulate import simulate_case
 from dcstsf.training.adapt import AdaptOptions
 from dcstsf.training.degradations import DegradationRanges
 from dcstsf.training.synthetic import validation_cases
+from dcstsf.training.validation import real_spectra_cases
 
 #: DC-STSF without the noise-aware MS consistency steps.
 NO_NOISE_STEP = MsNoiseOptions(steps=0)
@@ -91,14 +91,6 @@ def variants(
         "variational": lambda: get_method("variational"),
         "two-step": lambda: get_method("two-step"),
     }
-
-
-def real_spectra_cases(model: ObservationModel, seeds: tuple[int, ...] = (0, 1)) -> list:
-    """The real-spectra validation: EnMAP Potsdam blocks B and C (the uncertainty calibration's held-out
-    blocks; training tiles of the shipped weights), changes mixed and abrupt, ``seeds`` (0 and 1)."""
-    blocks = [datasets.load_enmap_potsdam_block(tiles=b) for b in datasets.ENMAP_HELD_OUT_BLOCKS.values()]
-    return [simulate_case(cube, model=model, change=change, seed=seed)
-            for cube in blocks for change in ("mixed", "abrupt") for seed in seeds]
 
 
 def parse_fields(text: str) -> dict[str, object]:
@@ -163,7 +155,7 @@ def main() -> None:
         cases += [("perturbed", c) for c in validation_cases(model=model, n_cases=args.cases, seed=args.library_seed, size=args.size,
                                                               degradations=DegradationRanges(), zoom=args.zoom)]
     if args.truth == "real":
-        cases += [("real", c) for c in real_spectra_cases(model, seeds)]
+        cases += [("real", c) for c in real_spectra_cases(model=model, seeds=seeds)]
     local_maps = [LocalMapOptions(int(r), float(k)) for r, k in
                   (item.split(":") for item in args.local_maps.split(","))] if args.local_maps else None
     physics_configs = [parse_fields(item) for item in args.physics_configs.split(";")] if args.physics_configs else None

@@ -67,14 +67,6 @@ def make_method(name: str, model: ObservationModel) -> Method:
     return get_method(name)
 
 
-def eval_scenes() -> dict[str, object]:
-    """The evaluation-only cubes (Paris scaled by its maximum into [0, 1]: it is radiance-like)."""
-    jasper = datasets.load_jasper_ridge()
-    paris, _ = datasets.load_paris()
-    paris = paris / float(np.nanmax(paris.values))
-    return {"jasper_ridge_aviris": jasper, "paris_hyperion": paris}
-
-
 def true_model(model: ObservationModel, truth: str, seed: int) -> ObservationModel:
     """The observation model a case is simulated with: the table's, or a wider/narrower displaced PSF."""
     factor, shifted = TRUTHS[truth]
@@ -114,7 +106,7 @@ def main() -> None:
     methods = [*available_methods(), PHYSICS_ONLY, PHYSICS_ONLY_DEFAULT]
     truths, physics_list = args.truth.split(","), args.physics.split(",")
     records = []
-    for scene_name, cube in eval_scenes().items():
+    for scene_name, cube in datasets.load_evaluation_scenes().items():
         for truth in truths:
             for change in args.changes.split(","):
                 for seed in range(args.seeds):

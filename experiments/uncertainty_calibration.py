@@ -68,9 +68,6 @@ from dcstsf.uncertainty.calibration import DEFAULT_KEY
 from dcstsf.uncertainty.members import PHYSICS_ONLY, calibration_key
 from dcstsf.uncertainty.tile import whole_image_measures
 
-sys.path.insert(0, str(Path(__file__).parent))
-from eval_scenes import eval_scenes  # noqa: E402  (the evaluation-only scenes, built as eval_scenes.py builds them)
-
 #: The MS band sets by name (``--bands``).
 BAND_SETS = {name: list(bands) for name, bands in SENTINEL2_BAND_SETS.items()}
 #: good-band pixels per case and method on which coverage is measured (a random subset)
@@ -112,7 +109,7 @@ def cases(group: str, model: ObservationModel) -> Iterator[tuple[str, FusionCase
         for i, case in enumerate(validation_cases(model=model, n_cases=4, seed=0, size=96)):
             yield f"validation_libraries/{i}", case
     elif group == "evaluation_only":
-        for name, cube in eval_scenes().items():
+        for name, cube in datasets.load_evaluation_scenes().items():
             for change in ("mixed", "abrupt"):
                 yield f"{name}/{change}/0/table", simulate_case(cube, model=model, change=change, seed=0)
     else:

@@ -140,6 +140,19 @@ def test_paris(shared: Path) -> None:
     assert 0 < float(hs.max()) < 2 and 0 < float(ms.max()) < 2
 
 
+def test_evaluation_scenes(shared: Path) -> None:
+    _need(shared, "jasper_ridge_aviris")
+    _need(shared, "paris_hyperion_ali")
+    scenes = datasets.load_evaluation_scenes()
+    assert list(scenes) == ["jasper_ridge_aviris", "paris_hyperion"]
+    xr.testing.assert_identical(scenes["jasper_ridge_aviris"], datasets.load_jasper_ridge())
+    hs, _ = datasets.load_paris()
+    paris = scenes["paris_hyperion"]
+    np.testing.assert_array_equal(paris.values, hs.values / np.nanmax(hs.values))
+    assert float(paris.max()) == 1.0 and "evaluation only" in paris.attrs["usage"]
+    np.testing.assert_array_equal(paris["wavelength"].values, hs["wavelength"].values)
+
+
 def test_lake_tahoe(shared: Path) -> None:
     _need(shared, "lake_tahoe_s2")
     da = datasets.load_lake_tahoe_s2()

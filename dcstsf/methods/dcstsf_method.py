@@ -347,6 +347,30 @@ class DCSTSF(RegionMethod):
         region: tuple[slice, slice],
     ) -> np.ndarray:
         """The network on the whole window (coefficient space), expanded to ``n_hs`` bands on ``region`` only."""
+        return self.estimates(hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=region)["hs_t2"]
+
+    def estimates(
+        self,
+        hs_t1: np.ndarray,
+        ms_t1: np.ndarray,
+        ms_t2: np.ndarray,
+        *,
+        model: ObservationModel,
+        fitted: Fitted,
+        region: tuple[slice, slice] | None = None,
+        outputs: tuple[str, ...] = ("hs_t2",),
+    ) -> dict[str, np.ndarray]:
+        """The network's estimates on one window: ``"hs_t2"`` (the fusion result) and, when asked for in
+        ``outputs``, ``"hs_t1"``, SSJE's fine-grid estimate of HS(t1) that TVE starts from.
+
+        ``fitted`` is this method's :meth:`fit` of the scene; ``region`` (two slices of the fine grid, default
+        the whole window) is where the ``n_hs``-band estimates are expanded. Each is ``(n_hs, y, x)`` float32.
+        """
+        unknown = set(outputs) - {"hs_t1", "hs_t2"}
+        if unknown or not outputs:
+            raise ValueError(f"outputs must name 'hs_t1' and/or 'hs_t2'; got {outputs!r}")
+        if region is None:
+            region = (slice(0, ms_t1.shape[-2]), slice(0, ms_t1.shape[-1]))
         net = self._network_for(fitted, model)
         state = state_to_tensors(fitted, device=self.device)
         if "ms_fill_bands" in fitted:
@@ -361,9 +385,9 @@ class DCSTSF(RegionMethod):
             out = net(
                 t(hs_t1), t(ms_t1), t(ms_t2), state,
                 ratio=model.ratio, hs_sigma=self.hs_sigma(model), ms_sigma=model.ms_sigma,
-                crop=region, outputs=("hs_t2",),
-            )["hs_t2"][0]
-        return out.cpu().numpy()
+                crop=region, outputs=tuple(outputs),
+            )
+        return {name: value[0].cpu().numpy() for name, value in out.items()}
 
     @property
     def weights_source(self) -> str:
