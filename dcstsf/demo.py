@@ -21,12 +21,26 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from dcstsf.errors import DcstsfInputError, WeightsError
 from dcstsf.sensors.band_sets import SENTINEL2_DEFAULT_BANDS
 
-__all__ = ["DEMO_CHANGE", "DEMO_HS_SENSOR", "DEMO_MS_BANDS", "DEMO_MS_SENSOR", "DEMO_RATIO", "DEMO_SEED", "run_demo"]
+if TYPE_CHECKING:
+    from dcstsf.operators import ObservationModel
+    from dcstsf.simulate import FusionCase
+
+__all__ = [
+    "DEMO_CHANGE",
+    "DEMO_HS_SENSOR",
+    "DEMO_MS_BANDS",
+    "DEMO_MS_SENSOR",
+    "DEMO_RATIO",
+    "DEMO_SEED",
+    "demo_case",
+    "demo_model",
+    "run_demo",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +52,24 @@ DEMO_RATIO = 3
 DEMO_CHANGE = "mixed"
 DEMO_SEED = 0
 _DEFAULT_METHOD = "dcstsf"
+
+
+def demo_model() -> ObservationModel:
+    """The demo's observation model: ZY-1 02D AHSI and Sentinel-2A's default band set at ratio 3."""
+    from dcstsf.operators import ObservationModel
+
+    return ObservationModel.from_sensors(DEMO_HS_SENSOR, DEMO_MS_SENSOR, ms_bands=list(DEMO_MS_BANDS), ratio=DEMO_RATIO)
+
+
+def demo_case() -> FusionCase:
+    """The demo's fusion case: the bundled EnMAP sample through :func:`demo_model`, change
+    :data:`DEMO_CHANGE` (simulated) at seed :data:`DEMO_SEED`, its source named in ``meta``."""
+    from dcstsf.datasets import bundled_sample_path, load_bundled_sample
+    from dcstsf.simulate import simulate_case
+
+    case = simulate_case(load_bundled_sample(), model=demo_model(), change=DEMO_CHANGE, seed=DEMO_SEED)
+    case.meta["source"] = f"bundled sample {bundled_sample_path().name}: {case.meta.get('source', '')}".strip()
+    return case
 
 
 def _method_order(requested: Sequence[str] | None) -> list[str]:
@@ -106,11 +138,9 @@ def run_demo(
     """
     import time
 
-    from dcstsf.datasets import bundled_sample_path, load_bundled_sample
+    from dcstsf.datasets import bundled_sample_path
     from dcstsf.engine import DEFAULT_CHUNK, run_batch
-    from dcstsf.operators import ObservationModel
     from dcstsf.report import evaluate_predictions, format_headline
-    from dcstsf.simulate import simulate_case
 
     out = Path(out_dir).expanduser()
     stream = stream if stream is not None else sys.stdout
@@ -125,7 +155,7 @@ def run_demo(
     notes: list[str] = []
 
     t0 = time.perf_counter()
-    model = ObservationModel.from_sensors(DEMO_HS_SENSOR, DEMO_MS_SENSOR, ms_bands=list(DEMO_MS_BANDS), ratio=DEMO_RATIO)
+    model = demo_model()
     if _DEFAULT_METHOD in names:
         reason = _dcstsf_available(model)
         if reason is not None:
@@ -142,9 +172,7 @@ def run_demo(
         raise DcstsfInputError("no method left to run (DC-STSF weights are missing); pass --methods bicubic")
 
     log.info("simulating the demo case from the bundled EnMAP sample (%s)", bundled_sample_path().name)
-    sample = load_bundled_sample()
-    case = simulate_case(sample, model=model, change=DEMO_CHANGE, seed=DEMO_SEED)
-    case.meta["source"] = f"bundled sample {bundled_sample_path().name}: {case.meta.get('source', '')}".strip()
+    case = demo_case()
     paths = case.save(case_dir, overwrite=overwrite)
     log.info("case written to %s (%.1f s)", case_dir, time.perf_counter() - t0)
 

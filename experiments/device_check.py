@@ -57,16 +57,15 @@ TOLERANCES = {
 
 
 def _model() -> ObservationModel:
-    return ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BANDS_10, ratio=3)
+    from dcstsf.demo import demo_model
+
+    return demo_model()
 
 
 def _case() -> dict[str, np.ndarray]:
-    from dcstsf.datasets import load_bundled_sample
-    from dcstsf.demo import DEMO_CHANGE, DEMO_SEED
-    from dcstsf.simulate import simulate_case
+    from dcstsf.demo import demo_case
 
-    sample = load_bundled_sample()
-    case = simulate_case(sample, model=_model(), change=DEMO_CHANGE, seed=DEMO_SEED)
+    case = demo_case()
     return {
         "hs_t1": case.hs_t1.values.astype(np.float32), "ms_t1": case.ms_t1.values.astype(np.float32),
         "ms_t2": case.ms_t2.values.astype(np.float32), "truth": case.hs_t2_truth.values.astype(np.float32),
