@@ -347,7 +347,9 @@ class DCSTSF(RegionMethod):
         region: tuple[slice, slice],
     ) -> np.ndarray:
         """The network on the whole window (coefficient space), expanded to ``n_hs`` bands on ``region`` only."""
-        return self.estimates(hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=region)["hs_t2"]
+        return self._estimates(hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=region, outputs=("hs_t2",))[
+            "hs_t2"
+        ]
 
     def estimates(
         self,
@@ -365,12 +367,34 @@ class DCSTSF(RegionMethod):
 
         ``fitted`` is this method's :meth:`fit` of the scene; ``region`` (two slices of the fine grid, default
         the whole window) is where the ``n_hs``-band estimates are expanded. Each is ``(n_hs, y, x)`` float32.
+        The window must be free of nodata (NaN, Inf): fuse through :func:`dcstsf.fuse` or
+        :func:`dcstsf.methods.fuse_arrays` for scenes with nodata.
         """
         unknown = set(outputs) - {"hs_t1", "hs_t2"}
         if unknown or not outputs:
             raise ValueError(f"outputs must name 'hs_t1' and/or 'hs_t2'; got {outputs!r}")
+        for name, values in (("hs_t1", hs_t1), ("ms_t1", ms_t1), ("ms_t2", ms_t2)):
+            if not np.isfinite(np.asarray(values)).all():
+                raise ValueError(
+                    f"DCSTSF.estimates: {name} holds NaN or Inf; it reads windows free of nodata. Fill or crop the "
+                    "nodata first, or fuse the scene with dcstsf.fuse, which handles nodata"
+                )
         if region is None:
             region = (slice(0, ms_t1.shape[-2]), slice(0, ms_t1.shape[-1]))
+        return self._estimates(hs_t1, ms_t1, ms_t2, model=model, fitted=fitted, region=region, outputs=outputs)
+
+    def _estimates(
+        self,
+        hs_t1: np.ndarray,
+        ms_t1: np.ndarray,
+        ms_t2: np.ndarray,
+        *,
+        model: ObservationModel,
+        fitted: Fitted,
+        region: tuple[slice, slice],
+        outputs: tuple[str, ...],
+    ) -> dict[str, np.ndarray]:
+        """:meth:`estimates` on a window the engine has already filled (no checks)."""
         net = self._network_for(fitted, model)
         state = state_to_tensors(fitted, device=self.device)
         if "ms_fill_bands" in fitted:

@@ -41,3 +41,12 @@ def test_estimates_name_what_they_give(fitted_physics_only: tuple[DCSTSF, dict],
     method, fitted = fitted_physics_only
     with pytest.raises(ValueError, match="'hs_t1' and/or 'hs_t2'"):
         method.estimates(*mixed_case.arrays(), model=model, fitted=fitted, outputs=("hs_t3",))
+
+
+def test_estimates_refuse_nodata(fitted_physics_only: tuple[DCSTSF, dict], mixed_case: FusionCase,
+                                 model: ObservationModel) -> None:
+    method, fitted = fitted_physics_only
+    hs, ms1, ms2 = (np.array(a, np.float32) for a in mixed_case.arrays())
+    ms2[0, 3, 4] = np.nan
+    with pytest.raises(ValueError, match="ms_t2 holds NaN or Inf.*dcstsf.fuse"):
+        method.estimates(hs, ms1, ms2, model=model, fitted=fitted)
