@@ -32,6 +32,7 @@ import argparse
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,13 +59,19 @@ PHYSICS_ONLY = "dcstsf-physics-only"
 PHYSICS_ONLY_DEFAULT = "dcstsf-physics-only-1stage"
 
 
-def make_method(name: str, model: ObservationModel) -> Method:
-    """A registered method, or one of the two physics-only DC-STSF networks."""
-    if name == PHYSICS_ONLY:
-        return DCSTSF.untrained(DCSTSF(adapt=AdaptOptions(steps=0)).network(model).config)
-    if name == PHYSICS_ONLY_DEFAULT:
-        return DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms))
-    return get_method(name)
+def method_factory(model: ObservationModel) -> Callable[[str], Method]:
+    """``make(name)``: a fresh registered method, or one of the two physics-only DC-STSF networks (the
+    default's network configuration read once from its weights)."""
+    default_config = DCSTSF(adapt=AdaptOptions(steps=0)).network(model).config
+
+    def make(name: str) -> Method:
+        if name == PHYSICS_ONLY:
+            return DCSTSF.untrained(default_config)
+        if name == PHYSICS_ONLY_DEFAULT:
+            return DCSTSF.untrained(DCSTSFConfig(n_ms=model.n_ms))
+        return get_method(name)
+
+    return make
 
 
 def true_model(model: ObservationModel, truth: str, seed: int) -> ObservationModel:
@@ -104,6 +111,7 @@ def main() -> None:
     out = args.out or Path(__file__).parent / "results" / f"eval_scenes_{args.bands}band.json"
     model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BAND_SETS[args.bands], ratio=3)
     methods = [*available_methods(), PHYSICS_ONLY, PHYSICS_ONLY_DEFAULT]
+    make_method = method_factory(model)
     truths, physics_list = args.truth.split(","), args.physics.split(",")
     records = []
     for scene_name, cube in datasets.load_evaluation_scenes().items():
@@ -123,7 +131,7 @@ def main() -> None:
                             if name == "bicubic" and physics != physics_list[0]:
                                 continue  # bicubic uses no physics: one run
                             t0 = time.perf_counter()
-                            pred = fuse_arrays(*case.arrays(), method=make_method(name, model), model=model,
+                            pred = fuse_arrays(*case.arrays(), method=make_method(name), model=model,
                                                physics=physics)
                             seconds = time.perf_counter() - t0
                             rec = {
