@@ -23,8 +23,8 @@ one SSJE stage). For each, with ``x1``, ``x2`` the truths at t1 and t2 and ``e1`
 - ``no_change``: ``x1`` against ``x2``: how much the scene changed.
 
 Cases (Wald protocol, ZY-1 02D AHSI 166 bands, Sentinel-2A, ratio 3, **temporal change simulated**):
-``real``: the real-spectra validation blocks (:func:`dcstsf.training.validation.real_spectra_cases`) with
-the changes ``--changes`` at seed 0; ``library``: the library validation scenes
+``real``: the real-spectra validation blocks (those of :func:`dcstsf.training.validation.real_spectra_cases`)
+with the changes ``--changes`` at seed 0; ``library``: the library validation scenes
 (:func:`dcstsf.training.synthetic.validation_cases`, seed 0, their own land-cover, LAI and radiometric
 change); ``evaluation``: the evaluation-only scenes (:func:`dcstsf.datasets.load_evaluation_scenes`) with
 ``--changes`` at seed 0, reported only: nothing is chosen on them.
@@ -50,7 +50,6 @@ from dcstsf.operators import ObservationModel
 from dcstsf.sensors import SENTINEL2_BAND_SETS
 from dcstsf.simulate import FusionCase, simulate_case
 from dcstsf.training.synthetic import validation_cases
-from dcstsf.training.validation import real_spectra_cases
 
 #: The MS band sets by name (``--bands``).
 BAND_SETS = {name: list(bands) for name, bands in SENTINEL2_BAND_SETS.items()}
@@ -65,16 +64,10 @@ def networks(model: ObservationModel) -> dict[str, DCSTSF]:
 
 def cases(model: ObservationModel, changes: list[str], library_cases: int) -> Iterator[tuple[str, str, FusionCase]]:
     """``(group, name, case)`` for the real-spectra, library and evaluation-only cases."""
-    blocks = list(datasets.ENMAP_HELD_OUT_BLOCKS)
-    for change in changes:
-        real = real_spectra_cases(model=model, seeds=(0,)) if change in ("mixed", "abrupt") else None
-        for i, block in enumerate(blocks):
-            if real is not None:
-                case = real[2 * i + ("mixed", "abrupt").index(change)]
-            else:
-                cube = datasets.load_enmap_potsdam_block(tiles=datasets.ENMAP_HELD_OUT_BLOCKS[block])
-                case = simulate_case(cube, model=model, change=change, seed=0)
-            yield "real", f"{block}/{change}", case
+    blocks = {name: datasets.load_enmap_potsdam_block(tiles=tiles) for name, tiles in datasets.ENMAP_HELD_OUT_BLOCKS.items()}
+    for change in changes:  # with "mixed" and "abrupt": the real-spectra validation cases at seed 0
+        for name, cube in blocks.items():
+            yield "real", f"{name}/{change}", simulate_case(cube, model=model, change=change, seed=0)
     for i, case in enumerate(validation_cases(model=model, n_cases=library_cases, seed=0, size=96)):
         yield "library", f"validation_library_{i}", case
     for name, cube in datasets.load_evaluation_scenes().items():
