@@ -330,6 +330,7 @@ def load_evaluation_scenes(root: str | os.PathLike[str] | None = None) -> dict[s
     scaled = paris / float(np.nanmax(paris.values))
     scaled.attrs.update(paris.attrs)
     scaled.attrs["scaling"] = "divided by the cube's maximum"
+    scaled.attrs["values_note"] = "radiance-like scaled numbers, not reflectance; divided by the cube's maximum"
     return {"jasper_ridge_aviris": jasper, "paris_hyperion": scaled}
 
 

@@ -14,10 +14,10 @@ one SSJE stage). For each, with ``x1``, ``x2`` the truths at t1 and t2 and ``e1`
   regression can sharpen HS(t1);
 - ``perfect_t1``: ``x1 + (e2 - e1)`` against ``x2``: this temporal part on a perfect HS(t1);
 - ``best_linear_change``: ``e1 + A dMS + b`` against ``x2``, ``A, b`` the least-squares affine map from
-  the MS change to the true HS change over the whole case. It is fitted on the truth, so no method can
-  have it: it is the best any method can do whose HS change is one affine function of the MS change per
-  scene, starting from this SSJE (TVE's map and SFTN's gate and correction are of that kind up to SFTN's
-  nonlinearity);
+  the MS change to the true HS change ``x2 - x1`` over the whole case. It is fitted on the truth, so no
+  method can have it: the change a temporal part could add at best if it carries the MS change into HS
+  by one affine map per scene (TVE's map is of that kind; SFTN adds a gate and a correction). It corrects
+  nothing of ``e1``, which TVE's consistency steps on MS(t2) partly do;
 - ``subspace``: ``x2`` projected onto the scene's rank-p PCA basis of HS(t1) against ``x2``: the ceiling of an
   output in that subspace (DC-STSF's);
 - ``no_change``: ``x1`` against ``x2``: how much the scene changed.

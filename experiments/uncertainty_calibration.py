@@ -11,7 +11,8 @@ Cases (Wald protocol, temporal change SIMULATED; AHSI 166 bands, Sentinel-2A, ra
   abrupt and phenology at seed 10 and mixed with the wide shifted PSF at seed 11; and four synthetic
   scenes from the validation libraries (``validation_cases``, seed 0).
 - **evaluation-only** (reported for information, never fitted or chosen on): Jasper Ridge (AVIRIS) and
-  Paris (Hyperion), built as ``experiments/eval_scenes.py`` builds them, changes mixed and abrupt, seed 0.
+  Paris (Hyperion), as :func:`dcstsf.datasets.load_evaluation_scenes` gives them (``experiments/eval_scenes.py``
+  uses the same), changes mixed and abrupt, seed 0.
 
 Every case runs with the 10-band and the 4-band Sentinel-2A sets. Each method fuses each case through
 the engine (``dcstsf.engine.prepare(..., uncertainty=True)``, estimated physics, the whole image as one

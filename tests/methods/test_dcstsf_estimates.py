@@ -43,10 +43,12 @@ def test_estimates_name_what_they_give(fitted_physics_only: tuple[DCSTSF, dict],
         method.estimates(*mixed_case.arrays(), model=model, fitted=fitted, outputs=("hs_t3",))
 
 
+@pytest.mark.parametrize("which", [0, 1, 2])
 def test_estimates_refuse_nodata(fitted_physics_only: tuple[DCSTSF, dict], mixed_case: FusionCase,
-                                 model: ObservationModel) -> None:
+                                 model: ObservationModel, which: int) -> None:
     method, fitted = fitted_physics_only
-    hs, ms1, ms2 = (np.array(a, np.float32) for a in mixed_case.arrays())
-    ms2[0, 3, 4] = np.nan
-    with pytest.raises(ValueError, match="ms_t2 holds NaN or Inf.*dcstsf.fuse"):
-        method.estimates(hs, ms1, ms2, model=model, fitted=fitted)
+    arrays = [np.array(a, np.float32) for a in mixed_case.arrays()]
+    arrays[which][0, 3, 4] = np.nan if which != 1 else np.inf
+    name = ("hs_t1", "ms_t1", "ms_t2")[which]
+    with pytest.raises(ValueError, match=f"{name} holds NaN or Inf.*dcstsf.fuse"):
+        method.estimates(*arrays, model=model, fitted=fitted)

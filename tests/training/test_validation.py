@@ -19,11 +19,12 @@ def test_real_spectra_cases_are_the_held_out_blocks_in_order(model: ObservationM
         pytest.skip(f"EnMAP Potsdam tiles not available: {err}")
     blocks = list(datasets.ENMAP_HELD_OUT_BLOCKS.values())
     assert len(cases) == len(blocks) * len(REAL_SPECTRA_CHANGES)
-    # second block, second change: the nesting order the docstring states
-    expected = simulate_case(datasets.load_enmap_potsdam_block(tiles=blocks[1]), model=model,
-                             change=REAL_SPECTRA_CHANGES[1], seed=3)
-    np.testing.assert_array_equal(cases[3].hs_t2_truth.values, expected.hs_t2_truth.values)
-    np.testing.assert_array_equal(cases[3].ms_t2.values, expected.ms_t2.values)
+    # blocks outside, changes inside: the nesting order the docstring states
+    for index, (block, change) in ((1, (0, 1)), (2, (1, 0))):
+        expected = simulate_case(datasets.load_enmap_potsdam_block(tiles=blocks[block]), model=model,
+                                 change=REAL_SPECTRA_CHANGES[change], seed=3)
+        np.testing.assert_array_equal(cases[index].hs_t2_truth.values, expected.hs_t2_truth.values)
+        np.testing.assert_array_equal(cases[index].ms_t2.values, expected.ms_t2.values)
 
 
 def test_real_spectra_cases_need_a_seed(model: ObservationModel) -> None:
