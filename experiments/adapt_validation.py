@@ -38,8 +38,6 @@ from dcstsf.training.validation import real_spectra_cases
 #: DC-STSF without the noise-aware MS consistency steps.
 NO_NOISE_STEP = MsNoiseOptions(steps=0)
 
-#: The MS band sets by name (``--bands``).
-BAND_SETS = {name: list(bands) for name, bands in SENTINEL2_BAND_SETS.items()}
 
 
 def variants(
@@ -110,7 +108,7 @@ def parse_fields(text: str) -> dict[str, object]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bands", choices=sorted(BAND_SETS), default="10")
+    ap.add_argument("--bands", choices=sorted(SENTINEL2_BAND_SETS), default="10")
     ap.add_argument("--cases", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--weights", type=Path, default=None, help="a candidate checkpoint to compare as well")
@@ -146,7 +144,7 @@ def main() -> None:
     if args.truth == "real" and seeds != (0, 1):
         suffix += "_seeds" + "".join(str(v) for v in seeds)
     out = args.out or Path(__file__).parent / "results" / f"adapt_validation_{args.bands}band{suffix}.json"
-    model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BAND_SETS[args.bands], ratio=3)
+    model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=SENTINEL2_BAND_SETS[args.bands], ratio=3)
     cases = []
     if args.truth in ("table", "both"):
         cases += [("table", c) for c in validation_cases(model=model, n_cases=args.cases, seed=args.library_seed, size=args.size,
@@ -189,7 +187,7 @@ def main() -> None:
                 summary[n][kind] = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "sam_deg")}
     out.parent.mkdir(parents=True, exist_ok=True)
     protocol = ("real-spectra validation (EnMAP blocks B and C)" if args.truth == "real" else "library validation cases")
-    out.write_text(json.dumps({"protocol": f"{protocol}, change SIMULATED", "bands": BAND_SETS[args.bands],
+    out.write_text(json.dumps({"protocol": f"{protocol}, change SIMULATED", "bands": SENTINEL2_BAND_SETS[args.bands],
                                "cases": args.cases, "library_seed": args.library_seed, "size": args.size, "zoom": args.zoom, "truth": args.truth,
                                "adapt_steps": args.steps, "summary": summary, "records": records}, indent=2))
     lines = [f"| method ({args.bands} bands, {len(cases)} cases, truth {args.truth}) | PSNR (dB) | SAM (deg) | time (s) |", "|---|---|---|---|"]

@@ -46,8 +46,6 @@ from dcstsf.sensors import SENTINEL2_BAND_SETS
 from dcstsf.simulate import simulate_case
 from dcstsf.training.adapt import AdaptOptions
 
-#: The MS band sets by name (``--bands``).
-BAND_SETS = {name: list(bands) for name, bands in SENTINEL2_BAND_SETS.items()}
 #: True HS PSF width relative to the table's, and whether the case carries a shift.
 TRUTHS = {"table": (1.0, False), "psf0.8+shift": (0.8, True), "psf1.5+shift": (1.5, True)}
 
@@ -101,7 +99,7 @@ def summarise(records: list[dict], methods: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bands", choices=sorted(BAND_SETS), default="10")
+    ap.add_argument("--bands", choices=sorted(SENTINEL2_BAND_SETS), default="10")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--changes", default="mixed,abrupt")
     ap.add_argument("--truth", default=",".join(TRUTHS))
@@ -109,7 +107,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     out = args.out or Path(__file__).parent / "results" / f"eval_scenes_{args.bands}band.json"
-    model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BAND_SETS[args.bands], ratio=3)
+    model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=SENTINEL2_BAND_SETS[args.bands], ratio=3)
     methods = [*available_methods(), PHYSICS_ONLY, PHYSICS_ONLY_DEFAULT]
     make_method = method_factory(model)
     truths, physics_list = args.truth.split(","), args.physics.split(",")
@@ -155,7 +153,7 @@ def main() -> None:
     result = {
         "protocol": "Wald protocol on evaluation-only real scenes resampled to ZY-1 02D AHSI; "
                     "temporal change SIMULATED (no real two-date HS pair available offline)",
-        "ms_bands": BAND_SETS[args.bands], "ratio": 3, "changes": args.changes.split(","),
+        "ms_bands": SENTINEL2_BAND_SETS[args.bands], "ratio": 3, "changes": args.changes.split(","),
         "seeds": args.seeds, "truths": truths, "physics": physics_list, "summary": summary, "records": records,
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from ablation import score
-from eval_scenes import BAND_SETS
 
 from dcstsf import datasets
 from dcstsf.methods import DCSTSF
 from dcstsf.operators import ObservationModel
+from dcstsf.sensors import SENTINEL2_BAND_SETS
 from dcstsf.simulate import resample_to_sensor, simulate_case, smooth_spectral_curve
 
 HERE = Path(__file__).parent
@@ -60,9 +60,9 @@ def validation_cases(model: ObservationModel) -> dict[str, list]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("candidates", nargs="+", help="checkpoint paths, or 'shipped' for the installed weights")
-    ap.add_argument("--bands", choices=sorted(BAND_SETS), default="10")
+    ap.add_argument("--bands", choices=sorted(SENTINEL2_BAND_SETS), default="10")
     args = ap.parse_args()
-    model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=BAND_SETS[args.bands], ratio=3)
+    model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=SENTINEL2_BAND_SETS[args.bands], ratio=3)
     sets = validation_cases(model)
     results: dict[str, dict[str, object]] = {}
     for cand in args.candidates:

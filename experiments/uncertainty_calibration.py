@@ -69,8 +69,6 @@ from dcstsf.uncertainty.calibration import DEFAULT_KEY
 from dcstsf.uncertainty.members import PHYSICS_ONLY, calibration_key
 from dcstsf.uncertainty.tile import whole_image_measures
 
-#: The MS band sets by name (``--bands``).
-BAND_SETS = {name: list(bands) for name, bands in SENTINEL2_BAND_SETS.items()}
 #: good-band pixels per case and method on which coverage is measured (a random subset)
 EVAL_PIXELS = 50_000
 FLOOR = 1e-4
@@ -248,7 +246,7 @@ def main() -> None:
     # the radiometric change moves every MS band: the input checks warn about an offset, as they should
     warnings.filterwarnings("ignore", message=r"MS\(t2\) reads")
     rows: list[dict[str, Any]] = []
-    for band_set, bands in BAND_SETS.items():
+    for band_set, bands in SENTINEL2_BAND_SETS.items():
         model = ObservationModel.from_sensors("zy1-02d-ahsi", "sentinel-2a", ms_bands=bands, ratio=3)
         for group in ("calibration", "held_out", "evaluation_only"):
             for name, case in cases(group, model):
