@@ -36,12 +36,11 @@ from typing import Any
 import numpy as np
 
 from dcstsf import metrics
+from dcstsf.demo import DEMO_MS_BANDS, demo_case, demo_model
 from dcstsf.methods import DCSTSF, fuse_arrays
 from dcstsf.operators import ObservationModel
-from dcstsf.sensors import SENTINEL2_DEFAULT_BANDS
 from dcstsf.training.adapt import AdaptOptions
 
-BANDS_10 = list(SENTINEL2_DEFAULT_BANDS)
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "dcstsf-ahsi-s2a-10band-sftn-physics-after.yaml"
 
 #: What may differ between the devices: PSNR against the truth (dB), the largest absolute difference of
@@ -56,15 +55,7 @@ TOLERANCES = {
 }
 
 
-def _model() -> ObservationModel:
-    from dcstsf.demo import demo_model
-
-    return demo_model()
-
-
 def _case() -> dict[str, np.ndarray]:
-    from dcstsf.demo import demo_case
-
     case = demo_case()
     return {
         "hs_t1": case.hs_t1.values.astype(np.float32), "ms_t1": case.ms_t1.values.astype(np.float32),
@@ -87,7 +78,7 @@ def _tiled(case: dict[str, np.ndarray], method: DCSTSF, model: ObservationModel,
         return xr.DataArray(case[name], dims=("band", "y", "x"), coords=coords).rio.write_crs(str(case["crs"]))
 
     hs = da("hs_t1", "hs", {"band": list(model.hs_sensor.band_names), "wavelength": ("band", model.hs_sensor.centers_nm)})
-    ms = {"band": BANDS_10}
+    ms = {"band": list(DEMO_MS_BANDS)}
     out = fuse(hs, da("ms_t1", "ms", ms), da("ms_t2", "ms", ms), method=method, chunk=chunk, physics="tables")
     return np.asarray(out.values, np.float32)
 
@@ -102,7 +93,7 @@ def _train(case: dict[str, np.ndarray], steps: int, device: str, where: Path) ->
     cfg["train"].update(steps=steps, warmup=min(10, steps), checkpoint_every=max(steps, 1))
     # the truth at t2 (AHSI bands) serves as the one training scene: both devices train on the same
     scene = xr.DataArray(case["truth"], dims=("band", "y", "x"),
-                         coords={"wavelength": ("band", _model().hs_sensor.centers_nm)})
+                         coords={"wavelength": ("band", demo_model().hs_sensor.centers_nm)})
     final = train(cfg, output=where, scenes=[scene], progress=False, device=device)
     rows = (where / "loss.csv").read_text().strip().splitlines()
     header = rows[0].split(",")
@@ -113,7 +104,7 @@ def _train(case: dict[str, np.ndarray], steps: int, device: str, where: Path) ->
 def compute(case: dict[str, np.ndarray], *, device: str, adapt_steps: int, train_steps: int,
             chunk: int) -> dict[str, Any]:
     """Every result the check compares, computed on ``device``, with each part's wall time."""
-    model = _model()
+    model = demo_model()
     out: dict[str, Any] = {"device": device, "arrays": {}, "seconds": {}}
     args = (case["hs_t1"], case["ms_t1"], case["ms_t2"])
 
