@@ -113,6 +113,25 @@ def _as_cube(da: Any, name: str) -> xr.DataArray:
     return da
 
 
+def _check_order(hs: xr.DataArray, ms1: xr.DataArray, ms2: xr.DataArray) -> None:
+    """The hyperspectral cube comes first: an MS input with more bands than HS(t1) means a swapped order.
+
+    Checked before the grids, whose errors would otherwise describe the symptom (MS(t1) and MS(t2) on
+    different grids) instead of the cause.
+    """
+    counts = {"HS(t1)": hs.sizes["band"], "MS(t1)": ms1.sizes["band"], "MS(t2)": ms2.sizes["band"]}
+    most = max(counts, key=lambda k: counts[k])
+    if most == "HS(t1)" or counts[most] == counts["HS(t1)"]:
+        return
+    labels = {"HS(t1)": input_label(hs, "HS(t1)"), "MS(t1)": input_label(ms1, "MS(t1)"),
+              "MS(t2)": input_label(ms2, "MS(t2)")}
+    raise DcstsfInputError(
+        f"{labels['HS(t1)']} has {counts['HS(t1)']} bands but {labels[most]} has {counts[most]}: the inputs look "
+        "out of order. The hyperspectral cube comes first: HS_T1 MS_T1 MS_T2 (hs_t1=, ms_t1=, ms_t2=), with "
+        "MS_T1 the multispectral image of HS(t1)'s date"
+    )
+
+
 def _check_crs(hs: xr.DataArray, ms1: xr.DataArray, ms2: xr.DataArray, *, align: str) -> None:
     """Every input has a CRS or none has; with ``align="strict"`` they are one CRS."""
     crss = {"HS(t1)": crs_of(hs), "MS(t1)": crs_of(ms1), "MS(t2)": crs_of(ms2)}
@@ -283,6 +302,7 @@ def validate_inputs(
     ms2 = _as_cube(ms_t2, "MS(t2)")
     if ratio is not None and (not isinstance(ratio, (int, np.integer)) or ratio < 1):
         raise DcstsfInputError(f"ratio must be a positive integer, got {ratio!r}")
+    _check_order(hs, ms1, ms2)
     _check_crs(hs, ms1, ms2, align=align)
     if align == "reproject":
         grids = reproject(hs, ms1, ms2, ratio=ratio)

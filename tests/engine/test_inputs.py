@@ -29,6 +29,9 @@ def _shift(da: xr.DataArray, dx: float = 0.0, dy: float = 0.0) -> xr.DataArray:
         (lambda c: (c.hs_t1, c.ms_t1, c.ms_t2.isel(x=slice(0, 100))), ["MS(t2)", "share one grid", "100"]),
         (lambda c: (c.hs_t1.isel(band=slice(0, 20)), c.ms_t1, c.ms_t2), ["20 bands", "24"]),
         (lambda c: (c.hs_t1, c.ms_t1.isel(band=slice(0, 5)), c.ms_t2), ["5 bands", "6"]),
+        (lambda c: (c.ms_t1, c.hs_t1, c.ms_t2), ["HS(t1) has 6 bands", "MS(t1) has 24", "out of order",
+                                                 "HS_T1 MS_T1 MS_T2"]),
+        (lambda c: (c.ms_t1, c.ms_t2, c.hs_t1), ["MS(t2) has 24", "out of order"]),
     ],
 )
 def test_grid_and_band_errors_are_clear(case: Any, mutate: Any, words: list[str]) -> None:
