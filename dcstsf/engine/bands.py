@@ -22,6 +22,7 @@ from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import select_ms_bands
 from dcstsf.sensors import Sensor
 from dcstsf.sensors.names import canonical_ms_name, is_generic_band_name
+from dcstsf.units import nm_per_wavelength_unit
 
 __all__ = [
     "DEFAULT_MS_SENSOR",
@@ -73,6 +74,11 @@ def resolve_hs_sensor(hs: xr.DataArray, hs_sensor: str | Sensor | None) -> Senso
             )
         return sensor
     wl = _band_coord(hs, "wavelength")
+    fwhm = _band_coord(hs, "fwhm")
+    if wl is not None:  # the engine works in nm; a coordinate in micrometres (declared or by magnitude) is converted
+        factor = nm_per_wavelength_unit(hs["wavelength"].attrs.get("units"), wl, source=label)
+        wl = wl * factor
+        fwhm = fwhm * factor if fwhm is not None else None
     candidates = []
     for name in _sensors.available():
         s = _sensors.get(name)
@@ -82,7 +88,6 @@ def resolve_hs_sensor(hs: xr.DataArray, hs_sensor: str | Sensor | None) -> Senso
         for s in candidates:
             if np.max(np.abs(s.centers_nm - wl)) <= _WAVELENGTH_MATCH_NM:
                 return s
-        fwhm = _band_coord(hs, "fwhm")
         names = [str(v) for v in hs["band"].values] if "band" in hs.coords else None
         if names is not None and len(set(names)) != len(names):
             names = None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from dcstsf.io.errors import input_error
+from dcstsf.units import nm_per_wavelength_unit
 
 __all__ = [
     "MAX_DETECTOR_SEGMENTS",
@@ -35,22 +36,6 @@ __all__ = [
 #: A wavelength list may restart at a detector boundary (EnMAP VNIR->SWIR, AVIRIS's four spectrometers);
 #: more restarts than this means the list is shuffled or reversed.
 MAX_DETECTOR_SEGMENTS = 4
-_UNIT_FACTORS_NM = {
-    "nanometers": 1.0,
-    "nanometer": 1.0,
-    "nanometres": 1.0,
-    "nanometre": 1.0,
-    "nm": 1.0,
-    "micrometers": 1000.0,
-    "micrometer": 1000.0,
-    "micrometres": 1000.0,
-    "micrometre": 1000.0,
-    "microns": 1000.0,
-    "micron": 1000.0,
-    "um": 1000.0,
-    "\u00b5m": 1000.0,
-    "\u03bcm": 1000.0,
-}
 # GDAL's ENVI driver (and EnMAP-Box) label bands "band 12 (452.1 Nanometers)"; such labels carry no
 # name, so they become "band_12" and the wavelength they embed is a last-resort source.
 _AUTO_DESCRIPTION = re.compile(r"^\s*band\s*(\d+)\s*(?:\(\s*([-+0-9.eE]+)\s*([^)]*)\))?\s*$", re.IGNORECASE)
@@ -111,16 +96,6 @@ def per_band(value: float | Sequence[float] | np.ndarray, n: int, *, what: str, 
 def is_integer_dtype(dtype: Any) -> bool:
     """Whether ``dtype`` stores integers (which then need a reflectance scale)."""
     return bool(np.issubdtype(np.dtype(dtype), np.integer))
-
-
-def _unit_factor(units: Any, values: np.ndarray) -> float:
-    """Factor converting wavelengths in ``units`` to nm; unknown units are guessed from the magnitude."""
-    key = str(units).strip().lower() if units is not None else ""
-    if key in _UNIT_FACTORS_NM:
-        return _UNIT_FACTORS_NM[key]
-    # No (or unknown) units: no optical sensor has band centres below 100 nm, so small numbers are um.
-    finite = values[np.isfinite(values)]
-    return 1000.0 if finite.size and float(np.max(finite)) < 100.0 else 1.0
 
 
 @dataclass
@@ -214,7 +189,7 @@ def band_info(
         wl = np.asarray(desc_wl, dtype=np.float64)
         units = desc_units[0] or units
     if wl is not None:
-        factor = _unit_factor(units, wl)
+        factor = nm_per_wavelength_unit(units, wl, source=str(path))
         wl = wl * factor
         if fwhm is not None:
             fwhm = fwhm * factor

@@ -135,10 +135,12 @@ class Sensor:
         peak = out.max(axis=1, keepdims=True)
         empty = peak[:, 0] <= 0
         if np.any(empty):
-            names = [self.band_names[i] for i in np.flatnonzero(empty)]
+            idx = np.flatnonzero(empty)
+            names = ", ".join(self.band_names[i] for i in idx[:5]) + (f" and {idx.size - 5} more" if idx.size > 5 else "")
             raise DcstsfInputError(
-                f"sensor {self.name!r}: bands {names} have no response on the {grid_nm[0]:.0f}-"
-                f"{grid_nm[-1]:.0f} nm grid"
+                f"sensor {self.name!r}: {idx.size} of {self.n_bands} bands ({names}) have no response on the "
+                f"{grid_nm[0]:.0f}-{grid_nm[-1]:.0f} nm grid (their centres run from {self.centers_nm[idx].min():g} "
+                f"to {self.centers_nm[idx].max():g} nm); band centres and widths are in nanometres"
             )
         return out / peak
 

@@ -21,6 +21,21 @@ def test_default_sensors_from_coordinates(case: Any) -> None:
     np.testing.assert_allclose(v.model.hs_sensor.centers_nm, WL)
 
 
+@pytest.mark.parametrize("units", [{"units": "um"}, {"units": "micrometers"}, {}])
+def test_wavelength_coordinate_in_micrometres(case: Any, units: dict[str, str]) -> None:
+    # Declared, or read from the magnitude: the sensor is built in nanometres either way.
+    hs = case.hs_t1.assign_coords(wavelength=("band", WL / 1000.0, units))
+    v = validate_inputs(hs, case.ms_t1, case.ms_t2)
+    np.testing.assert_allclose(v.model.hs_sensor.centers_nm, WL)
+
+
+def test_wavelength_coordinate_with_wrong_units_is_read_by_magnitude(case: Any) -> None:
+    hs = case.hs_t1.assign_coords(wavelength=("band", WL / 1000.0, {"units": "nm"}))
+    with pytest.warns(UserWarning, match=r"declared in nm but run from 0.42 to 2.4, which is micrometres"):
+        v = validate_inputs(hs, case.ms_t1, case.ms_t2)
+    np.testing.assert_allclose(v.model.hs_sensor.centers_nm, WL)
+
+
 def test_generic_ms_band_names_need_ms_bands(case: Any) -> None:
     generic = [f"band_{i}" for i in range(6)]
     assert band_names(case.ms_t1.assign_coords(band=generic)) is None

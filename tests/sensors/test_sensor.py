@@ -99,3 +99,11 @@ def test_from_envi_header(tmp_path: Path) -> None:
     hdr.write_text("ENVI\nsamples = 2\nlines = 2\nbands = 3\n")
     with pytest.raises(DcstsfInputError, match="no 'wavelength'"):
         sensors.from_envi_header(hdr)
+
+
+def test_bands_outside_the_optical_grid_are_named_briefly() -> None:
+    s = sensors.from_wavelengths(np.linspace(0.4, 2.5, 50), name="in-micrometres")
+    with pytest.raises(DcstsfInputError) as info:
+        s.responses()
+    msg = str(info.value)
+    assert "50 of 50 bands" in msg and "and 45 more" in msg and "in nanometres" in msg
