@@ -17,6 +17,7 @@ import xarray as xr
 
 from dcstsf.io.errors import input_error
 from dcstsf.io.metadata import is_integer_dtype, norm_key
+from dcstsf.units import nm_per_wavelength_unit
 
 __all__ = [
     "PER_BAND_KEYS",
@@ -38,11 +39,20 @@ _NOT_DATASET_TAGS = frozenset(
 
 
 def band_metadata(da: xr.DataArray) -> dict[str, np.ndarray]:
-    """The per-band ``wavelength``/``fwhm``/``bbl`` coordinates of ``da`` that it has."""
+    """The per-band ``wavelength``/``fwhm``/``bbl`` coordinates of ``da`` that it has, wavelength and FWHM in
+    nm (files label them so): a ``wavelength`` coordinate in micrometres, by its ``units`` attribute or its
+    magnitude, is converted."""
     meta = {}
     for key in PER_BAND_KEYS:
         if key in da.coords and da[key].dims == ("band",):
             meta[key] = np.asarray(da[key].values)
+    if "wavelength" in meta and meta["wavelength"].dtype.kind in "fiu":
+        factor = nm_per_wavelength_unit(da["wavelength"].attrs.get("units"), meta["wavelength"],
+                                        source=f"the wavelength coordinate of {da.name or 'the array written'}")
+        if factor != 1.0:
+            meta["wavelength"] = meta["wavelength"] * factor
+            if "fwhm" in meta:
+                meta["fwhm"] = np.asarray(meta["fwhm"], dtype=np.float64) * factor
     return meta
 
 

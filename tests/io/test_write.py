@@ -28,6 +28,16 @@ def test_round_trip(tmp_path: Path, suffix: str) -> None:
     assert sorted(os.listdir(tmp_path)) == [f"out{suffix}"]  # no temporaries, no sidecars
 
 
+@pytest.mark.parametrize("suffix", sorted(RASTER_SUFFIXES))
+def test_wavelengths_in_micrometres_are_written_in_nm(tmp_path: Path, suffix: str) -> None:
+    da = reflectance_cube()
+    nm, fwhm = da["wavelength"].values.copy(), da["fwhm"].values.copy()
+    um = da.assign_coords(wavelength=("band", nm / 1000.0, {"units": "um"}), fwhm=("band", fwhm / 1000.0))
+    back = open_raster(write_raster(um, tmp_path / f"out{suffix}"))
+    np.testing.assert_allclose(back["wavelength"].values, nm)
+    np.testing.assert_allclose(back["fwhm"].values, fwhm)
+
+
 def test_int16_output_with_scale(tmp_path: Path) -> None:
     da = reflectance_cube()
     out = write_raster(da, tmp_path / "i.tif", dtype="int16", scale=1e-4)
