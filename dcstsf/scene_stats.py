@@ -159,8 +159,18 @@ def scene_samples(
     hs_s = np.asarray(hs_s, np.float64).reshape(n_hs, -1).T
     m1_s = np.asarray(m1_s, np.float64).reshape(m1_s.shape[0], -1).T
     m2_s = np.asarray(m2_s, np.float64).reshape(m2_s.shape[0], -1).T
-    keep = np.isfinite(hs_s[:, model.hs_sensor.good]).all(1) & np.isfinite(m1_s).all(1) & np.isfinite(m2_s).all(1)
+    good = np.asarray(model.hs_sensor.good, bool)
+    keep = np.isfinite(hs_s[:, good]).all(1) & np.isfinite(m1_s).all(1) & np.isfinite(m2_s).all(1)
     if keep.sum() < 4 * (model.n_ms + 1):
+        empty = good & ~np.isfinite(hs_s).any(axis=0)
+        if empty.any():
+            names = [model.hs_sensor.band_names[i] for i in np.flatnonzero(empty)]
+            shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+            raise DcstsfInputError(
+                f"HS(t1) bands {shown} hold no data at any sampled pixel but the HS sensor "
+                f"{model.hs_sensor.name!r} counts them as good bands, so no pixel is complete; fuse through "
+                "dcstsf.fuse (it flags such bands bad), or flag them bad in the sensor (its 'good' array)"
+            )
         raise DcstsfInputError(
             f"only {int(keep.sum())} valid coarse pixels in the scene; the inputs are mostly nodata or too "
             "small to estimate the per-scene spectral map (need at least "

@@ -10,6 +10,8 @@ gets them reordered by :func:`reorder_ms_bands`, lazily.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +30,7 @@ __all__ = [
     "DEFAULT_MS_SENSOR",
     "band_names",
     "check_band_counts",
+    "mark_empty_hs_bands",
     "observation_model",
     "reorder_ms_bands",
     "resolve_hs_sensor",
@@ -200,6 +203,63 @@ def check_band_counts(hs: xr.DataArray, ms1: xr.DataArray, ms2: xr.DataArray, mo
                 f"{input_label(da_, nm)} has {da_.sizes['band']} bands but {model.n_ms} MS bands are modelled "
                 f"({', '.join(model.ms_sensor.band_names)}); pass ms_bands matching the file"
             )
+
+
+def _band_ranges(sensor: Sensor, idx: np.ndarray) -> str:
+    """``"B073-B079 (1345-1455 nm), B121 (1795 nm)"``: runs of consecutive bands, with their wavelengths."""
+    runs: list[list[int]] = []
+    for i in idx.tolist():
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    parts = []
+    for run in runs:
+        a, b = run[0], run[-1]
+        names = sensor.band_names[a] if a == b else f"{sensor.band_names[a]}-{sensor.band_names[b]}"
+        nm = f"{sensor.centers_nm[a]:.0f}" if a == b else f"{sensor.centers_nm[a]:.0f}-{sensor.centers_nm[b]:.0f}"
+        parts.append(f"{names} ({nm} nm)")
+    return ", ".join(parts)
+
+
+def mark_empty_hs_bands(hs: xr.DataArray, model: ObservationModel) -> ObservationModel:
+    """``model`` with the HS bands that hold no data anywhere in the scene flagged bad.
+
+    A product may leave bands empty (water-vapour bands written as nodata) without flagging them, and a
+    cube of a sensor built from its wavelengths has no bad-band list at all. Such a band would mark every
+    pixel as nodata. Flagged bad, it is left out of the spectral response and of every nodata decision;
+    the engine writes it as NaN (:func:`dcstsf.engine.tile.tile_context`). Read on the same regular
+    subsample as the engine's fill values, once per scene; a warning names the bands.
+    """
+    from dcstsf.engine.tile import scene_fill_values  # the engine's one subsample of the scene
+
+    label = input_label(hs, "HS(t1)")
+    empty = ~np.isfinite(scene_fill_values([hs.data])[0])
+    if empty.all():
+        raise DcstsfInputError(f"{label} holds no data: every band is nodata everywhere; check the file")
+    good = np.asarray(model.hs_sensor.good, bool)
+    newly = empty & good
+    if not newly.any():
+        return model
+    ranges = _band_ranges(model.hs_sensor, np.flatnonzero(newly))
+    sensor = dataclasses.replace(model.hs_sensor, good=good & ~empty, _index={})
+    try:  # the tables' coverage rule: every MS band still needs good HS bands under its response
+        _sensors.spectral_response_matrix(sensor, model.ms_sensor)
+    except DcstsfInputError as exc:
+        raise DcstsfInputError(
+            f"{label}: HS bands {ranges} hold no data anywhere, and without them {exc}. Leave those MS bands "
+            "out (ms_bands=, CLI --ms-bands) or use an HS cube with data in those bands"
+        ) from None
+    warnings.warn(
+        f"{label}: {int(newly.sum())} HS band(s) hold no data anywhere in the scene ({ranges}); they are "
+        "treated as bad bands: left out of the fusion and NaN in the output",
+        stacklevel=4,  # the public entry (fuse, run_batch) that led here
+    )
+    # the model's own responses (tabulated or given) without the empty bands, rows summing to 1 again
+    srf = np.asarray(model.srf, dtype=np.float64).copy()
+    srf[:, newly] = 0.0
+    sums = srf.sum(axis=1)
+    return dataclasses.replace(model, hs_sensor=sensor, srf=(srf / sums[:, None]).astype(np.float32))
 
 
 def reorder_ms_bands(

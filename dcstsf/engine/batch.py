@@ -340,12 +340,13 @@ def _open_inputs(
         return arrays
 
     arrays = open_all(True, True)
-    inputs = validate_inputs(*arrays, **fusion.validation_kwargs())
-    # Before the tiles are planned: the estimated blur and shift set the halo. On local threads: naming no
-    # scheduler would make Dask look for a distributed client (and import dask.distributed).
+    # Validation (which reads a subsample for empty bands) and, before the tiles are planned, the diagnosis
+    # (the estimated blur and shift set the halo). On local threads: naming no scheduler would make Dask
+    # look for a distributed client (and import dask.distributed).
     import dask
 
     with dask.config.set(scheduler=local_scheduler("threads")):
+        inputs = validate_inputs(*arrays, **fusion.validation_kwargs())
         settled = settle_inputs(inputs, method=method, options=fusion.diagnosis(), fit_inputs=inputs)
     inputs = settled.inputs
     # Chunked as the files are stored: the scene-level fit and fill values read every chunk once, and
@@ -365,8 +366,8 @@ def _open_inputs(
              "x": window_chunks(xb, size=w0, offset=hx, divisor=r)},
             {"band": -1, "y": window_chunks(yb, size=H0, offset=my), "x": window_chunks(xb, size=W0, offset=mx)},
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # already warned about cropping above
+        with warnings.catch_warnings(), dask.config.set(scheduler=local_scheduler("threads")):
+            warnings.simplefilter("ignore", UserWarning)  # already warned about cropping and empty bands above
             inputs = validate_inputs(*arrays, **fusion.validation_kwargs())
         inputs = settle_inputs(inputs, method=method, settled=settled).inputs
     record = None

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from dcstsf.engine.bands import check_band_counts, observation_model
+from dcstsf.engine.bands import check_band_counts, mark_empty_hs_bands, observation_model
 from dcstsf.engine.grids import (
     CORNER_TOL,
     REPROJECT_FIX,
@@ -320,6 +320,7 @@ def validate_inputs(
     elif model.ratio != r:
         raise DcstsfInputError(f"the given model has ratio {model.ratio} but the grids give {r}")
     check_band_counts(hs, ms1, ms2, model)
+    model = mark_empty_hs_bands(hs, model)
     from dcstsf.engine.dates import adjust_ms_t2
 
     return adjust_ms_t2(FusionInputs(

@@ -120,8 +120,9 @@ class FusionJob:
         return out
 
 
-def _band_coords(hs: xr.DataArray, model: ObservationModel) -> dict[str, Any]:
-    """Output band coordinates: the HS input's names/wavelength/fwhm/bbl, else the sensor's."""
+def _band_coords(hs: xr.DataArray, model: ObservationModel, empty_bands: np.ndarray) -> dict[str, Any]:
+    """Output band coordinates: the HS input's names/wavelength/fwhm/bbl, else the sensor's; the bands that
+    hold no data in the scene (``empty_bands``, NaN in the output) are bad in ``bbl``."""
     sensor = model.hs_sensor
     names = [str(v) for v in hs["band"].values] if "band" in hs.coords else list(sensor.band_names)
     if len(set(names)) != len(names):
@@ -135,6 +136,9 @@ def _band_coords(hs: xr.DataArray, model: ObservationModel) -> dict[str, Any]:
         coords[key] = ("band", vals, {"units": "nm"})
     if "bbl" in hs.coords and hs["bbl"].dims == ("band",):
         coords["bbl"] = ("band", np.asarray(hs["bbl"].values))
+    if np.any(empty_bands):
+        given = np.asarray(coords["bbl"][1], dtype=float) > 0 if "bbl" in coords else np.ones(model.n_hs, bool)
+        coords["bbl"] = ("band", (given & ~np.asarray(empty_bands, bool)).astype(np.int8))
     return coords
 
 
@@ -365,7 +369,7 @@ def prepare(
         context=ctx,
         plan=plan,
         predictions=predictions,
-        band_coords=_band_coords(inputs.hs_t1, mdl),
+        band_coords=_band_coords(inputs.hs_t1, mdl, ctx.empty_bands),
         spatial_coords=spatial,
         attrs=attrs,
         fitted_sha256=fitted_sha,

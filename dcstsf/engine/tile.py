@@ -43,7 +43,8 @@ class TileContext:
 
     ``fill_*`` are the per-band scene means used to fill nodata before ``apply`` (scene-wide, so a pixel
     next to nodata gets the same input in every tiling). ``mask_bands`` are the HS bands whose NaN marks a
-    coarse pixel as nodata (good bands that are not entirely empty in the scene).
+    coarse pixel as nodata (good bands that are not entirely empty in the scene); ``empty_bands`` flags the
+    HS bands with no data anywhere in the scene, which the output holds as NaN.
     """
 
     method: Method
@@ -53,6 +54,7 @@ class TileContext:
     fill_ms1: np.ndarray
     fill_ms2: np.ndarray
     mask_bands: np.ndarray
+    empty_bands: np.ndarray
 
 
 def scene_fill_values(arrays: Sequence[Any], *, max_pixels: int = 100_000) -> list[np.ndarray]:
@@ -102,6 +104,7 @@ def tile_context(method: Method, model: ObservationModel, fitted: Fitted, hs: An
         fill_ms1=np.nan_to_num(fill_ms1).astype(np.float32),
         fill_ms2=np.nan_to_num(fill_ms2).astype(np.float32),
         mask_bands=np.flatnonzero(good),
+        empty_bands=empty_hs,
     )
 
 
@@ -173,6 +176,8 @@ def predict_tile(
             )
     if bad.any():
         res[:, bad] = np.nan
+    if ctx.empty_bands.any():  # nothing was observed there: the prediction is only the fill value
+        res[ctx.empty_bands] = np.nan
     return res
 
 

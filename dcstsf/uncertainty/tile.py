@@ -87,6 +87,8 @@ def predict_tile_with_sd(
     out = np.concatenate([pred, sd])
     if bad.any():
         out[:, bad] = np.nan
+    if ctx.empty_bands.any():  # as predict_tile: bands with no data in the scene are NaN, and so is their SD
+        out[np.concatenate([ctx.empty_bands, ctx.empty_bands])] = np.nan
     return out
 
 

@@ -7,10 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dcstsf.engine import validate_inputs
+from dcstsf.engine import fuse, validate_inputs
 from dcstsf.engine.bands import band_names
 from dcstsf.errors import DcstsfInputError
-from tests.engine.cases import HS_SENSOR, MS_BANDS, N_HS, WL
+from dcstsf.methods import fuse_arrays
+from tests.engine.cases import HS_SENSOR, MS_BANDS, N_HS, WL, engine_model
 
 
 def test_default_sensors_from_coordinates(case: Any) -> None:
@@ -46,3 +47,50 @@ def test_generic_ms_band_names_need_ms_bands(case: Any) -> None:
     v = validate_inputs(case.hs_t1, case.ms_t1.assign_coords(band=generic), case.ms_t2.assign_coords(band=generic),
                         hs_sensor=HS_SENSOR, ms_bands="b2,B3,B04,B8,b11,B12")
     assert list(v.model.ms_sensor.band_names) == MS_BANDS
+
+
+def _emptied(case: Any, bands: list[int]) -> Any:
+    hs = case.hs_t1.copy(deep=True)
+    hs.values[bands] = np.nan
+    return hs
+
+
+def test_empty_hs_bands_are_flagged_bad_and_nan_in_the_output(case: Any) -> None:
+    # Two bands between the MS bands (1281 and 1367 nm) with no data anywhere, as a product may leave
+    # water-vapour bands: flagged bad, out of the response, NaN in the output; tiles still equal the whole.
+    empty = [10, 11]
+    hs = _emptied(case, empty)
+    with pytest.warns(UserWarning, match=r"2 HS band\(s\) hold no data anywhere in the scene \(B011-B012 \(1281-1367 nm\)\)"):
+        v = validate_inputs(hs, case.ms_t1, case.ms_t2, hs_sensor=HS_SENSOR)
+    assert not v.model.hs_sensor.good[empty].any() and v.model.hs_sensor.good.sum() == N_HS - 2
+    assert not v.model.srf[:, empty].any()
+    np.testing.assert_allclose(v.model.srf.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.warns(UserWarning, match="hold no data"):
+        out = fuse(hs, case.ms_t1, case.ms_t2, method="two-step", hs_sensor=HS_SENSOR, chunk=21)
+    # the output says which bands are bad, so an evaluation leaves them out
+    assert list(np.flatnonzero(out["bbl"].values == 0)) == empty
+    tiled = out.values
+    with pytest.warns(UserWarning, match="hold no data"):
+        whole = fuse(hs, case.ms_t1, case.ms_t2, method="two-step", hs_sensor=HS_SENSOR, chunk=200).values
+    assert np.isnan(tiled[empty]).all()
+    kept = np.setdiff1d(np.arange(N_HS), empty)
+    assert np.isfinite(tiled[kept]).all()
+    np.testing.assert_allclose(tiled, whole, atol=1e-4)
+
+
+def test_empty_hs_bands_under_an_ms_band_are_an_error(case: Any) -> None:
+    # 1539-1711 nm: every HS band under B11 (1610 nm) is empty, so B11 cannot be modelled
+    with pytest.raises(DcstsfInputError, match=r"HS bands B014-B016 \(1539-1711 nm\) hold no data anywhere, and without them .*B11.*ms_bands"):
+        validate_inputs(_emptied(case, [13, 14, 15]), case.ms_t1, case.ms_t2, hs_sensor=HS_SENSOR)
+
+
+def test_an_hs_cube_without_data_is_an_error(case: Any) -> None:
+    with pytest.raises(DcstsfInputError, match="holds no data: every band is nodata everywhere"):
+        validate_inputs(_emptied(case, list(range(N_HS))), case.ms_t1, case.ms_t2, hs_sensor=HS_SENSOR)
+
+
+def test_low_level_fit_names_empty_good_bands(case: Any) -> None:
+    # fuse_arrays takes the model as given: the error says which bands block every pixel, and the way out
+    hs = _emptied(case, [10, 11]).values
+    with pytest.raises(DcstsfInputError, match=r"bands B011, B012 hold no data at any sampled pixel.*dcstsf.fuse"):
+        fuse_arrays(hs, case.ms_t1.values, case.ms_t2.values, method="two-step", model=engine_model())
