@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ __all__ = [
     "fill_nodata",
     "fit_spectral_map",
     "round_up_to_ratio",
+    "scene_fill_values",
     "scene_samples",
     "select_ms_bands",
     "usable_ms_bands",
@@ -263,3 +265,34 @@ def select_ms_bands(model: ObservationModel, bands: np.ndarray) -> ObservationMo
         srf=model.srf[idx],
         ms_sigma=np.asarray(model.ms_sigma)[idx],
     )
+
+
+def scene_fill_values(arrays: Sequence[Any], *, max_pixels: int = 100_000) -> list[np.ndarray]:
+    """Per-band NaN-mean of each array (NaN for all-NaN bands) over a regular subsample.
+
+    The values only fill nodata before ``apply``; what matters is that they are one scene-wide constant
+    (so every tiling fills alike), not their last digit. Dask inputs are reduced in one pass.
+    """
+
+    def sample(a: Any) -> Any:
+        stride = max(1, math.ceil(math.sqrt(a.shape[1] * a.shape[2] / max_pixels)))
+        return a[:, stride // 2 :: stride, stride // 2 :: stride]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" for all-NaN bands
+        from_dask: dict[int, Any] = {}
+        if any(is_dask(a) for a in arrays):
+            import dask
+            import dask.array as da
+
+            lazy = {i: da.nanmean(sample(a), axis=(1, 2), dtype=np.float64) for i, a in enumerate(arrays) if is_dask(a)}
+            from_dask = dict(zip(lazy, dask.compute(*lazy.values())))
+        out = []
+        for i, a in enumerate(arrays):
+            if i in from_dask:
+                m = from_dask[i]
+            else:
+                s = np.asarray(sample(a))
+                m = np.nanmean(s.reshape(s.shape[0], -1), axis=1, dtype=np.float64)
+            out.append(np.asarray(m, dtype=np.float64))
+    return out

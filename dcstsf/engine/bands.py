@@ -222,19 +222,17 @@ def _band_ranges(sensor: Sensor, idx: np.ndarray) -> str:
     return ", ".join(parts)
 
 
-def mark_empty_hs_bands(hs: xr.DataArray, model: ObservationModel) -> ObservationModel:
+def mark_empty_hs_bands(model: ObservationModel, hs_fill: np.ndarray, *, label: str) -> ObservationModel:
     """``model`` with the HS bands that hold no data anywhere in the scene flagged bad.
 
-    A product may leave bands empty (water-vapour bands written as nodata) without flagging them, and a
-    cube of a sensor built from its wavelengths has no bad-band list at all. Such a band would mark every
-    pixel as nodata. Flagged bad, it is left out of the spectral response and of every nodata decision;
-    the engine writes it as NaN (:func:`dcstsf.engine.tile.tile_context`). Read on the same regular
-    subsample as the engine's fill values, once per scene; a warning names the bands.
+    ``hs_fill`` are HS(t1)'s per-band fill values (:func:`dcstsf.scene_stats.scene_fill_values`, NaN for a
+    band without data on the engine's subsample); ``label`` names the input in messages. A product may leave
+    bands empty (water-vapour bands written as nodata) without flagging them, and a cube of a sensor built
+    from its wavelengths has no bad-band list at all. Such a band would mark every pixel as nodata. Flagged
+    bad, it is left out of the spectral response and of every nodata decision; the engine writes it as NaN
+    (:func:`dcstsf.engine.tile.tile_context`). A warning names the bands.
     """
-    from dcstsf.engine.tile import scene_fill_values  # the engine's one subsample of the scene
-
-    label = input_label(hs, "HS(t1)")
-    empty = ~np.isfinite(scene_fill_values([hs.data])[0])
+    empty = ~np.isfinite(np.asarray(hs_fill, dtype=np.float64))
     if empty.all():
         raise DcstsfInputError(f"{label} holds no data: every band is nodata everywhere; check the file")
     good = np.asarray(model.hs_sensor.good, bool)

@@ -368,7 +368,7 @@ def _open_inputs(
         )
         with warnings.catch_warnings(), dask.config.set(scheduler=local_scheduler("threads")):
             warnings.simplefilter("ignore", UserWarning)  # already warned about cropping and empty bands above
-            inputs = validate_inputs(*arrays, **fusion.validation_kwargs())
+            inputs = validate_inputs(*arrays, **fusion.validation_kwargs(), hs_fill=inputs.hs_fill)
         inputs = settle_inputs(inputs, method=method, settled=settled).inputs
     record = None
     if prepared is not None:

@@ -42,7 +42,9 @@ from dcstsf.engine.grids import (
 )
 from dcstsf.engine.sources import input_label
 from dcstsf.errors import DcstsfInputError
+from dcstsf.nodata import inf_to_nan
 from dcstsf.operators import ObservationModel
+from dcstsf.scene_stats import scene_fill_values
 from dcstsf.sensors import Sensor
 
 __all__ = ["ALIGN_MODES", "FusionInputs", "validate_inputs"]
@@ -72,6 +74,9 @@ class FusionInputs:
         pixel in the original HS array (non-zero when inputs were cropped; ``None`` after reprojection).
     notes
         What was done to the inputs (cropping, reprojection), for the output's attrs.
+    hs_fill
+        HS(t1)'s per-band mean on the engine's regular subsample (:func:`dcstsf.scene_stats.scene_fill_values`,
+        NaN for a band without data): read once here, it tells the empty bands and fills the tiles' nodata.
     """
 
     hs_t1: xr.DataArray
@@ -84,6 +89,7 @@ class FusionInputs:
     ms_offset: tuple[int, int] | None = (0, 0)
     hs_offset: tuple[int, int] | None = (0, 0)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    hs_fill: np.ndarray | None = None
 
 
 def _as_cube(da: Any, name: str) -> xr.DataArray:
@@ -253,6 +259,7 @@ def validate_inputs(
     align: str = "strict",
     model: ObservationModel | None = None,
     ms_sensor_t2: str | Sensor | None = None,
+    hs_fill: np.ndarray | None = None,
 ) -> FusionInputs:
     """Check the three inputs and bring them onto consistent grids.
 
@@ -283,7 +290,11 @@ def validate_inputs(
         MS(t1) grid (bilinear) and HS(t1) onto the aligned coarse grid (average) with rioxarray, in memory.
     model
         A ready observation model; overrides ``hs_sensor``/``ms_sensor``/``ms_bands`` (band counts and the
-        ratio are still checked against the data).
+        ratio are still checked against the data). HS bands with no data anywhere in the scene are flagged
+        bad in the model either way, with a warning (:func:`dcstsf.engine.bands.mark_empty_hs_bands`).
+    hs_fill
+        :attr:`FusionInputs.hs_fill` of these same inputs when already read (inputs re-opened with other
+        chunks); read from the data otherwise.
 
     Returns
     -------
@@ -320,7 +331,9 @@ def validate_inputs(
     elif model.ratio != r:
         raise DcstsfInputError(f"the given model has ratio {model.ratio} but the grids give {r}")
     check_band_counts(hs, ms1, ms2, model)
-    model = mark_empty_hs_bands(hs, model)
+    if hs_fill is None:  # one read of the engine's subsample of HS(t1), shared with the tiles' fill values
+        hs_fill = scene_fill_values([inf_to_nan(hs.data)])[0]
+    model = mark_empty_hs_bands(model, hs_fill, label=input_label(hs, "HS(t1)"))
     from dcstsf.engine.dates import adjust_ms_t2
 
     return adjust_ms_t2(FusionInputs(
@@ -334,4 +347,5 @@ def validate_inputs(
         ms_offset=grids.ms_offset,
         hs_offset=grids.hs_offset,
         notes=grids.notes,
+        hs_fill=np.asarray(hs_fill, dtype=np.float64),
     ), ms_sensor_t2=ms_sensor_t2)

@@ -305,7 +305,7 @@ def prepare(
         if [a.shape for a in fit_arrays] != [hs_a.shape, ms1_a.shape, ms2_a.shape]:
             raise ValueError("fit_inputs must hold the same arrays as the inputs (other chunks only)")
     fitted = fit_scene(m, *fit_arrays, model=mdl)
-    ctx = tile_context(m, mdl, fitted, *fit_arrays)
+    ctx = tile_context(m, mdl, fitted, *fit_arrays, hs_fill=inputs.hs_fill)
     fitted_sha = fitted_sha256(fitted)
     state = None
     if uncertainty:

@@ -2,7 +2,7 @@
 
 The nodata policy lives here, for the engine and for :func:`dcstsf.methods.fuse_arrays` alike. Nodata is
 NaN (+/-Inf is turned into NaN first). Before ``apply`` NaN is filled with the per-band scene mean,
-estimated once from a regular subsample of the whole scene (:func:`scene_fill_values`): a scene-wide
+estimated once from a regular subsample of the whole scene (:func:`dcstsf.scene_stats.scene_fill_values`): a scene-wide
 constant, so a pixel next to nodata gets the same input in every tiling. Afterwards the output is NaN at
 every fine pixel where any MS band is NaN at t1 or t2, or where the covering HS pixel is NaN in a mask
 band (a sensor band not flagged bad and not empty in the whole scene). A tile that is entirely nodata
@@ -11,20 +11,18 @@ skips the method.
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from dcstsf._arrays import is_dask
 from dcstsf.engine.plan import Region, TilePlan
 from dcstsf.errors import MethodOutputError
 from dcstsf.methods.base import Fitted, Method, fit_scene
 from dcstsf.nodata import inf_to_nan
 from dcstsf.operators import ObservationModel
+from dcstsf.scene_stats import scene_fill_values
 
 __all__ = [
     "TileContext",
@@ -32,7 +30,6 @@ __all__ = [
     "fuse_whole_image",
     "nodata_mask",
     "predict_tile",
-    "scene_fill_values",
     "tile_context",
 ]
 
@@ -57,41 +54,18 @@ class TileContext:
     empty_bands: np.ndarray
 
 
-def scene_fill_values(arrays: Sequence[Any], *, max_pixels: int = 100_000) -> list[np.ndarray]:
-    """Per-band NaN-mean of each array (NaN for all-NaN bands) over a regular subsample.
-
-    The values only fill nodata before ``apply``; what matters is that they are one scene-wide constant
-    (so every tiling fills alike), not their last digit. Dask inputs are reduced in one pass.
-    """
-
-    def sample(a: Any) -> Any:
-        stride = max(1, math.ceil(math.sqrt(a.shape[1] * a.shape[2] / max_pixels)))
-        return a[:, stride // 2 :: stride, stride // 2 :: stride]
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" for all-NaN bands
-        from_dask: dict[int, Any] = {}
-        if any(is_dask(a) for a in arrays):
-            import dask
-            import dask.array as da
-
-            lazy = {i: da.nanmean(sample(a), axis=(1, 2), dtype=np.float64) for i, a in enumerate(arrays) if is_dask(a)}
-            from_dask = dict(zip(lazy, dask.compute(*lazy.values())))
-        out = []
-        for i, a in enumerate(arrays):
-            if i in from_dask:
-                m = from_dask[i]
-            else:
-                s = np.asarray(sample(a))
-                m = np.nanmean(s.reshape(s.shape[0], -1), axis=1, dtype=np.float64)
-            out.append(np.asarray(m, dtype=np.float64))
-    return out
-
-
-def tile_context(method: Method, model: ObservationModel, fitted: Fitted, hs: Any, ms1: Any, ms2: Any) -> TileContext:
+def tile_context(
+    method: Method, model: ObservationModel, fitted: Fitted, hs: Any, ms1: Any, ms2: Any, *,
+    hs_fill: np.ndarray | None = None,
+) -> TileContext:
     """The context the tiles of a scene share: the fill values and mask bands of the whole-scene arrays
-    ``hs``, ``ms1``, ``ms2`` (NumPy or Dask, NaN for nodata) with the method and its fitted state."""
-    fill_hs, fill_ms1, fill_ms2 = scene_fill_values([hs, ms1, ms2])
+    ``hs``, ``ms1``, ``ms2`` (NumPy or Dask, NaN for nodata) with the method and its fitted state.
+    ``hs_fill``: HS's fill values when already read (:attr:`dcstsf.engine.FusionInputs.hs_fill`)."""
+    if hs_fill is None:
+        fill_hs, fill_ms1, fill_ms2 = scene_fill_values([hs, ms1, ms2])
+    else:
+        fill_hs = np.asarray(hs_fill, dtype=np.float64)
+        fill_ms1, fill_ms2 = scene_fill_values([ms1, ms2])
     empty_hs = ~np.isfinite(fill_hs)
     good = np.asarray(model.hs_sensor.good, bool) & ~empty_hs
     if not good.any():

@@ -94,3 +94,10 @@ def test_low_level_fit_names_empty_good_bands(case: Any) -> None:
     hs = _emptied(case, [10, 11]).values
     with pytest.raises(DcstsfInputError, match=r"bands B011, B012 hold no data at any sampled pixel.*dcstsf.fuse"):
         fuse_arrays(hs, case.ms_t1.values, case.ms_t2.values, method="two-step", model=engine_model())
+
+
+def test_inf_is_nodata_not_an_empty_band(case: Any) -> None:
+    hs = case.hs_t1.copy(deep=True)
+    hs.values[:, 2, 2] = np.inf
+    v = validate_inputs(hs, case.ms_t1, case.ms_t2, hs_sensor=HS_SENSOR)
+    assert v.model.hs_sensor.good.all()

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from dcstsf.engine import fuse
-from dcstsf.engine.tile import scene_fill_values, tile_context
+from dcstsf.engine.tile import tile_context
 from dcstsf.errors import MethodOutputError
 from dcstsf.methods import fuse_arrays, get_method
 from dcstsf.methods.bicubic import Bicubic
+from dcstsf.scene_stats import scene_fill_values
 from tests.engine.cases import HS_SENSOR, engine_model
 
 
