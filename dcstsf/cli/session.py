@@ -82,9 +82,15 @@ def cli_logging(verbose: int, quiet: int) -> Iterator[None]:
     logger.propagate = False
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    def log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    file: Any = None, line: str | None = None) -> None:
+        # A warning is news for the user, like a log line: where in the code it was raised is not (-v shows it).
+        logger.warning("warning: %s", message)
+
     try:
         with warnings.catch_warnings():
             if not verbose:
+                warnings.showwarning = log_warning
                 # Rasters on plain pixel grids (no CRS, e.g. ENVI files without map info) are supported;
                 # GDAL's warning about each of them is noise on the command line (shown with -v).
                 from rasterio.errors import NotGeoreferencedWarning

@@ -979,3 +979,18 @@ def test_weights_given_on_the_command_line(capsys: pytest.CaptureFixture[str], f
     from dcstsf.models.checkpoint import file_sha256
 
     assert open_raster(out).attrs["weights_sha256"] == file_sha256(weights_dir / "w4.pt")
+
+
+@pytest.mark.filterwarnings("default::UserWarning")  # as on the command line, not the suite's "error"
+def test_cli_shows_warnings_as_log_lines(capsys: pytest.CaptureFixture[str], scene: dict[str, xr.DataArray],
+                                         files: dict[str, Path], tmp_path: Path) -> None:
+    """A warning on the command line reads like the other messages, without Python's file and line."""
+    hs = scene["hs"].copy(deep=True)
+    hs.values[5] = np.nan  # a band with no data anywhere: fused, with a warning
+    hs_path = write_raster(hs, tmp_path / "hs_empty_band.tif")
+    code, _, err = cli(capsys, "fuse", hs_path, files["ms1"], files["ms2"], "-o", tmp_path / "out.tif",
+                       "--method", "bicubic")
+    assert code == 0, err
+    assert "[dcstsf] warning: HS(t1) (" in err and "1 HS band(s) hold no data anywhere" in err, err
+    assert "UserWarning" not in err
+    assert np.isnan(open_raster(tmp_path / "out.tif").values[5]).all()
