@@ -54,7 +54,7 @@ from dcstsf import sensors as _sensors
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel, observe_hs, observe_ms
 from dcstsf.sensors import Sensor
-from dcstsf.units import metres_per_unit
+from dcstsf.units import metres_per_unit, nm_per_wavelength_unit
 
 __all__ = [
     "CHANGE_MODELS",
@@ -157,7 +157,8 @@ def _add_noise(rng: np.random.Generator, cube: np.ndarray, snr_db: float | None)
 
 
 def source_sensor(cube: xr.DataArray, *, name: str = "source") -> Sensor:
-    """A :class:`Sensor` from a cube's ``wavelength`` (and optional ``fwhm``, ``bbl``) coordinates."""
+    """A :class:`Sensor` from a cube's ``wavelength`` (and optional ``fwhm``, ``bbl``) coordinates; bands with
+    no data anywhere are flagged bad."""
     if "wavelength" not in cube.coords:
         raise DcstsfInputError(
             f"cube {cube.name or ''!s} has no 'wavelength' coordinate; give its band centres (nm) so it can be "
@@ -165,6 +166,10 @@ def source_sensor(cube: xr.DataArray, *, name: str = "source") -> Sensor:
         )
     wl = np.asarray(cube["wavelength"].values, float)
     fwhm = np.asarray(cube["fwhm"].values, float) if "fwhm" in cube.coords else None
+    # nanometres, whatever the coordinate's units (declared, or micrometres read from the magnitude)
+    factor = nm_per_wavelength_unit(cube["wavelength"].attrs.get("units"), wl,
+                                    source=f"cube {cube.name or ''!s}".strip())
+    wl, fwhm = wl * factor, (fwhm * factor if fwhm is not None else None)
     valid = np.isfinite(cube.values).reshape(cube.shape[0], -1).any(axis=1)
     if "bbl" in cube.coords:
         valid &= np.asarray(cube["bbl"].values, float) > 0

@@ -134,3 +134,15 @@ def test_resample_real_enmap_to_ahsi(model: ObservationModel) -> None:
     assert out.rio.crs is not None  # CRS kept
     # the red-edge jump of vegetation survives resampling
     assert float(out.sel(band="B060").mean()) > float(out.sel(band="B030").mean())
+
+
+def test_resample_a_cube_in_micrometres() -> None:
+    # the same cube with its wavelength coordinate in micrometres (declared, or by magnitude) resamples alike
+    wl = np.linspace(400.0, 2500.0, 60)
+    rng = np.random.default_rng(0)
+    cube = xr.DataArray(rng.uniform(0.05, 0.5, (60, 6, 5)).astype(np.float32), dims=("band", "y", "x"),
+                        coords={"wavelength": ("band", wl), "fwhm": ("band", np.full(60, 40.0))})
+    ref = resample_to_sensor(cube, "zy1-02d-ahsi").values
+    for attrs in ({"units": "micrometers"}, {}):
+        um = cube.assign_coords(wavelength=("band", wl / 1000.0, attrs), fwhm=("band", np.full(60, 0.04)))
+        np.testing.assert_allclose(resample_to_sensor(um, "zy1-02d-ahsi").values, ref, rtol=1e-6)
