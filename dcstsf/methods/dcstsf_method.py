@@ -18,7 +18,7 @@ from dcstsf.methods.base import Fitted, RegionMethod
 from dcstsf.models.checkpoint import default_weights, load_model
 from dcstsf.models.local_map import LocalMapOptions
 from dcstsf.models.ms_noise import MsNoiseOptions, estimate_ms_noise
-from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
+from dcstsf.models.network import DCSTSFConfig, DCSTSFNet, physics_only_network
 from dcstsf.models.scene import fit_scene_state, state_to_tensors
 from dcstsf.operators import ObservationModel, Psf
 from dcstsf.scene_stats import (
@@ -121,6 +121,18 @@ class DCSTSF(RegionMethod):
         self.local_map = local_map
         self.ms_noise = ms_noise if ms_noise is not None else DEFAULT_MS_NOISE
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A Dask cluster pickles the method into every tile task: the lock cannot travel, and the networks
+        # with adapted parameters are rebuilt from the fitted state where the tile runs.
+        state = self.__dict__.copy()
+        state.pop("_adapted_lock", None)
+        state["_adapted"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._adapted_lock = threading.Lock()
+
     def _load(self, model: ObservationModel) -> DCSTSFNet:
         """:meth:`_resolve`'s network, with :attr:`local_map` (when given) and :attr:`ms_noise` in its
         configuration."""
@@ -179,7 +191,7 @@ class DCSTSF(RegionMethod):
         iteration), for these bands: when no shipped weights apply (``fallback``), or when the validation
         rule chose it over the shipped weights for this setup."""
         log.info("dcstsf: %s; fusing with the physics-only network (learned units at zero)", reason.split(";")[0])
-        self._net = DCSTSFNet(DCSTSFConfig(n_ms=model.n_ms)).eval()
+        self._net = physics_only_network(DCSTSFConfig(n_ms=model.n_ms))
         why = "no shipped weights for this setup" if fallback else reason
         self._meta = {"weights": f"none: physics-only network, {why}"}
         self._order, self._sha, self._source = None, None, ""
@@ -443,4 +455,4 @@ class DCSTSF(RegionMethod):
     @classmethod
     def untrained(cls, config: DCSTSFConfig) -> DCSTSF:
         """Physics-only DC-STSF (learned units at their zero initialisation)."""
-        return cls(network=DCSTSFNet(config).eval())
+        return cls(network=physics_only_network(config))

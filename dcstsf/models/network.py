@@ -67,7 +67,15 @@ from dcstsf.models.ms_noise import MsNoiseOptions, noise_gain, noise_step_reach
 from dcstsf.operators import Psf, blur, blur_radius, decimate, upsample, upsample_halo, upsample_region
 from dcstsf.windows import ShrinkingWindow
 
-__all__ = ["PHYSICS_STEP_SIZES", "UNIT_SPACES", "UNIT_STRIP_ELEMENTS", "ConvUnit", "DCSTSFConfig", "DCSTSFNet"]
+__all__ = [
+    "PHYSICS_STEP_SIZES",
+    "UNIT_SPACES",
+    "UNIT_STRIP_ELEMENTS",
+    "ConvUnit",
+    "DCSTSFConfig",
+    "DCSTSFNet",
+    "physics_only_network",
+]
 
 UNIT_SPACES = ("sensor", "coefficient")
 #: The unrolled iteration's step sizes at their physics values, where every network starts: SSJE's
@@ -454,6 +462,22 @@ class DCSTSFNet(nn.Module):
     def n_parameters(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+#: Seed of the hidden layers of :func:`physics_only_network`.
+PHYSICS_ONLY_SEED = 0
+
+
+def physics_only_network(config: DCSTSFConfig) -> DCSTSFNet:
+    """The untrained network of ``config`` (learned units at their zero initialisation), in eval mode.
+
+    Its output is the physics-only iteration whatever the hidden layers hold (behind zero output layers),
+    but scene adaptation trains from them: they are drawn from a fixed seed, so an adapted network is the
+    same in every run and process. The caller's global random stream is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(PHYSICS_ONLY_SEED)
+        return DCSTSFNet(config).eval()
 
 
 def flatten_batch(x: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from dcstsf.methods import DCSTSF, Method, get_method
-from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
+from dcstsf.models.network import DCSTSFConfig, DCSTSFNet, physics_only_network
 from dcstsf.operators import ObservationModel
 
 __all__ = ["PHYSICS_ONLY", "calibration_key", "is_physics_only", "member_description", "reference_member"]
@@ -30,20 +30,10 @@ __all__ = ["PHYSICS_ONLY", "calibration_key", "is_physics_only", "member_descrip
 PHYSICS_ONLY = "dcstsf-physics-only"
 
 
-def _fresh(config: DCSTSFConfig) -> DCSTSFNet:
-    """A new network of ``config`` with its learned units at their zero initialisation.
-
-    The global RNG is left as it was: the units' hidden layers draw random weights, which do not matter
-    behind a zero output layer, and a user's random stream must not depend on whether uncertainty was asked.
-    """
-    with torch.random.fork_rng(devices=[]):
-        return DCSTSFNet(config).eval()
-
-
 def is_physics_only(net: DCSTSFNet) -> bool:
     """Whether ``net`` computes what the untrained network of its configuration computes: every learned
     unit's output layer zero and the step sizes at their initial values."""
-    fresh = _fresh(net.config).state_dict()
+    fresh = physics_only_network(net.config).state_dict()
     for key, value in net.state_dict().items():
         decisive = ".head." in key or key in ("alpha", "beta", "gamma")
         if decisive and not torch.equal(value.detach().cpu(), fresh[key]):
@@ -58,8 +48,8 @@ def reference_member(method: Method, model: ObservationModel) -> Method:
         net = method.network(model)
         if is_physics_only(net):
             return get_method("two-step")
-        return DCSTSF(network=_fresh(net.config), device=method.device)
-    return DCSTSF(network=_fresh(DCSTSFConfig(n_ms=model.n_ms)))
+        return DCSTSF(network=physics_only_network(net.config), device=method.device)
+    return DCSTSF(network=physics_only_network(DCSTSFConfig(n_ms=model.n_ms)))
 
 
 def calibration_key(method: Method, model: ObservationModel) -> str:

@@ -32,6 +32,26 @@ def test_distributed_results_equal_threaded(files: dict[str, Path], case: Any, t
         np.testing.assert_array_equal(open_raster(out).values, open_raster(ref).values)
 
 
+def test_dcstsf_on_a_cluster_equals_threaded(case: Any) -> None:
+    """The default method travels to the workers (pickled into each tile task), scene adaptation included."""
+    import pickle
+
+    from distributed import Client, LocalCluster
+
+    from dcstsf.methods import DCSTSF
+    from dcstsf.training.adapt import AdaptOptions
+
+    method = DCSTSF(adapt=AdaptOptions(steps=2))
+    copy = pickle.loads(pickle.dumps(method))
+    assert isinstance(copy, DCSTSF) and copy.adapt == method.adapt
+    threaded = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method=method, hs_sensor=HS_SENSOR, chunk=30).values
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster):
+            dist = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method=DCSTSF(adapt=AdaptOptions(steps=2)),
+                        hs_sensor=HS_SENSOR, chunk=30)
+            np.testing.assert_array_equal(dist.values, threaded)
+
+
 def scheduler_pages() -> dict[str, int]:
     """HTTP status of the dashboard, info and health pages of the scheduler of the client a run has open.
 

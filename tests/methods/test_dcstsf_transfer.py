@@ -234,3 +234,19 @@ def test_tiled_equals_whole_image_with_the_windowed_temporal_map() -> None:
     tiled = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method=DCSTSF(network=net, local_map=lm), hs_sensor=HS_SENSOR,
                  chunk=30, physics="tables")
     np.testing.assert_allclose(tiled.values, whole, atol=1e-4, rtol=0)
+
+
+def test_adapted_physics_only_network_is_the_same_in_every_run() -> None:
+    """Without shipped weights, adaptation trains the physics-only network's hidden layers: they come from a
+    fixed seed, so two methods (two runs, two processes) adapt alike, and the caller's random stream is kept."""
+    import torch
+
+    case = make_case(20, 22, seed=1)
+    runs = [fuse(case.hs_t1, case.ms_t1, case.ms_t2, method=DCSTSF(adapt=AdaptOptions(steps=2)), hs_sensor=HS_SENSOR,
+                 chunk=30, physics="tables").values for _ in range(2)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    DCSTSF.untrained(DCSTSFConfig(n_ms=engine_model().n_ms))
+    assert torch.equal(torch.rand(3), expected)
