@@ -57,6 +57,8 @@ _MIN_REPEATS = 3
 #: A repeated fill value lies far outside the range real reflectance tails reach (e.g. -1, -0.9999 for
 #: -9999 x 0.0001, 6.5535 for a saturated 65535 x 0.0001), not just beyond it.
 _FILL_OUTSIDE = (-0.5, 2.0)
+#: A pixel exactly 0 in every sampled band is fill when at least this many bands were sampled.
+_MIN_ZERO_BANDS = 3
 #: Typical values up to this (99th percentile) are percent reflectance or radiance rather than digital
 #: numbers: quantised reflectance (x 10 000) of any real scene has its brightest percent well above it.
 _PERCENT_LIMIT = 150.0
@@ -251,6 +253,8 @@ def check_reflectance_values(da: xr.DataArray, *, name: str, role: str, sample: 
     * a median below -0.05: a scale and offset applied to values that already are reflectance, or a
       wrong offset; an error;
     * any value at or beyond +/-1000: an error (fill values, or unscaled numbers in part of the image);
+    * pixels exactly 0 in every sampled band (at least 3 bands sampled): an undeclared fill value 0, an
+      error above :data:`ERROR_FRACTION` of the sampled pixels, a warning above :data:`WARNING_FRACTION`;
     * otherwise more than :data:`ERROR_FRACTION` (1 %) of the values outside the range is an error,
       more than :data:`WARNING_FRACTION` (0.1 %) a warning, and anything less is ok.
 
@@ -357,6 +361,19 @@ def check_reflectance_values(da: xr.DataArray, *, name: str, role: str, sample: 
         )
     if fill is not None:
         return result("error", fill_problem + _fill_fix(fill, opt), fill)
+    # An undeclared fill value 0 (a swath edge, a frame) lies inside the range, but no surface reflects
+    # exactly 0 in every sampled band across the spectrum.
+    whole = np.isfinite(raw).all(axis=0)
+    n_px = int(whole.sum())
+    zero = whole & (raw == 0.0).all(axis=0)
+    fz = float(zero.sum()) / n_px if n_px and len(bands) >= _MIN_ZERO_BANDS else 0.0
+    if fz > WARNING_FRACTION:
+        return result(
+            "error" if fz > ERROR_FRACTION else "warning",
+            f"{fz:.2%} of the {n_px} sampled pixels are exactly 0 in all {len(bands)} sampled bands, which no "
+            "surface reflects: an undeclared fill value 0 (a swath edge or a frame). " + _fill_fix(0.0, opt),
+            0.0,
+        )
     out_fraction = fb + fa
     if out_fraction <= WARNING_FRACTION:
         return result(

@@ -207,3 +207,19 @@ def test_opened_file_is_named(tmp_path: Path) -> None:
     path = make_tif(tmp_path / "ms_t1.tif", data)
     check = check_reflectance_values(open_raster(path, chunks=16), name="MS(t1)", role="ms")
     assert check.severity == "error" and f"MS(t1) ({path})" in check.message and "--ms-nodata -9999" in check.message
+
+
+def test_undeclared_zero_fill_is_found() -> None:
+    # 0 lies inside the plausible range, but a swath edge of exact zeros in every band is fill
+    data = _cube()
+    data[:, :, :30] = 0.0  # 10 % of the scene
+    check = check_reflectance_values(_da(data, "hs.tif"), name="HS(t1)", role="hs")
+    assert check.severity == "error" and check.suspected_fill == 0.0
+    assert "exactly 0 in all 10 sampled bands" in check.message and "--hs-nodata 0" in check.message
+    small = _cube()
+    small[:, :30, :15] = 0.0  # 0.5 %: a warning
+    assert check_reflectance_values(_da(small), name="MS(t1)", role="ms").severity == "warning"
+    # zeros in some bands only (clipped dark water in the SWIR) are reflectance
+    dark = _cube()
+    dark[5:, :, :100] = 0.0
+    assert check_reflectance_values(_da(dark), name="MS(t1)", role="ms").severity == "ok"
