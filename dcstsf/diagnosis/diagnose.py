@@ -36,7 +36,7 @@ from dcstsf.diagnosis.consistency import (
     relative_residuals,
     swap_finding,
 )
-from dcstsf.diagnosis.psf import PsfEstimate, PsfOptions, estimate_psf, psf_residual
+from dcstsf.diagnosis.psf import PsfEstimate, PsfOptions, estimate_psf, max_shift, psf_residual
 from dcstsf.diagnosis.response import ResponseEstimate, ResponseOptions, estimate_response
 from dcstsf.diagnosis.windows import SceneWindows, WindowOptions, scene_windows
 from dcstsf.errors import DcstsfInputError
@@ -216,6 +216,36 @@ def _checks(windows: SceneWindows, *, model: ObservationModel, labels: Sequence[
     return findings
 
 
+#: Mean relative MS(t1) residual (``sqrt(1 - corr^2)``) above which a shift at the edge of the search means
+#: the best match lies beyond it: co-registered Wald cases stay near the noise (0.02-0.06 on the demo's),
+#: a displacement of two HS pixels leaves 0.4.
+MISREGISTRATION_RESIDUAL = 0.25
+
+
+def _registration_finding(psf: PsfEstimate, residual: Any, *, model: ObservationModel, options: DiagnosisOptions,
+                          labels: Sequence[str]) -> tuple[str, str]:
+    """A warning when HS(t1) matches MS(t1) best at the edge of the shift search: the inputs are displaced by
+    at least one HS pixel, and a larger displacement lies beyond what the fusion can correct."""
+    limit = max_shift(options.psf, model)
+    dy, dx = psf.shift
+    if max(abs(dy), abs(dx)) < limit - 1e-6:
+        return ("ok", "")
+    mean_residual = float(np.mean(residual))
+    # at the edge and still poorly matched: the best match lies beyond the search, the fusion would be wrong
+    beyond = mean_residual > MISREGISTRATION_RESIDUAL
+    found = (
+        f"{labels[0]} matches {labels[1]} best at a shift of ({dy:+.2f}, {dx:+.2f}) fine pixels, the edge of the "
+        f"+/-{limit:g}-pixel search, with an MS(t1) residual of {mean_residual:.3f}: "
+    )
+    fix = ("co-register HS(t1) to MS(t1) first (dcstsf prepare does for products; dcstsf.coregistration.coregister "
+           "for arrays)")
+    if beyond:
+        return ("error", found + "they are misregistered by more than the fusion can correct. " + fix[0].upper()
+                + fix[1:] + "; --no-checks (checks=False) fuses them anyway")
+    return ("warning", found + "they are misregistered by about that much (corrected). A larger misregistration "
+            "would be beyond what the fusion corrects: " + fix)
+
+
 def diagnose_scene(
     hs_t1: Any,
     ms_t1: Any,
@@ -274,6 +304,9 @@ def diagnose_scene(
     residual_estimated = psf_residual(
         windows.hs, windows.ms1, model=model, sigma=psf.sigma, shift=psf.shift, srf=estimated.srf
     )
+    if options.checks:
+        notes += _raise_or_warn([_registration_finding(psf, residual_estimated, model=model, options=options,
+                                                       labels=labels)])
     chosen = estimated if options.physics == "estimated" else model
     used_sigma, used_shift = (psf.sigma, psf.shift) if options.physics == "estimated" else (table_sigma, (0.0, 0.0))
     residual_t2 = psf_residual(windows.hs, windows.ms2, model=model, sigma=used_sigma, shift=used_shift, srf=chosen.srf)

@@ -48,6 +48,7 @@ __all__ = [
     "estimate_psf",
     "kernel_variance",
     "matched_samples",
+    "max_shift",
     "psf_residual",
     "relative_sigmas",
 ]
@@ -198,7 +199,8 @@ def relative_sigmas(sigma: float, model: ObservationModel) -> np.ndarray:
     return _width_of_variance(np.maximum(kernel_variance(float(sigma)) - ms_var, 0.0))
 
 
-def _max_shift(options: PsfOptions, model: ObservationModel) -> float:
+def max_shift(options: PsfOptions, model: ObservationModel) -> float:
+    """The largest ``|dy|`` and ``|dx|`` (fine pixels) the search scans: ``options.max_shift``, else the ratio."""
     return float(model.ratio if options.max_shift is None else options.max_shift)
 
 
@@ -357,7 +359,7 @@ def psf_residual(
         Sets the border (the same default as :func:`estimate_psf`, so residuals compare).
     """
     r_mat = _srf(srf, model)
-    border = _border(options, model, options.sigma_range[1], _max_shift(options, model))
+    border = _border(options, model, options.sigma_range[1], max_shift(options, model))
     samples = matched_samples(hs, ms, model=model, sigma=sigma, shift=shift, border=border)
     if len(samples) < max(options.min_pixels, 3):
         raise _too_few(len(samples), border, options)
@@ -564,7 +566,7 @@ def estimate_psf(
     lo, hi = (float(v) for v in options.sigma_range)
     if not 0.0 < lo < hi:
         raise DcstsfInputError(f"PsfOptions(sigma_range={options.sigma_range}): give 0 < smallest < largest (fine px)")
-    limit = _max_shift(options, model)
+    limit = max_shift(options, model)
     if limit < 0:
         raise DcstsfInputError(f"PsfOptions(max_shift={options.max_shift}): the largest shift must be >= 0 fine px")
     border = _border(options, model, hi, limit)

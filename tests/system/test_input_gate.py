@@ -157,3 +157,29 @@ def test_diagnosis_is_printed_recorded_and_reported(
     assert main(["-q", "fuse", str(case["hs_t1"]), str(case["ms_t1"]), str(case["ms_t2"]), "-o", str(out_t),
                  "--method", "two-step", "--physics", "tables"]) == 0
     assert open_raster(out_t).attrs["physics"] == "tables"
+
+
+def _displaced(src: Path, dst: Path, coarse_pixels: int) -> Path:
+    """``src`` (HS(t1)) georeferenced ``coarse_pixels`` HS pixels east of where it belongs."""
+    da = open_raster(src).load()
+    step = float(da.rio.transform().a)
+    da = da.assign_coords(x=da["x"] + coarse_pixels * step)
+    return write_raster(da.rio.write_transform(da.rio.transform(recalc=True)), dst)
+
+
+@pytest.mark.filterwarnings("default::UserWarning")  # as on the command line: logged, not raised
+def test_misregistered_hs_is_corrected_or_refused(capsys: pytest.CaptureFixture[str], case: dict[str, Path],
+                                                   tmp_path: Path) -> None:
+    # one HS pixel off: at the edge of the shift search, found and corrected, with a warning
+    out = tmp_path / "one.tif"
+    code, err = fuse(capsys, _displaced(case["hs_t1"], tmp_path / "hs1.tif", 1), case["ms_t1"], case["ms_t2"], out)
+    assert code == 0 and out.exists(), err
+    assert "warning: " in err and "the edge of the +/-3-pixel search" in err and "(corrected)" in err, err
+    # two HS pixels off: beyond the search, refused (the fusion would be wrong), unless the checks are off
+    out = tmp_path / "two.tif"
+    hs2 = _displaced(case["hs_t1"], tmp_path / "hs2.tif", 2)
+    code, err = fuse(capsys, hs2, case["ms_t1"], case["ms_t2"], out)
+    assert code == 2 and "misregistered by more than the fusion can correct" in err and "hs2.tif" in err, err
+    assert "Co-register HS(t1) to MS(t1) first" in err and not out.exists()
+    code, err = fuse(capsys, hs2, case["ms_t1"], case["ms_t2"], out, "--no-checks")
+    assert code == 0 and out.exists(), err
