@@ -222,8 +222,11 @@ def _band_ranges(sensor: Sensor, idx: np.ndarray) -> str:
     return ", ".join(parts)
 
 
-def mark_empty_hs_bands(model: ObservationModel, hs_fill: np.ndarray, *, label: str) -> ObservationModel:
-    """``model`` with the HS bands that hold no data anywhere in the scene flagged bad.
+def mark_empty_hs_bands(
+    model: ObservationModel, hs_fill: np.ndarray, *, label: str
+) -> tuple[ObservationModel, str | None]:
+    """``model`` with the HS bands that hold no data anywhere in the scene flagged bad, and a note for the
+    output's processing record (``None`` when no band was flagged).
 
     ``hs_fill`` are HS(t1)'s per-band fill values (:func:`dcstsf.scene_stats.scene_fill_values`, NaN for a
     band without data on the engine's subsample); ``label`` names the input in messages. A product may leave
@@ -238,7 +241,7 @@ def mark_empty_hs_bands(model: ObservationModel, hs_fill: np.ndarray, *, label: 
     good = np.asarray(model.hs_sensor.good, bool)
     newly = empty & good
     if not newly.any():
-        return model
+        return model, None
     ranges = _band_ranges(model.hs_sensor, np.flatnonzero(newly))
     sensor = dataclasses.replace(model.hs_sensor, good=good & ~empty, _index={})
     try:  # the tables' coverage rule: every MS band still needs good HS bands under its response
@@ -257,7 +260,8 @@ def mark_empty_hs_bands(model: ObservationModel, hs_fill: np.ndarray, *, label: 
     srf = np.asarray(model.srf, dtype=np.float64).copy()
     srf[:, newly] = 0.0
     sums = srf.sum(axis=1)
-    return dataclasses.replace(model, hs_sensor=sensor, srf=(srf / sums[:, None]).astype(np.float32))
+    note = f"HS bands {ranges} hold no data: flagged bad, NaN in the output"
+    return dataclasses.replace(model, hs_sensor=sensor, srf=(srf / sums[:, None]).astype(np.float32)), note
 
 
 def reorder_ms_bands(

@@ -333,7 +333,7 @@ def validate_inputs(
     check_band_counts(hs, ms1, ms2, model)
     if hs_fill is None:  # one read of the engine's subsample of HS(t1), shared with the tiles' fill values
         hs_fill = scene_fill_values([inf_to_nan(hs.data)])[0]
-    model = mark_empty_hs_bands(model, hs_fill, label=input_label(hs, "HS(t1)"))
+    model, empty_note = mark_empty_hs_bands(model, hs_fill, label=input_label(hs, "HS(t1)"))
     from dcstsf.engine.dates import adjust_ms_t2
 
     return adjust_ms_t2(FusionInputs(
@@ -346,6 +346,6 @@ def validate_inputs(
         transform=transform,
         ms_offset=grids.ms_offset,
         hs_offset=grids.hs_offset,
-        notes=grids.notes,
+        notes=(*grids.notes, *([empty_note] if empty_note else [])),
         hs_fill=np.asarray(hs_fill, dtype=np.float64),
     ), ms_sensor_t2=ms_sensor_t2)

@@ -69,6 +69,7 @@ def test_empty_hs_bands_are_flagged_bad_and_nan_in_the_output(case: Any) -> None
         out = fuse(hs, case.ms_t1, case.ms_t2, method="two-step", hs_sensor=HS_SENSOR, chunk=21)
     # the output says which bands are bad, so an evaluation leaves them out
     assert list(np.flatnonzero(out["bbl"].values == 0)) == empty
+    assert "HS bands B011-B012 (1281-1367 nm) hold no data: flagged bad, NaN in the output" in out.attrs["processing"]
     tiled = out.values
     with pytest.warns(UserWarning, match="hold no data"):
         whole = fuse(hs, case.ms_t1, case.ms_t2, method="two-step", hs_sensor=HS_SENSOR, chunk=200).values
