@@ -42,7 +42,6 @@ from dcstsf.engine.grids import (
 )
 from dcstsf.engine.sources import input_label
 from dcstsf.errors import DcstsfInputError
-from dcstsf.nodata import inf_to_nan
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import scene_fill_values
 from dcstsf.sensors import Sensor
@@ -332,7 +331,7 @@ def validate_inputs(
         raise DcstsfInputError(f"the given model has ratio {model.ratio} but the grids give {r}")
     check_band_counts(hs, ms1, ms2, model)
     if hs_fill is None:  # one read of the engine's subsample of HS(t1), shared with the tiles' fill values
-        hs_fill = scene_fill_values([inf_to_nan(hs.data)])[0]
+        hs_fill = scene_fill_values([hs.data])[0]
     model, empty_note = mark_empty_hs_bands(model, hs_fill, label=input_label(hs, "HS(t1)"))
     from dcstsf.engine.dates import adjust_ms_t2
 
