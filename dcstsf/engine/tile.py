@@ -27,7 +27,9 @@ from dcstsf.scene_stats import scene_fill_values
 __all__ = [
     "TileContext",
     "compose",
+    "filled",
     "fuse_whole_image",
+    "mask_nodata",
     "nodata_mask",
     "predict_tile",
     "tile_context",
@@ -82,12 +84,24 @@ def tile_context(
     )
 
 
-def _filled(a: np.ndarray, fill: np.ndarray) -> np.ndarray:
+def filled(a: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """``a`` (float32) with NaN replaced by the scene-wide per-band ``fill`` (:attr:`TileContext.fill_hs`, ...)."""
     a = np.asarray(a, dtype=np.float32)
     nan = np.isnan(a)
     if not nan.any():
         return np.ascontiguousarray(a)
     return np.where(nan, fill.astype(np.float32)[:, None, None], a).astype(np.float32)
+
+
+def mask_nodata(ctx: TileContext, out: np.ndarray, bad: np.ndarray) -> None:
+    """Write NaN into ``out`` where the inputs are nodata: every band at the fine pixels ``bad`` (from
+    :func:`nodata_mask`), and the HS bands with no data in the scene, where the prediction is only the fill
+    value. ``out`` is C-contiguous ``(k * n_hs, h, w)``: ``k`` stacked ``n_hs``-band blocks (the prediction,
+    its standard deviation) are masked alike."""
+    if bad.any():
+        out[:, bad] = np.nan
+    if ctx.empty_bands.any():
+        out.reshape(-1, ctx.model.n_hs, *out.shape[1:])[:, ctx.empty_bands] = np.nan
 
 
 def nodata_mask(ctx: TileContext, hs: np.ndarray, ms1: np.ndarray, ms2: np.ndarray) -> np.ndarray:
@@ -119,9 +133,9 @@ def predict_tile(
         # Nothing valid to predict: skip the method (the result would be masked anyway).
         return np.full((n_hs, ey1 - ey0, ex1 - ex0), np.nan, dtype=np.float32)
     out = ctx.method.apply_region(
-        _filled(hs, ctx.fill_hs),
-        _filled(ms1, ctx.fill_ms1),
-        _filled(ms2, ctx.fill_ms2),
+        filled(hs, ctx.fill_hs),
+        filled(ms1, ctx.fill_ms1),
+        filled(ms2, ctx.fill_ms2),
         model=ctx.model,
         fitted=ctx.fitted,
         region=inner,
@@ -148,10 +162,7 @@ def predict_tile(
                 "failure of the method, not of the inputs: another --method fuses these inputs, and the finished "
                 "tiles of a batch run are kept"
             )
-    if bad.any():
-        res[:, bad] = np.nan
-    if ctx.empty_bands.any():  # nothing was observed there: the prediction is only the fill value
-        res[ctx.empty_bands] = np.nan
+    mask_nodata(ctx, res, bad)
     return res
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dcstsf.engine.plan import Region
-from dcstsf.engine.tile import TileContext, nodata_mask
+from dcstsf.engine.tile import TileContext, filled, mask_nodata, nodata_mask
 from dcstsf.uncertainty.calibration import standard_deviation
 from dcstsf.uncertainty.measures import Measures, local_rms, ms_change, ms_residual
 from dcstsf.uncertainty.scene import UncertaintyState
@@ -23,12 +23,6 @@ if TYPE_CHECKING:
     from dcstsf.engine.job import FusionJob
 
 __all__ = ["predict_tile_with_sd", "tile_measures", "whole_image_measures"]
-
-
-def _filled(a: np.ndarray, fill: np.ndarray) -> np.ndarray:
-    """``a`` with NaN replaced by the scene-wide per-band ``fill`` (the engine's fill values)."""
-    a = np.asarray(a, dtype=np.float32)
-    return np.where(np.isnan(a), fill.astype(np.float32)[:, None, None], a).astype(np.float32)
 
 
 def _checked(out: np.ndarray, who: str, expected: tuple[int, int, int]) -> np.ndarray:
@@ -55,7 +49,7 @@ def tile_measures(
     grown = (slice(gy0 - wy0, gy1 - wy0), slice(gx0 - wx0, gx1 - wx0))
     keep = (slice(None), slice(ey0 - gy0, ey1 - gy0), slice(ex0 - gx0, ex1 - gx0))
     bad = nodata_mask(ctx, hs, ms1, ms2)[ey0 - wy0 : ey1 - wy0, ex0 - wx0 : ex1 - wx0]
-    arrays = (_filled(hs, ctx.fill_hs), _filled(ms1, ctx.fill_ms1), _filled(ms2, ctx.fill_ms2))
+    arrays = (filled(hs, ctx.fill_hs), filled(ms1, ctx.fill_ms1), filled(ms2, ctx.fill_ms2))
     shape = (ctx.model.n_hs, gy1 - gy0, gx1 - gx0)
     pred = _checked(ctx.method.apply_region(*arrays, model=ctx.model, fitted=ctx.fitted, region=grown),
                     f"method {ctx.method.name!r}", shape)
@@ -85,10 +79,7 @@ def predict_tile_with_sd(
     pred, measures, bad = tile_measures(ctx, state, hs, ms1, ms2, window=window, extended=extended)
     sd = standard_deviation(measures, state.entry, floor=state.calibration.floor)
     out = np.concatenate([pred, sd])
-    if bad.any():
-        out[:, bad] = np.nan
-    if ctx.empty_bands.any():  # as predict_tile: bands with no data in the scene are NaN, and so is their SD
-        out[np.concatenate([ctx.empty_bands, ctx.empty_bands])] = np.nan
+    mask_nodata(ctx, out, bad)
     return out
 
 
