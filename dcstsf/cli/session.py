@@ -82,10 +82,16 @@ def cli_logging(verbose: int, quiet: int) -> Iterator[None]:
     logger.propagate = False
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    shown: set[str] = set()
+
     def log_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                     file: Any = None, line: str | None = None) -> None:
         # A warning is news for the user, like a log line: where in the code it was raised is not (-v shows it).
-        logger.warning("warning: %s", message)
+        # A file read several times warns each time; the user needs to hear it once.
+        text = str(message)
+        if text not in shown:
+            shown.add(text)
+            logger.warning("warning: %s", text)
 
     try:
         with warnings.catch_warnings():

@@ -29,12 +29,14 @@ from dcstsf.units import nm_per_wavelength_unit
 __all__ = [
     "DEFAULT_MS_SENSOR",
     "band_names",
+    "band_runs",
     "check_band_counts",
     "mark_empty_hs_bands",
     "observation_model",
     "reorder_ms_bands",
     "resolve_hs_sensor",
     "resolve_ms_bands",
+    "without_hs_bands",
 ]
 
 #: Default MS sensor when none is given.
@@ -205,10 +207,11 @@ def check_band_counts(hs: xr.DataArray, ms1: xr.DataArray, ms2: xr.DataArray, mo
             )
 
 
-def _band_ranges(sensor: Sensor, idx: np.ndarray) -> str:
-    """``"B073-B079 (1345-1455 nm), B121 (1795 nm)"``: runs of consecutive bands, with their wavelengths."""
+def band_runs(names: Sequence[str], centers_nm: Sequence[float] | None, idx: Sequence[int] | np.ndarray) -> str:
+    """``"B073-B079 (1345-1455 nm), B121 (1795 nm)"``: runs of consecutive bands among ``idx``, named by
+    ``names`` and, when known, their centre wavelengths (nm)."""
     runs: list[list[int]] = []
-    for i in idx.tolist():
+    for i in np.asarray(idx, int).tolist():
         if runs and i == runs[-1][-1] + 1:
             runs[-1].append(i)
         else:
@@ -216,9 +219,11 @@ def _band_ranges(sensor: Sensor, idx: np.ndarray) -> str:
     parts = []
     for run in runs:
         a, b = run[0], run[-1]
-        names = sensor.band_names[a] if a == b else f"{sensor.band_names[a]}-{sensor.band_names[b]}"
-        nm = f"{sensor.centers_nm[a]:.0f}" if a == b else f"{sensor.centers_nm[a]:.0f}-{sensor.centers_nm[b]:.0f}"
-        parts.append(f"{names} ({nm} nm)")
+        label = names[a] if a == b else f"{names[a]}-{names[b]}"
+        if centers_nm is not None:
+            nm = f"{centers_nm[a]:.0f}" if a == b else f"{centers_nm[a]:.0f}-{centers_nm[b]:.0f}"
+            label += f" ({nm} nm)"
+        parts.append(label)
     return ", ".join(parts)
 
 
@@ -242,7 +247,7 @@ def mark_empty_hs_bands(
     newly = empty & good
     if not newly.any():
         return model, None
-    ranges = _band_ranges(model.hs_sensor, np.flatnonzero(newly))
+    ranges = band_runs(model.hs_sensor.band_names, model.hs_sensor.centers_nm, np.flatnonzero(newly))
     sensor = dataclasses.replace(model.hs_sensor, good=good & ~empty, _index={})
     try:  # the tables' coverage rule: every MS band still needs good HS bands under its response
         _sensors.spectral_response_matrix(sensor, model.ms_sensor)
@@ -256,12 +261,32 @@ def mark_empty_hs_bands(
         "treated as bad bands: left out of the fusion and NaN in the output",
         stacklevel=4,  # the public entry (fuse, run_batch) that led here
     )
-    # the model's own responses (tabulated or given) without the empty bands, rows summing to 1 again
-    srf = np.asarray(model.srf, dtype=np.float64).copy()
-    srf[:, newly] = 0.0
-    sums = srf.sum(axis=1)
     note = f"HS bands {ranges} hold no data: flagged bad, NaN in the output"
-    return dataclasses.replace(model, hs_sensor=sensor, srf=(srf / sums[:, None]).astype(np.float32)), note
+    return without_hs_bands(model, newly), note
+
+
+def without_hs_bands(model: ObservationModel, drop: np.ndarray) -> ObservationModel:
+    """``model`` with the HS bands ``drop`` (boolean ``(n_hs,)`` or indices) flagged bad and left out of its
+    own spectral responses (tabulated or given), each MS band's row summing to 1 again.
+
+    Raises
+    ------
+    DcstsfInputError
+        An MS band would be left with no HS band under its response.
+    """
+    mask = np.zeros(model.n_hs, bool)
+    mask[np.asarray(drop)] = True
+    srf = np.asarray(model.srf, dtype=np.float64).copy()
+    srf[:, mask] = 0.0
+    sums = srf.sum(axis=1)
+    if np.any(sums <= 0):
+        lost = [model.ms_sensor.band_names[i] for i in np.flatnonzero(sums <= 0)]
+        raise DcstsfInputError(
+            f"without HS bands {band_runs(model.hs_sensor.band_names, model.hs_sensor.centers_nm, np.flatnonzero(mask))}"
+            f" the MS band(s) {', '.join(lost)} have no HS band under their response"
+        )
+    sensor = dataclasses.replace(model.hs_sensor, good=np.asarray(model.hs_sensor.good, bool) & ~mask, _index={})
+    return dataclasses.replace(model, hs_sensor=sensor, srf=(srf / sums[:, None]).astype(np.float32))
 
 
 def reorder_ms_bands(

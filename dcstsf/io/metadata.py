@@ -9,6 +9,7 @@ and the ENVI bad-band list, which :func:`band_coords` turns into the ``band`` co
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -113,7 +114,8 @@ def collect_per_band(
 ) -> tuple[np.ndarray | None, str | None]:
     """Find ``key`` per band (band tags) or as a list (dataset/ENVI tags); returns values and a source.
 
-    The source is ``"band"`` or ``"dataset"`` (None when the key is nowhere).
+    The source is ``"band"`` or ``"dataset"`` (None when the key is nowhere), ``"single"`` when the
+    dataset tags hold one value for several bands (then no values are returned).
     """
     per_band_values = [bt.get(key) for bt in band_tags]
     present = [v for v in per_band_values if v not in (None, "")]
@@ -135,6 +137,8 @@ def collect_per_band(
             vals = parse_number_list(tags[key])
             if vals is None:
                 raise input_error(path, f"metadata '{key}' is not a list of numbers", f"fix the '{key}' entry")
+            if len(vals) == 1 and n > 1:
+                return None, "single"  # band_info warns: see _warn_single_values
             if len(vals) != n:
                 raise input_error(
                     path,
@@ -143,6 +147,23 @@ def collect_per_band(
                 )
             return np.asarray(vals, dtype=np.float64), "dataset"
     return None, None
+
+
+def _warn_single_values(keys: list[str], n: int, *, path: Any) -> None:
+    """Warn that file-level ``keys`` hold one value for ``n`` bands and are ignored.
+
+    rioxarray's ``to_raster`` copies band 1's tags to the file and drops the others: one value for every
+    band is what is left of per-band metadata, never a valid list, so it is ignored rather than read.
+    """
+    listed = ", ".join(f"'{k}'" for k in keys)
+    warnings.warn(
+        f"{path}: metadata {listed} {'holds' if len(keys) == 1 else 'hold'} one value for {n} bands, as a raster "
+        "written by rioxarray's to_raster keeps of per-band metadata (band 1's); ignored, so the bands have "
+        f"no {listed}. Write the file with dcstsf.io.write_raster (or the CLI), or give the sensor "
+        "(CLI --hs-sensor), to keep the band wavelengths",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def band_info(
@@ -178,8 +199,11 @@ def band_info(
         names = [f"band_{i + 1}" for i in range(n)]
 
     wl, wl_src = collect_per_band("wavelength", band_tags, set_tags, n, path=path)
-    fwhm, _ = collect_per_band("fwhm", band_tags, set_tags, n, path=path)
-    bbl, _ = collect_per_band("bbl", band_tags, set_tags, n, path=path)
+    fwhm, fwhm_src = collect_per_band("fwhm", band_tags, set_tags, n, path=path)
+    bbl, bbl_src = collect_per_band("bbl", band_tags, set_tags, n, path=path)
+    single = [k for k, src in (("wavelength", wl_src), ("fwhm", fwhm_src), ("bbl", bbl_src)) if src == "single"]
+    if single:
+        _warn_single_values(single, n, path=path)
     units: Any = None
     if wl_src == "band":
         units = next((bt.get("wavelength_units") for bt in band_tags if bt.get("wavelength_units")), None)

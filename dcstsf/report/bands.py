@@ -4,11 +4,14 @@ Hyperspectral sensors list bands that carry no usable signal (water-vapour absor
 1900 nm, detector edges): ``Sensor.good`` in :mod:`dcstsf.sensors` (31 of AHSI's 166 bands are bad),
 or the ENVI ``bbl`` coordinate of a file. Errors there are large and meaningless, so a report leaves
 those bands out of every metric unless asked to include them, lists them, and greys them in the plots.
+A band in which a prediction or the truth holds no finite value at all (a band its producer left empty)
+is left out as well, with a note: the metrics are computed over pixels finite in every scored band, so
+one empty band would leave none.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,16 +37,37 @@ class ScoredBands:
         Where the list comes from (e.g. ``"sensor zy1-02d-ahsi"``), ``"none"`` when no list is known.
     include_bad
         Bad bands are scored too (``include_bad_bands=True``, CLI ``--include-bad-bands``).
+    empty
+        ``{cube: band indices}``: bands left out because that cube (a prediction, ``"the truth"``) holds
+        no finite value in them; no pixel could be scored over every band otherwise.
     """
 
     good: np.ndarray
     source: str
     include_bad: bool = False
+    empty: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def scored(self) -> np.ndarray:
         """``(n_bands,)`` True for a band the metrics use."""
-        return np.ones_like(self.good) if self.include_bad else self.good.copy()
+        scored = np.ones_like(self.good) if self.include_bad else self.good.copy()
+        for idx in self.empty.values():
+            scored[idx] = False
+        return scored
+
+    @property
+    def empty_indices(self) -> np.ndarray:
+        """Indices of the bands left out because a cube has no finite value in them."""
+        idx = [np.asarray(v, int) for v in self.empty.values()]
+        return np.unique(np.concatenate(idx)) if idx else np.zeros(0, int)
+
+    def without_empty(self, empty: dict[str, np.ndarray]) -> ScoredBands:
+        """These bands with ``{cube: band indices}`` left out: bands where a cube holds no finite value."""
+        merged = {k: np.asarray(v, int) for k, v in self.empty.items()}
+        for cube, idx in empty.items():
+            old = merged.get(cube, np.zeros(0, int))
+            merged[cube] = np.union1d(old, np.asarray(idx, int))
+        return replace(self, empty=merged)
 
     @property
     def indices(self) -> np.ndarray:

@@ -19,18 +19,20 @@ import json
 import logging
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dcstsf._files import atomic_write_bytes
+from dcstsf.engine.bands import band_runs
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel
-from dcstsf.report.bands import scored_bands
+from dcstsf.report.bands import ScoredBands, scored_bands
 from dcstsf.report.diagnosis import coregistration_field
 from dcstsf.report.display import build_display, display_step, hs_composites, ms_composites
 from dcstsf.report.document import ReportContext, build_document
-from dcstsf.report.inputs import SensorHints, load_inputs
+from dcstsf.report.inputs import EvaluationInputs, SensorHints, load_inputs
 from dcstsf.report.noref import DEFAULT_CHANGE_THRESHOLD, check_change_threshold
 from dcstsf.report.record import build_record
 from dcstsf.report.render import ReportDoc, render_html, render_markdown
@@ -77,6 +79,26 @@ def _write_report(
         {"metrics": str(out / "metrics.json"), "html": str(out / "report.html"), "markdown": str(out / "report.md")}
     )
     return files
+
+
+def _without_empty_bands(ev: EvaluationInputs, bands: ScoredBands, empty: Mapping[str, Any]) -> ScoredBands:
+    """``bands`` without those in which a cube holds no finite value; an error when none would be left."""
+    out = bands.without_empty(dict(empty))
+    if out.indices.size == 0:
+        cube = next(iter(empty))
+        label = ev.sources.get(cube) or (ev.truth_source if cube == "the truth" else None) or cube
+        raise DcstsfInputError(
+            f"{label}: no finite value in any of the {bands.indices.size} scored bands, so nothing can be scored; "
+            "check that the file holds the fused result (not an unfinished or empty output)"
+        )
+    for cube, idx in empty.items():
+        warnings.warn(
+            f"{cube} holds no finite value in {len(idx)} scored band(s) "
+            f"({band_runs(ev.band_names, ev.wavelengths, idx)}): left out of every metric",
+            UserWarning,
+            stacklevel=3,  # the caller of evaluate_predictions
+        )
+    return out
 
 
 def evaluate_predictions(
@@ -204,6 +226,12 @@ def evaluate_predictions(
     setup, models = plan_scoring(ev, bands, options, step=display_step(ev.shape), hs_composites=composites,
                                  ms_bands=ms_list)
     scores = score_predictions(ev, bands, setup, models, options)
+    if scores.empty:
+        # metrics need pixels finite in every scored band: score again without the empty ones
+        bands = _without_empty_bands(ev, bands, scores.empty)
+        setup, models = plan_scoring(ev, bands, options, step=display_step(ev.shape), hs_composites=composites,
+                                     ms_bands=ms_list)
+        scores = score_predictions(ev, bands, setup, models, options)
     display = build_display(ev, setup, scores, bands, composites, ms_comp, ms_note)
     assert scores.change is not None
     result = build_record(ev, display, scores, scores.change, title=title, notes=notes, bands=bands, setup=setup)

@@ -133,6 +133,9 @@ class _Sums:
     truth_noref: NoReferenceSums | None = None
     inputs: InputSums | None = None
     calibration: CalibrationSums | None = None
+    # per scored band, the finite values of the prediction (and, in the first pass, of the truth)
+    finite_pred: np.ndarray | None = None
+    finite_truth: np.ndarray | None = None
 
 
 @dataclass
@@ -154,6 +157,11 @@ def _bands(a: np.ndarray, bands: np.ndarray) -> np.ndarray:
 
 def _finite(a: np.ndarray) -> np.ndarray:
     return np.isfinite(a).all(axis=0)
+
+
+def _finite_counts(a: np.ndarray) -> np.ndarray:
+    """Finite values per band."""
+    return np.isfinite(a).reshape(a.shape[0], -1).sum(axis=1)
 
 
 def _relative_change(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -293,12 +301,15 @@ def tile_part(
 ) -> TilePart:
     """One tile's contribution to a pass (windows as :meth:`PassInputs.tile_inputs` lists them)."""
     part = TilePart()
+    cs = tile.core_in_window
+    part.finite_pred = _finite_counts(_bands(f, setup.bands)[:, cs[0], cs[1]])
+    if t is not None and opts.first:
+        part.finite_truth = _finite_counts(_bands(t, setup.bands)[:, cs[0], cs[1]])
     if setup.hs_bands:
         part.lattices["pred"] = lattice_part(f, setup.hs_bands, tile.core, tile.origin, setup.step)
     if changed is None and opts.first:
         changed = _changed(setup, t, t1, m1, m2)
         if changed is not None:
-            cs = tile.core_in_window
             part.changed = (tile.core[0], tile.core[2], changed[cs])
             frac = np.where(changed[cs] >= 0, changed[cs].astype(np.float64), np.nan)
             part.maps["changed"] = block_part(frac, (tile.core[0], tile.core[2]), setup.step)
@@ -308,7 +319,6 @@ def tile_part(
         if opts.first and setup.hs_bands:
             part.lattices["truth"] = lattice_part(t, setup.hs_bands, tile.core, tile.origin, setup.step)
     if sd is not None:
-        cs = tile.core_in_window
         sdb = sd[:, cs[0], cs[1]] if sd.shape[0] == 1 else _bands(sd, setup.bands)[:, cs[0], cs[1]]
         with np.errstate(invalid="ignore"):
             part.maps["sd"] = block_part(sdb.astype(np.float64).mean(axis=0), (tile.core[0], tile.core[2]), setup.step)
@@ -337,6 +347,11 @@ class PassResult(_Sums):
             if new is not None:
                 old = getattr(self, name)
                 setattr(self, name, new if old is None else old.merge(new))
+        for name in ("finite_pred", "finite_truth"):
+            counts = getattr(part, name)
+            if counts is not None:
+                old = getattr(self, name)
+                setattr(self, name, counts if old is None else old + counts)
         if part.split is not None:
             if self.split is None:
                 self.split = {k: dict(v) for k, v in part.split.items()}

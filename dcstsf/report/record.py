@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from dcstsf import metrics
+from dcstsf.engine.bands import band_runs
 from dcstsf.report.bands import ScoredBands
 from dcstsf.report.display import FALSE_COLOUR_NM, STRETCH_PERCENTILES, TRUE_COLOUR_NM, Display
 from dcstsf.report.inputs import EvaluationInputs
@@ -73,13 +74,20 @@ def protocol_and_notes(
         )
     if ms_note:
         all_notes.append(ms_note)
-    if bands is not None and bands.excluded.size:
+    excluded_bad = np.setdiff1d(bands.excluded, bands.empty_indices) if bands is not None else np.zeros(0, int)
+    if bands is not None and excluded_bad.size:
         all_notes.append(
-            f"{bands.excluded.size} bad bands ({bands.source}) are left out of every metric and greyed in the plots; "
+            f"{excluded_bad.size} bad bands ({bands.source}) are left out of every metric and greyed in the plots; "
             "score them with include_bad_bands=True (CLI --include-bad-bands)."
         )
     elif bands is not None and bands.include_bad and bands.bad.size:
         all_notes.append(f"The {bands.bad.size} bad bands ({bands.source}) are scored on request (greyed in the plots).")
+    if bands is not None:
+        for cube, idx in bands.empty.items():
+            all_notes.append(
+                f"{cube} holds no finite value in {len(idx)} band(s) ({band_runs(ev.band_names, ev.wavelengths, idx)}): "
+                "they are left out of every metric, which is computed over pixels finite in every scored band."
+            )
     all_notes += [str(n) for n in notes]
     return protocol, all_notes
 
@@ -140,6 +148,7 @@ def _bands_record(ev: EvaluationInputs, bands: ScoredBands | None, wl: np.ndarra
             bad_bands_included=bands.include_bad,
             excluded=bands.excluded.tolist(),
             excluded_names=[names[i] for i in bands.excluded],
+            empty={cube: np.asarray(idx).tolist() for cube, idx in bands.empty.items()},
         )
     return out
 

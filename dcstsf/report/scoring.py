@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from dcstsf.engine.bands import without_hs_bands
 from dcstsf.metrics.band_stats import finalize_stats
 from dcstsf.metrics.evaluation import TILE_WINDOW_BYTES, streaming_chunk
 from dcstsf.metrics.partials import BlockGrid, finish_full_reference
@@ -95,13 +96,15 @@ class ScoringOptions:
 @dataclass
 class Scores:
     """``{name: metrics.json entry}`` of every prediction, the truth's no-reference scores, the UIQI block,
-    and each pass's display-size results (``passes``)."""
+    each pass's display-size results (``passes``), and ``empty``: ``{cube: band indices}`` of the scored
+    bands in which a prediction (by name) or ``"the truth"`` holds no finite value."""
 
     methods: dict[str, dict[str, Any]]
     truth_no_reference: dict[str, Any] | None
     uiqi_block: int
     passes: dict[str, PassResult] = field(default_factory=dict)
     change: ChangeMap | None = None
+    empty: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def uiqi_block(shape: tuple[int, int], border: int) -> int:
@@ -149,18 +152,24 @@ def plan_scoring(
         halo = max(halo, blocks.by - 1, blocks.bx - 1)
     models: dict[str, Any] = {n: None for n in ev.names}
     grids = None
+    input_model = None
     if fi is not None:
         grids = NoReferenceGrids.of(h, w, r, idx)
+        empty = bands.empty_indices
+        # a band some cube leaves empty cannot enter the MS reproduction: out of the responses, as in fusion
+        input_model = without_hs_bands(fi.model, empty) if empty.size else fi.model
         for n in ev.names:
             models[n] = recorded_model(fi.model, ev.predictions[n].attrs)
+            if empty.size:
+                models[n] = without_hs_bands(models[n], empty)
             halo = max(halo, no_reference_halo(models[n], grids))
-        halo = max(halo, no_reference_halo(fi.model, grids))
+        halo = max(halo, no_reference_halo(input_model, grids))
     halo = -(-halo // r) * r
     chunk = streaming_chunk(ev.n_bands, halo=halo, multiple=r, window_bytes=TILE_WINDOW_BYTES)
     grid = TileGrid(h, w, chunk, halo)
     setup = PassSetup(
         shape=(h, w), grid=grid, bands=idx, border=ev.border, blocks=blocks, include_q2n=options.include_q2n,
-        ratio=r, grids=grids, input_model=fi.model if fi is not None else None,
+        ratio=r, grids=grids, input_model=input_model,
         change_threshold=options.change_threshold, step=step, step_c=max(1, math.ceil(step / max(r, 1))),
         hs_bands=_composite_bands(hs_composites), ms_bands=ms_bands,
     )
@@ -227,6 +236,17 @@ def _inputs(ev: EvaluationInputs, setup: PassSetup, name: str, first: PassResult
     )
 
 
+def _empty_bands(setup: PassSetup, res: PassResult, name: str, first: PassResult | None) -> dict[str, np.ndarray]:
+    """``{cube: band indices}``: scored bands in which the pass's prediction, or the truth (read by the first
+    pass), holds no finite value."""
+    out = {}
+    if res.finite_pred is not None and not res.finite_pred.all():
+        out[name] = setup.bands[res.finite_pred == 0]
+    if first is not None and first.finite_truth is not None and not first.finite_truth.all():
+        out["the truth"] = setup.bands[first.finite_truth == 0]
+    return out
+
+
 def _aligned_array(a: np.ndarray | None, grid: TileGrid) -> Any:
     from dcstsf.metrics.stream import aligned
 
@@ -252,6 +272,11 @@ def score_predictions(
         opts = PassOptions(model=models.get(name), first=first is None, ms_band_maps=i == 0)
         res = run_pass(setup, opts, _inputs(ev, setup, name, first), parallel=parallel, progress=options.progress,
                        desc=f"evaluating {name}")
+        passes[name] = res
+        if first is None:
+            first = res
+        if _empty_bands(setup, res, name, first):
+            continue  # the caller scores again without those bands: finishing these sums would be wasted
         entry: dict[str, Any] = {}
         if res.fullref is not None:
             full = finish_full_reference(res.fullref, h_over_l=ev.h_over_l, data_range=1.0, border=ev.border,
@@ -283,12 +308,12 @@ def score_predictions(
         entry["source"] = ev.sources[name]
         entry["provenance"] = _provenance(ev.predictions[name].attrs)
         methods[name] = entry
-        passes[name] = res
-        if first is None:
-            first = res
         log.info("evaluated %s in %.1f s (%d tiles, %d at once)", name, time.perf_counter() - t0,
                  len(setup.grid.tiles()), parallel)
 
+    empty: dict[str, np.ndarray] = {}
+    for name, res in passes.items():
+        empty.update(_empty_bands(setup, res, name, first))
     truth_noref = None
     change = ChangeMap(options.change_threshold)
     if first is not None and first.truth_noref is not None and first.inputs is not None and setup.grids is not None:
@@ -298,4 +323,5 @@ def score_predictions(
         rel = first.change
         change = ChangeMap(options.change_threshold, unchanged=np.isfinite(rel) & (rel < options.change_threshold),
                            change=rel)
-    return Scores(methods=methods, truth_no_reference=truth_noref, uiqi_block=block, passes=passes, change=change)
+    return Scores(methods=methods, truth_no_reference=truth_noref, uiqi_block=block, passes=passes, change=change,
+                  empty=empty)

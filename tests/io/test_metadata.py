@@ -49,3 +49,18 @@ def test_wavelengths_out_of_order(tmp_path: Path) -> None:
     dup = [{"wavelength": str(w)} for w in (400, 500, 500, 600, 700, 800)]
     with pytest.raises(DcstsfInputError, match="same wavelength"):
         open_raster(make_tif(tmp_path / "dup.tif", data, band_tags=dup))
+
+
+def test_one_file_level_value_for_many_bands_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    # what rioxarray's to_raster leaves of per-band metadata: band 1's tags on the whole file
+    data = np.full((4, 2, 2), 0.2, dtype=np.float32)
+    p = make_tif(tmp_path / "rx.tif", data, tags={"wavelength": "450.0", "fwhm": "8.5", "wavelength_units": "nm"})
+    with pytest.warns(UserWarning, match=r"rx.tif: metadata 'wavelength', 'fwhm' hold one value for 4 bands"):
+        da = open_raster(p)
+    assert "wavelength" not in da.coords and "fwhm" not in da.coords
+    # a list of the wrong length is still an error, and one band with one value is fine
+    bad = make_tif(tmp_path / "two.tif", data, tags={"wavelength": "450,550"})
+    with pytest.raises(DcstsfInputError, match="lists 2 values for 4 bands"):
+        open_raster(bad)
+    one = open_raster(make_tif(tmp_path / "one.tif", data[:1], tags={"wavelength": "450.0"}))
+    np.testing.assert_allclose(one["wavelength"].values, [450.0])

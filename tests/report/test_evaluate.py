@@ -168,3 +168,60 @@ def test_overwrite_replaces_the_figures(case: Any, preds: dict[str, xr.DataArray
     assert not stale.exists()
     assert sorted(Path(p).name for p in res["files"]["figures"]) == sorted(p.name for p in stale.parent.iterdir())
     assert not [p for p in tmp_path.rglob(".*partial*")]  # no temporary left behind
+
+
+def test_bands_a_prediction_leaves_empty_are_left_out(
+    case: Any, preds: dict[str, xr.DataArray], tmp_path: Path
+) -> None:
+    from dcstsf import metrics
+
+    good = np.flatnonzero(case.model.hs_sensor.good)
+    empty = good[[3, 4, 40]]
+    holed = preds["bicubic"].copy(data=preds["bicubic"].values.copy())
+    holed.values[empty] = np.nan
+    with pytest.warns(UserWarning, match="holed holds no finite value in 3 scored band"):
+        res = evaluate_predictions(
+            {"holed": holed, "bicubic": preds["bicubic"]}, case.hs_t2_truth, out_dir=tmp_path,
+            inputs={"hs_t1": case.hs_t1, "ms_t1": case.ms_t1, "ms_t2": case.ms_t2},
+        )
+    # both predictions are scored on the same bands, the empty ones left out, and the metrics are defined
+    scored = np.setdiff1d(good, empty)
+    direct = metrics.evaluate(preds["bicubic"], case.hs_t2_truth, h_over_l=1 / 3, block=res["conventions"]["uiqi_block"],
+                              bands=np.isin(np.arange(case.model.n_hs), scored))
+    for name in ("holed", "bicubic"):
+        entry = res["methods"][name]
+        assert entry["conventions"]["bands_scored"] == scored.size
+        assert entry["conventions"]["valid_pixels"] == case.hs_t2_truth.shape[1] * case.hs_t2_truth.shape[2]
+        assert entry["global"]["psnr"] == pytest.approx(direct["global"]["psnr"], abs=1e-6)
+        assert entry["no_reference"]["ms_t2_reproduction"]["psnr"] is not None
+    # the prediction equals bicubic outside its empty bands, and both are checked without them
+    holed_nr, bic_nr = (res["methods"][n]["no_reference"] for n in ("holed", "bicubic"))
+    assert holed_nr["ms_t2_reproduction"]["psnr"] == pytest.approx(bic_nr["ms_t2_reproduction"]["psnr"])
+    assert holed_nr["qnr"]["qnr"] == pytest.approx(bic_nr["qnr"]["qnr"])
+    assert res["bands"]["empty"] == {"holed": empty.tolist()}
+    assert set(empty) <= set(res["bands"]["excluded"])
+    names = case.model.hs_sensor.band_names
+    note = next(n for n in res["notes"] if n.startswith("holed holds no finite value"))
+    assert f"{names[empty[0]]}-{names[empty[1]]}" in note and names[empty[2]] in note
+    assert any(n.startswith(f"{(~case.model.hs_sensor.good).sum()} bad bands") for n in res["notes"])
+
+
+def test_bands_the_truth_leaves_empty_are_left_out(
+    case: Any, preds: dict[str, xr.DataArray], tmp_path: Path
+) -> None:
+    good = np.flatnonzero(case.model.hs_sensor.good)
+    truth = case.hs_t2_truth.copy(data=case.hs_t2_truth.values.copy())
+    truth.values[good[-1]] = np.nan
+    with pytest.warns(UserWarning, match="the truth holds no finite value"):
+        res = evaluate_predictions({"bicubic": preds["bicubic"]}, truth, out_dir=tmp_path, ratio=3)
+    assert res["bands"]["empty"] == {"the truth": [int(good[-1])]}
+    assert res["methods"]["bicubic"]["global"]["psnr"] is not None
+
+
+def test_a_prediction_with_no_finite_value_is_an_error(
+    case: Any, preds: dict[str, xr.DataArray], tmp_path: Path
+) -> None:
+    blank = preds["bicubic"].copy(data=np.full(preds["bicubic"].shape, np.nan, np.float32))
+    with pytest.raises(DcstsfInputError, match="no finite value in any of the .* scored bands"):
+        evaluate_predictions({"blank": blank}, case.hs_t2_truth, out_dir=tmp_path, ratio=3)
+    assert not (tmp_path / "metrics.json").exists()

@@ -202,6 +202,25 @@ def test_evaluate_bad_inputs(capsys: pytest.CaptureFixture[str], case_dir: Path,
     assert code == 2 and "--names" in err
 
 
+@pytest.mark.filterwarnings("default::UserWarning")  # as on the command line: logged, not raised
+def test_evaluate_a_rioxarray_written_prediction_with_an_empty_band(
+    capsys: pytest.CaptureFixture[str], case_dir: Path, tmp_path: Path
+) -> None:
+    # a third-party flow: read the truth with rioxarray, leave a band empty, write it with to_raster
+    truth = case_dir / "hs_t2_truth.tif"
+    pred = rioxarray.open_rasterio(truth).load()
+    pred.values[5] = np.nan
+    pred.rio.to_raster(tmp_path / "pred.tif")
+    code, out, err = run(capsys, "evaluate", str(tmp_path / "pred.tif"), str(truth), "--case", str(case_dir),
+                         "-o", str(tmp_path / "r"))
+    assert code == 0, err
+    # the file is read several times; its metadata warning is shown once
+    assert err.count("hold one value for") == 1
+    assert "pred holds no finite value in 1 scored band(s)" in err
+    data = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert data["methods"]["pred"]["global"]["psnr"] > 60
+
+
 # ------------------------------------------------------------------------------------------ demo
 def test_demo_with_bicubic(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_dir = tmp_path / "demo"
