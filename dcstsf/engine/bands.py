@@ -48,13 +48,23 @@ _WAVELENGTH_MATCH_NM = 5.0
 
 
 def band_names(da: xr.DataArray) -> list[str] | None:
-    """Meaningful band names, or ``None`` when the coordinate is missing or only numbers/``band_<i>``."""
-    if "band" not in da.coords:
-        return None
-    names = [str(v) for v in np.asarray(da["band"].values).ravel()]
-    if all(is_generic_band_name(n) for n in names):
-        return None
-    return names
+    """Meaningful band names, or ``None`` when there are none.
+
+    From the ``band`` coordinate, unless it holds only numbers or ``band_<i>``; then from a ``long_name``
+    attribute with one distinct name per band, where ``rioxarray.open_rasterio`` puts a file's band
+    descriptions (its ``band`` coordinate is 1, 2, ...).
+    """
+    candidates = []
+    if "band" in da.coords:
+        candidates.append([str(v) for v in np.asarray(da["band"].values).ravel()])
+    long_name = da.attrs.get("long_name")
+    n = da.sizes.get("band", 1)
+    if isinstance(long_name, (list, tuple)) and len(long_name) == n and len(set(long_name)) == n:
+        candidates.append([str(v) for v in long_name])
+    for names in candidates:
+        if not all(is_generic_band_name(name) for name in names):
+            return names
+    return None
 
 
 def _band_coord(da: xr.DataArray, key: str) -> np.ndarray | None:

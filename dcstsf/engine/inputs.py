@@ -111,8 +111,10 @@ def _as_cube(da: Any, name: str) -> xr.DataArray:
         if not np.issubdtype(da.dtype, np.floating):
             raise DcstsfInputError(
                 f"{input_label(da, name)} holds {da.dtype} values; the engine expects float reflectance in [0, 1] "
-                "with NaN for nodata: open files with dcstsf.io.open_raster (it applies the scale), or "
-                "convert with (da * scale).astype('float32')"
+                "with NaN for nodata: open files with dcstsf.io.open_raster (it applies the scale"
+                + (", as rioxarray.open_rasterio(..., mask_and_scale=True) does with the scale_factor "
+                   f"{da.attrs['scale_factor']} this array carries" if "scale_factor" in da.attrs else "")
+                + "), or convert with (da * scale).astype('float32')"
             )
         da = da.astype(np.float32)
     return da

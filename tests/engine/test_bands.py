@@ -49,6 +49,20 @@ def test_generic_ms_band_names_need_ms_bands(case: Any) -> None:
     assert list(v.model.ms_sensor.band_names) == MS_BANDS
 
 
+def test_inputs_opened_with_rioxarray(case: Any, files: dict[str, Any]) -> None:
+    # rioxarray numbers the bands 1, 2, ... and keeps the file's band descriptions in attrs["long_name"]
+    import rioxarray
+
+    opened = {k: rioxarray.open_rasterio(files[k], chunks={}) for k in ("hs", "ms1", "ms2")}
+    assert band_names(opened["ms1"]) == MS_BANDS
+    # its per-band wavelengths are lost (band 1's only, in attrs), so the HS sensor is given
+    out = fuse(opened["hs"], opened["ms1"], opened["ms2"], method="two-step", hs_sensor=HS_SENSOR)
+    ref = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="two-step", hs_sensor=HS_SENSOR)
+    np.testing.assert_allclose(out.values, ref.values, atol=1e-6)
+    # names that do not tell the bands apart are not used
+    assert band_names(case.ms_t1.assign_coords(band=np.arange(1, 7)).assign_attrs(long_name=("a",) * 6)) is None
+
+
 def _emptied(case: Any, bands: list[int]) -> Any:
     hs = case.hs_t1.copy(deep=True)
     hs.values[bands] = np.nan

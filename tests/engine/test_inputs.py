@@ -110,3 +110,12 @@ def test_errors_name_the_array_passed_not_a_source_tag(case: Any, tmp_path: Any)
     with pytest.raises(DcstsfInputError) as info:
         validate_inputs(open_raster(path), case.ms_t1, case.ms_t2, hs_sensor=HS_SENSOR)
     assert "hs_read.tif" in str(info.value) and "original_scene" not in str(info.value)
+
+
+def test_integer_arrays_are_refused_with_the_way_to_scale_them(case: Any) -> None:
+    dn = (case.ms_t1 / 1e-4).round().astype(np.uint16)
+    with pytest.raises(DcstsfInputError, match=r"MS\(t1\) holds uint16 values; the engine expects float reflectance"):
+        validate_inputs(case.hs_t1, dn, case.ms_t2)
+    # as rioxarray.open_rasterio leaves a scaled file by default: the scale in attrs, the values not scaled
+    with pytest.raises(DcstsfInputError, match=r"mask_and_scale=True\) does with the scale_factor 0.0001"):
+        validate_inputs(case.hs_t1, dn.assign_attrs(scale_factor=1e-4), case.ms_t2)
