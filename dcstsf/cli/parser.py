@@ -81,7 +81,9 @@ def _sensor_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
         g.add_argument("--ms-sensor", metavar="NAME",
                        help="MS sensor of MS_T1 (default: the file's 'sensor' tag when it names one, else sentinel-2a)")
         g.add_argument("--ms-bands", type=csv_list, metavar="B02,B03,...",
-                       help="MS band names in the files' band order (default: the files' band names)")
+                       help="MS band names in the files' band order (default: the files' band names); "
+                            "when the files name their bands, fewer names select those bands, e.g. "
+                            "B02,B03,B04,B08 from a 10-band stack")
 
 
 def _product_options(g: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

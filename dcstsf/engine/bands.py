@@ -11,6 +11,7 @@ gets them reordered by :func:`reorder_ms_bands`, lazily.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import warnings
 from collections.abc import Sequence
 
@@ -26,6 +27,8 @@ from dcstsf.sensors import Sensor
 from dcstsf.sensors.names import canonical_ms_name, is_generic_band_name
 from dcstsf.units import nm_per_wavelength_unit
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_MS_SENSOR",
     "band_names",
@@ -36,6 +39,7 @@ __all__ = [
     "reorder_ms_bands",
     "resolve_hs_sensor",
     "resolve_ms_bands",
+    "select_named_ms_bands",
     "without_hs_bands",
 ]
 
@@ -180,6 +184,39 @@ def resolve_ms_bands(
         "the spectral response is unknown; pass ms_bands=[...] (CLI --ms-bands, e.g. B02,B03,B04,B08) in the "
         "file's band order, and ms_sensor= if it is not Sentinel-2"
     )
+
+
+def select_named_ms_bands(
+    ms1: xr.DataArray, ms2: xr.DataArray, ms_bands: Sequence[str] | str | None
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Both MS dates restricted to ``ms_bands``, in that order, when the data names its bands and ``ms_bands``
+    asks for fewer of them (a 10-band Sentinel-2 stack fused with its four 10 m bands); else as given.
+
+    The selection is lazy (a Dask-backed input reads only the selected bands). Names are compared in any
+    Sentinel-2 spelling (``B2``, ``B02``); with as many bands as the data, ``ms_bands`` keeps its meaning of
+    naming the data's bands in order (:func:`resolve_ms_bands` checks it against the data's names).
+    """
+    if ms_bands is None:
+        return ms1, ms2
+    wanted = [b.strip() for b in ms_bands.split(",")] if isinstance(ms_bands, str) else [str(b) for b in ms_bands]
+    wanted = [canonical_ms_name(b) for b in wanted if b]
+    if len(wanted) >= ms1.sizes["band"]:
+        return ms1, ms2
+    out = []
+    for da_, label in ((ms1, "MS(t1)"), (ms2, "MS(t2)")):
+        names = band_names(da_)
+        if names is None:
+            return ms1, ms2  # unnamed bands: resolve_ms_bands explains that ms_bands must list every band
+        names = [canonical_ms_name(n) for n in names]
+        missing = [b for b in wanted if b not in names]
+        if missing:
+            raise DcstsfInputError(
+                f"ms_bands asks for {', '.join(missing)}, which {input_label(da_, label)} does not hold (its bands: "
+                f"{', '.join(names)}); choose among them (CLI --ms-bands)"
+            )
+        out.append(da_.isel(band=[names.index(b) for b in wanted]))
+    log.debug("MS bands %s selected from the %d bands of the MS inputs", ",".join(wanted), ms1.sizes["band"])
+    return out[0], out[1]
 
 
 def observation_model(

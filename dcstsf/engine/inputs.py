@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from dcstsf.engine.bands import check_band_counts, mark_empty_hs_bands, observation_model
+from dcstsf.engine.bands import check_band_counts, mark_empty_hs_bands, observation_model, select_named_ms_bands
 from dcstsf.engine.grids import (
     CORNER_TOL,
     REPROJECT_FIX,
@@ -282,7 +282,9 @@ def validate_inputs(
         is then adjusted band by band to MS(t1)'s responses (:func:`dcstsf.engine.dates.adjust_ms_t2`).
     ms_bands
         MS band names in the data's band order (list or ``"B02,B03,B04,B08"``). Default: the MS
-        ``band`` coordinate (``B2``/``B02`` style names are both understood).
+        ``band`` coordinate (``B2``/``B02`` style names are both understood). When the data names its
+        bands, fewer names select those bands, in the order given (a 10-band stack fused with the four
+        10 m bands; :func:`dcstsf.engine.bands.select_named_ms_bands`).
     ratio
         HS/MS pixel-size ratio; inferred from the grids (or from the shapes for pixel grids) when omitted,
         and checked against them when given.
@@ -325,6 +327,7 @@ def validate_inputs(
     crs = crs_of(ms1)
     transform = transform_of(ms1, "MS(t1)") if "x" in ms1.coords else None
     if model is None:
+        ms1, ms2 = select_named_ms_bands(ms1, ms2, ms_bands)
         model = observation_model(
             hs, ms1, ms2, ratio=r, ms_grid_gsd_m=grid_gsd_m(crs, transform),
             hs_sensor=hs_sensor, ms_sensor=ms_sensor, ms_bands=ms_bands,

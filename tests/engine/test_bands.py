@@ -63,6 +63,26 @@ def test_inputs_opened_with_rioxarray(case: Any, files: dict[str, Any]) -> None:
     assert band_names(case.ms_t1.assign_coords(band=np.arange(1, 7)).assign_attrs(long_name=("a",) * 6)) is None
 
 
+def test_fewer_ms_bands_select_named_bands(case: Any) -> None:
+    # a stack that names its bands, fused with a subset given in any spelling and order
+    lazy1, lazy2 = case.ms_t1.chunk({"y": 30}), case.ms_t2.chunk({"y": 30})
+    v = validate_inputs(case.hs_t1, lazy1, lazy2, hs_sensor=HS_SENSOR, ms_bands="b8,B02,B4")
+    assert list(v.model.ms_sensor.band_names) == ["B08", "B02", "B04"]
+    assert v.ms_t1.chunks is not None  # still lazy
+    sub = ["B08", "B02", "B04"]
+    np.testing.assert_array_equal(v.ms_t2.values, case.ms_t2.sel(band=sub).values)
+    out = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="two-step", hs_sensor=HS_SENSOR, ms_bands=sub)
+    ref = fuse(case.hs_t1, case.ms_t1.sel(band=sub), case.ms_t2.sel(band=sub), method="two-step", hs_sensor=HS_SENSOR)
+    np.testing.assert_array_equal(out.values, ref.values)
+    with pytest.raises(DcstsfInputError, match=r"ms_bands asks for B05, which MS\(t1\).* does not hold"):
+        validate_inputs(case.hs_t1, case.ms_t1, case.ms_t2, hs_sensor=HS_SENSOR, ms_bands="B02,B05")
+    # unnamed bands: ms_bands still has to name every band
+    generic = [f"band_{i}" for i in range(6)]
+    with pytest.raises(DcstsfInputError, match="2 MS bands were declared"):
+        validate_inputs(case.hs_t1, case.ms_t1.assign_coords(band=generic), case.ms_t2.assign_coords(band=generic),
+                        hs_sensor=HS_SENSOR, ms_bands="B02,B03")
+
+
 def _emptied(case: Any, bands: list[int]) -> Any:
     hs = case.hs_t1.copy(deep=True)
     hs.values[bands] = np.nan

@@ -233,7 +233,7 @@ def test_misaligned_grids_reproject_is_the_way_out(capsys: pytest.CaptureFixture
     ("which", "extra", "words"),
     [
         ("", ["--hs-sensor", "zy1-02d-ahsi"], ["has 12 bands", "'zy1-02d-ahsi' has 166", "--hs-sensor"]),
-        ("", ["--ms-bands", "B02,B03,B04"], ["3 MS bands were declared", "has 4", "--ms-bands"]),
+        ("", ["--ms-bands", "B02,B03,B04,B08,B11"], ["5 MS bands were declared", "has 4", "--ms-bands"]),
         ("ms2", [], ["MS(t1)", "has 4 bands", "MS(t2)", "has 3"]),
     ],
     ids=["hs-vs-declared-sensor", "ms-vs-declared-bands", "ms-dates-differ"],
