@@ -296,7 +296,9 @@ def test_sigterm_stops_with_a_message_and_keeps_the_work(many_tiles_case_dir: Pa
     deadline = time.monotonic() + 120
     while not list(work.glob("tile_*.npy")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be stopped"
+    if proc.poll() is not None:
+        _, err = proc.communicate()
+        pytest.fail(f"the run ended (exit {proc.returncode}) before it could be stopped; its stderr:\n{err}")
     # Paused first, so the signal arrives with tiles still to do however fast the machine is.
     proc.send_signal(signal.SIGSTOP)
     proc.send_signal(signal.SIGTERM)
