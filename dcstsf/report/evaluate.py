@@ -8,7 +8,8 @@ scenes with no truth the no-reference part alone is reported.
 
 The steps: load and check the inputs, lazily (:mod:`~dcstsf.report.inputs`); choose the scored bands
 (:mod:`~dcstsf.report.bands`); score each prediction in one streaming pass over tiles
-(:mod:`~dcstsf.report.scoring`, :mod:`~dcstsf.report.passes`); gather what the figures show
+(:mod:`~dcstsf.report.scoring`, :mod:`~dcstsf.report.passes`), again without any band in which a
+prediction or the truth holds no finite value when the pass finds one; gather what the figures show
 (:mod:`~dcstsf.report.display`); assemble ``metrics.json`` (:mod:`~dcstsf.report.record`); build the
 document (:mod:`~dcstsf.report.document`) and write the files. No cube is ever held in memory whole.
 """
@@ -198,7 +199,8 @@ def evaluate_predictions(
     ------
     DcstsfInputError
         No prediction, grids or band counts that do not match, neither truth nor inputs, an unknown
-        ratio, an existing report without ``overwrite``.
+        ratio, an existing report without ``overwrite``, a prediction (or truth) with no finite value in
+        any scored band.
     """
     from dcstsf import __version__
 
