@@ -3,9 +3,11 @@
 A writer puts its data in ``.<name>.partial-<pid>`` (variants: ``.<name>.partial-<pid>.<suffix>`` for
 intermediate files, ``.<name>.old-<pid>`` for an output moved aside while its replacement is renamed into
 place) next to the final path, and renames it into place when complete, so a reader never sees a half
-written file. A writer killed with SIGKILL or by a power cut cannot clean up and the next run has another
-pid: :func:`remove_stale_temporaries` deletes what dead processes left behind and keeps what live ones
-are still writing.
+written file. Before the rename the data are flushed to the disk (:func:`sync_path`), and after it the
+directory entry (:func:`sync_directory`): file systems may otherwise store the rename before the data,
+and after a power cut a complete-looking file could hold zeros. A writer killed with SIGKILL or by a power
+cut cannot clean up and the next run has another pid: :func:`remove_stale_temporaries` deletes what dead
+processes left behind and keeps what live ones are still writing.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ __all__ = [
     "pid_alive",
     "remove_path",
     "remove_stale_temporaries",
+    "replace_durably",
+    "sync_directory",
+    "sync_path",
 ]
 
 
@@ -46,12 +51,47 @@ def old_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.old-{os.getpid()}")
 
 
+def sync_path(path: Path) -> None:
+    """Flush a written file, or every file of a directory tree (a Zarr store), to the disk."""
+    if path.is_dir() and not path.is_symlink():
+        for root, _, files in os.walk(path):
+            for name in files:
+                _fsync(Path(root) / name, os.O_RDONLY)
+            sync_directory(Path(root))
+    else:
+        _fsync(path, os.O_RDONLY)
+
+
+def sync_directory(path: Path) -> None:
+    """Flush a directory's entries (a rename into it) to the disk, where the system allows it."""
+    if hasattr(os, "O_DIRECTORY"):  # POSIX; elsewhere a directory cannot be opened to be synced
+        _fsync(path, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):  # file systems that cannot sync (some pipes, FUSE)
+            raise
+    finally:
+        os.close(fd)
+
+
+def replace_durably(tmp: Path, path: Path) -> None:
+    """Rename the finished temporary ``tmp`` to ``path``: its data on the disk first, then the rename."""
+    sync_path(tmp)
+    os.replace(tmp, path)
+    sync_directory(path.parent)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary and a rename: ``path`` is never half written."""
     tmp = partial_path(path)
     try:
         tmp.write_bytes(data)
-        os.replace(tmp, path)
+        replace_durably(tmp, path)
     except BaseException:
         remove_path(tmp)
         raise

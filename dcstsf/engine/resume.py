@@ -25,7 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from dcstsf._files import atomic_write_text, disk_full_error, free_bytes, partial_path, remove_path
+from dcstsf._files import (
+    atomic_write_text,
+    disk_full_error,
+    free_bytes,
+    partial_path,
+    remove_path,
+    sync_directory,
+)
 from dcstsf.engine.job import FusionJob
 from dcstsf.engine.plan import Region, TilePlan
 from dcstsf.engine.tile import compose
@@ -128,7 +135,12 @@ def save_tile(work: Path, t: tuple[int, int], arr: np.ndarray) -> None:
     try:
         with open(tmp, "wb") as f:
             np.save(f, np.ascontiguousarray(arr, dtype=np.float32))
+            # on the disk before it is renamed into the ledger's view: a power cut must not leave a
+            # complete-looking tile of zeros that the resume check (shape and type) would accept
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        sync_directory(work)
     except OSError as exc:
         remove_path(tmp)
         # NumPy reports a short write as "N requested and M written", without an errno.

@@ -8,7 +8,6 @@ check that every block was stored are those of :mod:`dcstsf.io.geotiff`, the sam
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dcstsf._files import partial_path, remove_path
+from dcstsf._files import partial_path, remove_path, replace_durably
 from dcstsf.engine.job import FusionJob
 from dcstsf.engine.memory import trim_heap
 from dcstsf.engine.plan import Region
@@ -162,7 +161,7 @@ class GTiffStream:
                 self._remove(self.tmp_gtiff)
             else:
                 verify_geotiff(self.tmp, output=self.out)
-            os.replace(self.tmp, self.out)
+            replace_durably(self.tmp, self.out)
         except BaseException:
             self.abort()
             raise

@@ -28,6 +28,9 @@ from dcstsf._files import (
     partial_path,
     remove_path,
     remove_stale_temporaries,
+    replace_durably,
+    sync_directory,
+    sync_path,
 )
 from dcstsf.io.codecs import gtiff_codec_options
 from dcstsf.io.errors import input_error
@@ -157,6 +160,7 @@ def _replace(tmp: Path, p: Path) -> None:
     """Rename the finished temporary ``tmp`` to ``p``, replacing what is there."""
     if p.is_dir() and not p.is_symlink():
         # os.replace cannot replace a non-empty directory: move the old store aside first.
+        sync_path(tmp)
         old = old_path(p)
         remove_path(old)
         os.replace(p, old)
@@ -165,9 +169,10 @@ def _replace(tmp: Path, p: Path) -> None:
         except BaseException:
             os.replace(old, p)  # put the old store back: a failed overwrite must not lose it
             raise
+        sync_directory(p.parent)
         remove_path(old)
     else:
-        os.replace(tmp, p)
+        replace_durably(tmp, p)
 
 
 def write_raster(

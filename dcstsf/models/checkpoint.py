@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dcstsf._files import partial_path, remove_path, replace_durably
 from dcstsf.errors import NoShippedWeightsError, WeightsError
 from dcstsf.models.network import DCSTSFConfig, DCSTSFNet
 
@@ -58,13 +57,12 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = dict(payload, format=CHECKPOINT_FORMAT)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
+    tmp = partial_path(path)
     try:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
+        replace_durably(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        remove_path(tmp)
         raise
     return file_sha256(path)
 
