@@ -12,12 +12,14 @@ loss log (``loss.csv``) is rewritten up to the resumed step.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import difflib
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,9 +73,14 @@ def load_config(path_or_dict: str | Path | dict[str, Any]) -> dict[str, Any]:
             raise DcstsfInputError(f"{where}: config file not found") from exc
         except yaml.YAMLError as exc:
             raise DcstsfInputError(f"{where}: not valid YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise DcstsfInputError(f"{where}: a training config is a mapping of sections, got {type(raw).__name__}")
     unknown = set(raw) - set(_DEFAULTS) - {"name", "description"}
     if unknown:
         raise DcstsfInputError(f"{where}: unknown config section(s) {sorted(unknown)}; known: {sorted(_DEFAULTS)}")
+    for section, defaults in _section_defaults().items():
+        if section in raw and raw[section] is not None:
+            _check_section(raw[section], defaults, f"{where}: {section}")
     cfg: dict[str, Any] = {}
     for key, default in _DEFAULTS.items():
         value = raw.get(key, default)
@@ -81,6 +88,42 @@ def load_config(path_or_dict: str | Path | dict[str, Any]) -> dict[str, Any]:
     cfg["name"] = raw.get("name", Path(str(cfg["output"])).name)
     cfg["description"] = raw.get("description", "")
     return cfg
+
+
+#: Keys a section may hold beyond those of :data:`_DEFAULTS`, with the default their code uses.
+_OPTIONAL_KEYS: dict[str, dict[str, Any]] = {"train": {"blas_threads": 0}}
+
+
+def _section_defaults() -> dict[str, dict[str, Any]]:
+    """Each section's known keys and their defaults: ``_DEFAULTS``, the optional keys, and ``model``'s from
+    :class:`DCSTSFConfig` (the sensors give ``n_ms``)."""
+    out = {k: {**v, **_OPTIONAL_KEYS.get(k, {})} for k, v in _DEFAULTS.items() if isinstance(v, dict)}
+    out["model"] = {f.name: f.default for f in dataclasses.fields(DCSTSFConfig) if f.name != "n_ms"}
+    return out
+
+
+def _check_section(values: Any, defaults: Mapping[str, Any], where: str) -> None:
+    """Unknown keys (a typo would otherwise be ignored silently) and values of the wrong kind are errors."""
+    if not isinstance(values, dict):
+        raise DcstsfInputError(f"{where} must be a mapping of keys to values, got {values!r}")
+    for key, value in values.items():
+        if key not in defaults:
+            close = difflib.get_close_matches(str(key), list(defaults), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise DcstsfInputError(f"{where}: unknown key '{key}'{hint}; known: {', '.join(sorted(defaults))}")
+        default = defaults[key]
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, (int, float)):
+            ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        elif isinstance(default, str):
+            ok, kind = isinstance(value, str), "a string"
+        elif isinstance(default, (list, tuple)):
+            ok, kind = isinstance(value, (list, tuple)), "a list"
+        else:
+            ok, kind = True, ""
+        if not ok:
+            raise DcstsfInputError(f"{where}.{key} must be {kind}, got {value!r}")
 
 
 #: Synthetic scenes added to the EnMAP scenes by the ``enmap_potsdam+libraries`` set.

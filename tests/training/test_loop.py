@@ -1,4 +1,5 @@
-"""The training loop: the loss falls in a few steps and a stopped run resumes to the same weights."""
+"""The training loop: the loss falls in a few steps and a stopped run resumes to the same weights; configs are
+checked key by key."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
+import yaml
 
+from dcstsf.errors import DcstsfInputError
 from dcstsf.models import load_model
 from dcstsf.operators import ObservationModel
 from dcstsf.training import train
+from dcstsf.training.loop import load_config
 from tests.models.cases import smooth_cube
 
 BANDS4 = ["B02", "B03", "B04", "B08"]
@@ -133,3 +138,34 @@ def test_physics_after_sets_the_trained_step_sizes_back(tmp_path: Path, model: O
     with pytest.raises(DcstsfInputError, match="only the step sizes"):
         train({**cfg, "train": {**cfg["train"], "physics_after": ["sftn"]}}, output=tmp_path / "bad",
               scenes=scenes, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("section", "entry", "words"),
+    [
+        ("data", {"batchsize": 8}, ["data: unknown key 'batchsize' (did you mean 'batch_size'?)"]),
+        ("model", {"rnak": 16}, ["model: unknown key 'rnak' (did you mean 'rank'?)"]),
+        ("model", {"rank": "sixteen"}, ["model.rank must be a number, got 'sixteen'"]),
+        ("train", {"lr": "fast"}, ["train.lr must be a number"]),
+        ("train", {"seed": True}, ["train.seed must be a number"]),
+        ("model", {"use_sftn": "yes"}, ["model.use_sftn must be true or false"]),
+        ("sensors", {"ms_bands": "B02"}, ["sensors.ms_bands must be a list"]),
+        ("data", [1, 2], ["data must be a mapping"]),
+    ],
+)
+def test_config_typos_and_wrong_kinds_are_errors(
+    tmp_path: Path, section: str, entry: object, words: list[str]
+) -> None:
+    # a misspelt key used to be ignored: the run trained with the default instead
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({section: entry}))
+    with pytest.raises(DcstsfInputError) as exc:
+        load_config(path)
+    assert str(path) in str(exc.value) and all(w in str(exc.value) for w in words), exc.value
+
+
+def test_every_shipped_config_loads() -> None:
+    configs = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        load_config(path)
