@@ -376,11 +376,16 @@ def estimate_coregistration(
     _, h, w = target.shape
     common = np.all(np.isfinite(target), axis=0) & np.all(np.isfinite(ref1), axis=0)
     if int(common.sum()) < options.window**2:
+        small = h < options.window or w < options.window
+        why = (f"the scene ({h} x {w} coarse pixels) is smaller than one window" if small
+               else "the images' data do not overlap enough")
         raise DcstsfInputError(
             f"{_label(hs_t1, 'HS(t1)')} and {labels['ms_t1']} share only {int(common.sum())} coarse pixels with "
-            f"data, fewer than one {options.window} x {options.window} matching window: the images do not overlap. "
-            "Give images of the same area (and check the nodata masks), or a smaller window "
-            "(CoregistrationOptions(window=...))"
+            f"data, fewer than one {options.window} x {options.window} matching window: {why}. "
+            + ("Use a smaller window (CoregistrationOptions(window=...)) or inputs already co-registered"
+               if small else
+               "Give images of the same area (and check the nodata masks), or a smaller window "
+               "(CoregistrationOptions(window=...))")
         )
     notes: list[str] = []
     reader = Resampler(target, resampling="spline")

@@ -223,9 +223,13 @@ class DCSTSF(RegionMethod):
         net = self._load(model)
         where = f"{self._source}: " if self._source else ""
         if net.config.n_ms != model.n_ms:
+            given = list(model.ms_sensor.band_names)
+            subset = self._order is not None and set(self._order) < set(given)
             raise WeightsError(
                 f"{where}weights expect {net.config.n_ms} MS bands but {model.n_ms} were given "
-                f"({', '.join(model.ms_sensor.band_names)}); use weights trained for this band set"
+                f"({', '.join(given)}); "
+                + (f"fuse with their bands only (ms_bands={list(self._order)}, CLI --ms-bands {','.join(self._order)}) "
+                   "or use weights trained for this band set" if subset else "use weights trained for this band set")
             )
         ratio = self._meta.get("sensors", {}).get("ratio", model.ratio)
         if ratio != model.ratio:

@@ -104,3 +104,11 @@ def test_apply_to_another_grid(case: ShiftCase, model: ObservationModel) -> None
 def test_bad_options(bad: dict[str, object]) -> None:
     with pytest.raises(DcstsfInputError, match="CoregistrationOptions"):
         CoregistrationOptions(**bad)
+
+
+def test_a_scene_smaller_than_one_window(case: ShiftCase, model: ObservationModel) -> None:
+    # overlapping images of a small scene: the message says the scene is small, not that they do not overlap
+    small = dataclasses.replace(OPTIONS, window=64)
+    with pytest.raises(DcstsfInputError, match=r"the scene \(\d+ x \d+ coarse pixels\) is smaller than one window") as err:
+        estimate_coregistration(case.hs[:, :40, :40], case.ms_t1[:, :120, :120], model=model, options=small)
+    assert "do not overlap" not in str(err.value)

@@ -117,3 +117,10 @@ def test_wavelength_ordered_stack_fuses_like_the_shipped_order(
     np.testing.assert_array_equal(out["fwhm"].values, case.hs_t1["fwhm"].values)
     ref = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method=DCSTSF(), model=model, physics="tables")
     np.testing.assert_allclose(out.values, ref.values, rtol=0, atol=1e-6)  # float32 rounding at most
+
+
+def test_weights_for_a_subset_of_the_bands_name_the_selection(model: ObservationModel) -> None:
+    four = default_weights(ms_bands=["B02", "B03", "B04", "B08"], hs_sensor="zy1-02d-ahsi", ms_sensor="sentinel-2a",
+                           ratio=3)
+    with pytest.raises(WeightsError, match=r"weights expect 4 MS bands but 10 were given .*--ms-bands B02,B03,B04,B08"):
+        DCSTSF(weights=four.path).network(model)
