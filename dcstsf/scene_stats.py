@@ -18,6 +18,7 @@ from dcstsf._arrays import is_dask
 from dcstsf.errors import DcstsfInputError
 from dcstsf.nodata import inf_to_nan
 from dcstsf.operators import ObservationModel, decimated_blur_matrix
+from dcstsf.sensors.names import band_runs
 
 __all__ = [
     "DEGENERATE_SPREAD",
@@ -167,8 +168,7 @@ def scene_samples(
     if keep.sum() < 4 * (model.n_ms + 1):
         empty = good & ~np.isfinite(hs_s).any(axis=0)
         if empty.any():
-            names = [model.hs_sensor.band_names[i] for i in np.flatnonzero(empty)]
-            shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+            shown = band_runs(model.hs_sensor.band_names, model.hs_sensor.centers_nm, np.flatnonzero(empty))
             raise DcstsfInputError(
                 f"HS(t1) bands {shown} hold no data at any sampled pixel but the HS sensor "
                 f"{model.hs_sensor.name!r} counts them as good bands, so no pixel is complete; fuse through "

@@ -24,7 +24,7 @@ from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import select_ms_bands
 from dcstsf.sensors import Sensor
-from dcstsf.sensors.names import canonical_ms_name, is_generic_band_name
+from dcstsf.sensors.names import band_runs, canonical_ms_name, is_generic_band_name
 from dcstsf.units import nm_per_wavelength_unit
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 __all__ = [
     "DEFAULT_MS_SENSOR",
     "band_names",
-    "band_runs",
     "check_band_counts",
     "mark_empty_hs_bands",
     "observation_model",
@@ -252,26 +251,6 @@ def check_band_counts(hs: xr.DataArray, ms1: xr.DataArray, ms2: xr.DataArray, mo
                 f"{input_label(da_, nm)} has {da_.sizes['band']} bands but {model.n_ms} MS bands are modelled "
                 f"({', '.join(model.ms_sensor.band_names)}); pass ms_bands matching the file"
             )
-
-
-def band_runs(names: Sequence[str], centers_nm: Sequence[float] | None, idx: Sequence[int] | np.ndarray) -> str:
-    """``"B073-B079 (1345-1455 nm), B121 (1795 nm)"``: runs of consecutive bands among ``idx``, named by
-    ``names`` and, when known, their centre wavelengths (nm)."""
-    runs: list[list[int]] = []
-    for i in np.asarray(idx, int).tolist():
-        if runs and i == runs[-1][-1] + 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    parts = []
-    for run in runs:
-        a, b = run[0], run[-1]
-        label = names[a] if a == b else f"{names[a]}-{names[b]}"
-        if centers_nm is not None:
-            nm = f"{centers_nm[a]:.0f}" if a == b else f"{centers_nm[a]:.0f}-{centers_nm[b]:.0f}"
-            label += f" ({nm} nm)"
-        parts.append(label)
-    return ", ".join(parts)
 
 
 def mark_empty_hs_bands(

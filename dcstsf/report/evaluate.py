@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from dcstsf._files import atomic_write_bytes
-from dcstsf.engine.bands import band_runs
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel
 from dcstsf.report.bands import ScoredBands, scored_bands
@@ -38,6 +37,7 @@ from dcstsf.report.noref import DEFAULT_CHANGE_THRESHOLD, check_change_threshold
 from dcstsf.report.record import build_record
 from dcstsf.report.render import ReportDoc, render_html, render_markdown
 from dcstsf.report.scoring import ScoringOptions, plan_scoring, score_predictions
+from dcstsf.sensors.names import band_runs
 
 __all__ = ["REPORT_FILES", "evaluate_predictions"]
 

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 
 from dcstsf import metrics
-from dcstsf.engine.bands import band_runs
 from dcstsf.report.bands import ScoredBands
 from dcstsf.report.display import FALSE_COLOUR_NM, STRETCH_PERCENTILES, TRUE_COLOUR_NM, Display
 from dcstsf.report.inputs import EvaluationInputs
 from dcstsf.report.noref import NO_REFERENCE_DEFINITIONS, qnr_block
 from dcstsf.report.passes import PassSetup
 from dcstsf.report.scoring import ChangeMap, Scores, changed_definition
+from dcstsf.sensors.names import band_runs
 
 __all__ = ["build_record", "jsonable", "protocol_and_notes"]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from dcstsf.errors import DcstsfInputError
+from dcstsf.sensors.names import band_runs
 
 __all__ = [
     "SENSOR_NAMES",
@@ -136,7 +137,7 @@ class Sensor:
         empty = peak[:, 0] <= 0
         if np.any(empty):
             idx = np.flatnonzero(empty)
-            names = ", ".join(self.band_names[i] for i in idx[:5]) + (f" and {idx.size - 5} more" if idx.size > 5 else "")
+            names = band_runs(self.band_names, None, idx)  # the centres follow, with their decimals
             raise DcstsfInputError(
                 f"sensor {self.name!r}: {idx.size} of {self.n_bands} bands ({names}) have no response on the "
                 f"{grid_nm[0]:.0f}-{grid_nm[-1]:.0f} nm grid (their centres run from {self.centers_nm[idx].min():g} "

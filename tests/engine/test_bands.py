@@ -127,7 +127,7 @@ def test_an_hs_cube_without_data_is_an_error(case: Any) -> None:
 def test_low_level_fit_names_empty_good_bands(case: Any) -> None:
     # fuse_arrays takes the model as given: the error says which bands block every pixel, and the way out
     hs = _emptied(case, [10, 11]).values
-    with pytest.raises(DcstsfInputError, match=r"bands B011, B012 hold no data at any sampled pixel.*dcstsf.fuse"):
+    with pytest.raises(DcstsfInputError, match=r"bands B011-B012 \(1281-1367 nm\) hold no data at any sampled pixel.*dcstsf.fuse"):
         fuse_arrays(hs, case.ms_t1.values, case.ms_t2.values, method="two-step", model=engine_model())
 
 

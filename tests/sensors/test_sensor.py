@@ -106,4 +106,4 @@ def test_bands_outside_the_optical_grid_are_named_briefly() -> None:
     with pytest.raises(DcstsfInputError) as info:
         s.responses()
     msg = str(info.value)
-    assert "50 of 50 bands" in msg and "and 45 more" in msg and "in nanometres" in msg
+    assert "50 of 50 bands (B001-B050)" in msg and "in nanometres" in msg
