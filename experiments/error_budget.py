@@ -47,6 +47,7 @@ from dcstsf.diagnosis import DiagnosisOptions, diagnose_scene
 from dcstsf.methods import DCSTSF, fit_scene
 from dcstsf.models.network import DCSTSFConfig
 from dcstsf.operators import ObservationModel
+from dcstsf.scene_stats import apply_spectral_map, fit_spectral_map
 from dcstsf.sensors import SENTINEL2_BAND_SETS
 from dcstsf.simulate import FusionCase, simulate_case
 from dcstsf.training.synthetic import validation_cases
@@ -75,11 +76,10 @@ def cases(model: ObservationModel, changes: list[str], library_cases: int) -> It
 
 def best_affine_map(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """The least-squares affine map from ``source`` ``(n_ms, y, x)`` to ``target`` ``(n_hs, y, x)`` over all
-    pixels, applied to ``source``."""
-    design = source.reshape(source.shape[0], -1).T.astype(np.float64)
-    design = np.c_[design, np.ones(len(design))]
-    coef = np.linalg.lstsq(design, target.reshape(target.shape[0], -1).T.astype(np.float64), rcond=None)[0]
-    return (design @ coef).T.reshape(target.shape).astype(np.float32)
+    pixels (the engine's :func:`~dcstsf.scene_stats.fit_spectral_map`, unregularised), applied to ``source``."""
+    flat_source = source.reshape(source.shape[0], -1).T.astype(np.float64)
+    flat_target = target.reshape(target.shape[0], -1).T.astype(np.float64)
+    return apply_spectral_map(fit_spectral_map(flat_source, flat_target, ridge=0.0), source)
 
 
 def subspace_projection(x: np.ndarray, fitted: dict) -> np.ndarray:
