@@ -16,7 +16,7 @@ import numpy as np
 
 from dcstsf._arrays import is_dask
 from dcstsf.errors import DcstsfInputError
-from dcstsf.nodata import inf_to_nan
+from dcstsf.nodata import impossible_to_nan
 from dcstsf.operators import ObservationModel, decimated_blur_matrix
 from dcstsf.sensors.names import band_runs
 
@@ -269,8 +269,8 @@ def select_ms_bands(model: ObservationModel, bands: np.ndarray) -> ObservationMo
 
 
 def scene_fill_values(arrays: Sequence[Any], *, max_pixels: int = 100_000) -> list[np.ndarray]:
-    """Per-band NaN-mean of each array (NaN for bands with no data) over a regular subsample; +/-Inf is
-    nodata, as everywhere in the engine (only the subsample is converted, not the array).
+    """Per-band NaN-mean of each array (NaN for bands with no data) over a regular subsample; +/-Inf and
+    values no reflectance takes are nodata, as in the fusion (only the subsample is converted).
 
     The values only fill nodata before ``apply``; what matters is that they are one scene-wide constant
     (so every tiling fills alike), not their last digit. Dask inputs are reduced in one pass.
@@ -278,7 +278,7 @@ def scene_fill_values(arrays: Sequence[Any], *, max_pixels: int = 100_000) -> li
 
     def sample(a: Any) -> Any:
         stride = max(1, math.ceil(math.sqrt(a.shape[1] * a.shape[2] / max_pixels)))
-        return inf_to_nan(a[:, stride // 2 :: stride, stride // 2 :: stride])
+        return impossible_to_nan(a[:, stride // 2 :: stride, stride // 2 :: stride])
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" for all-NaN bands

@@ -1,4 +1,5 @@
-"""dcstsf.nodata: +/-Inf to NaN, NumPy and Dask alike, without copying blocks that hold no Inf."""
+"""dcstsf.nodata: +/-Inf (and, for the fusion, values no reflectance takes) to NaN, NumPy and Dask alike,
+without copying blocks that hold none."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
-from dcstsf.nodata import has_inf, inf_to_nan
+from dcstsf.nodata import IMPOSSIBLE_REFLECTANCE, has_inf, impossible_to_nan, inf_to_nan
 
 
 def _cube(seed: int = 0) -> np.ndarray:
@@ -66,3 +67,30 @@ def test_dask_matches_numpy_and_stays_lazy() -> None:
 def test_dask_integer_array_is_left_alone() -> None:
     d = da.zeros((2, 3, 3), dtype=np.uint16, chunks=2)
     assert inf_to_nan(d) is d
+
+
+def _reflectance(seed: int = 0) -> np.ndarray:
+    a = np.random.default_rng(seed).uniform(-0.05, 1.2, size=(4, 9, 11)).astype(np.float32)
+    a[0, 1, 2] = np.nan
+    return a
+
+
+def test_impossible_values_become_nan_numpy_and_dask_alike() -> None:
+    clean = _reflectance()
+    assert impossible_to_nan(clean, label="X") is clean  # nothing to do: no copy, no warning
+    lo, hi = IMPOSSIBLE_REFLECTANCE
+    bad = clean.copy()
+    bad[1, 3, 4], bad[2, 5, 6], bad[3, 0, 0], bad[0, 8, 10] = 1e30, hi + 0.5, lo - 0.5, np.inf
+    with pytest.warns(UserWarning, match=r"MS\(t2\) \(s2.tif\) holds values outside \[-1, 2.5\]"):
+        got = impossible_to_nan(bad, label="MS(t2) (s2.tif)")
+    expected = bad.copy()
+    expected[1, 3, 4] = expected[2, 5, 6] = expected[3, 0, 0] = expected[0, 8, 10] = np.nan
+    np.testing.assert_array_equal(got, expected)
+    with pytest.warns(UserWarning, match="holds values outside"):
+        lazy = impossible_to_nan(da.from_array(bad, chunks=(4, 4, 5)), label="MS(t2) (s2.tif)").compute()
+    np.testing.assert_array_equal(lazy, expected)
+    # +/-Inf alone is a nodata marker: converted without a warning; without a label, no warning either
+    only_inf = clean.copy()
+    only_inf[2, 2, 2] = -np.inf
+    assert np.isnan(impossible_to_nan(only_inf, label="X")[2, 2, 2])
+    assert np.isnan(impossible_to_nan(bad)[1, 3, 4])

@@ -25,10 +25,10 @@ from dcstsf.diagnosis import DiagnosisOptions, SceneDiagnosis
 from dcstsf.engine.inputs import FusionInputs, validate_inputs
 from dcstsf.engine.physics import SettledInputs, settle_inputs
 from dcstsf.engine.plan import DEFAULT_CHUNK, Region, TilePlan, make_plan, window_chunks
-from dcstsf.engine.sources import input_description
+from dcstsf.engine.sources import input_description, input_label
 from dcstsf.engine.tile import TileContext, predict_tile, tile_context
 from dcstsf.methods import Method, fit_scene, get_method
-from dcstsf.nodata import inf_to_nan
+from dcstsf.nodata import impossible_to_nan
 from dcstsf.operators import ObservationModel
 from dcstsf.sensors import Sensor
 
@@ -298,10 +298,14 @@ def prepare(
     plan = make_plan(inputs, m, chunk=chunk, blend=blend, halo=halo, step=step, balance=balance)
     c, h, b = plan.chunk, plan.halo, plan.blend
 
-    hs_a, ms1_a, ms2_a = (inf_to_nan(a) for a in (inputs.hs_t1.data, inputs.ms_t1.data, inputs.ms_t2.data))
+    # the value checks above saw the values as they are; the fit and the tiles see what no reflectance can
+    # take (a hot pixel the checks' sample missed) as nodata
+    labelled = ((inputs.hs_t1, "HS(t1)"), (inputs.ms_t1, "MS(t1)"), (inputs.ms_t2, "MS(t2)"))
+    hs_a, ms1_a, ms2_a = (impossible_to_nan(a.data, label=input_label(a, name)) for a, name in labelled)
     fit_arrays = (hs_a, ms1_a, ms2_a)
     if fit_inputs is not None:
-        fit_arrays = tuple(inf_to_nan(x.data) for x in (fit_inputs.hs_t1, fit_inputs.ms_t1, fit_inputs.ms_t2))
+        fit_arrays = tuple(impossible_to_nan(x.data, label=input_label(x, name)) for x, (_, name) in zip(
+            (fit_inputs.hs_t1, fit_inputs.ms_t1, fit_inputs.ms_t2), labelled, strict=True))
         if [a.shape for a in fit_arrays] != [hs_a.shape, ms1_a.shape, ms2_a.shape]:
             raise ValueError("fit_inputs must hold the same arrays as the inputs (other chunks only)")
     fitted = fit_scene(m, *fit_arrays, model=mdl)

@@ -20,7 +20,7 @@ import numpy as np
 from dcstsf.engine.plan import Region, TilePlan
 from dcstsf.errors import MethodOutputError
 from dcstsf.methods.base import Fitted, Method, fit_scene
-from dcstsf.nodata import inf_to_nan
+from dcstsf.nodata import impossible_to_nan
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import scene_fill_values
 
@@ -171,10 +171,12 @@ def fuse_whole_image(
 ) -> np.ndarray:
     """Fuse in-memory arrays as one tile that is the whole image: the engine's path without tiling.
 
-    +/-Inf becomes NaN, ``fit`` sees the float32 arrays, and nodata is filled and masked as in every
+    +/-Inf and values no reflectance takes become NaN (:func:`dcstsf.nodata.impossible_to_nan`), ``fit``
+    sees the float32 arrays, and nodata is filled and masked as in every
     engine tile (:func:`tile_context`, :func:`predict_tile`), so the result equals an untiled engine run.
     """
-    arrays = [inf_to_nan(np.asarray(a, dtype=np.float32)) for a in (hs, ms1, ms2)]
+    arrays = [impossible_to_nan(np.asarray(a, dtype=np.float32), label=name)
+              for a, name in ((hs, "HS(t1)"), (ms1, "MS(t1)"), (ms2, "MS(t2)"))]
     fitted = fit_scene(method, *arrays, model=model)
     ctx = tile_context(method, model, fitted, *arrays)
     h, w = arrays[1].shape[1:]

@@ -90,12 +90,12 @@ def whole_image_measures(job: FusionJob) -> tuple[np.ndarray, Measures, np.ndarr
     For calibration and checks: the standard deviation of ``dcstsf.fuse(..., uncertainty=True)`` is
     :func:`~dcstsf.uncertainty.calibration.standard_deviation` of these measures, NaN where the mask is set.
     """
-    from dcstsf.nodata import inf_to_nan
+    from dcstsf.nodata import impossible_to_nan
 
     if job.uncertainty is None:
         raise ValueError("the job was prepared without uncertainty; use prepare(..., uncertainty=True)")
-    arrays = [inf_to_nan(np.asarray(a.values, dtype=np.float32))
-              for a in (job.inputs.hs_t1, job.inputs.ms_t1, job.inputs.ms_t2)]
+    arrays = [impossible_to_nan(np.asarray(a.values, dtype=np.float32), label=name) for a, name in
+              ((job.inputs.hs_t1, 'HS(t1)'), (job.inputs.ms_t1, 'MS(t1)'), (job.inputs.ms_t2, 'MS(t2)'))]
     h, w = arrays[1].shape[1:]
     whole = (0, h, 0, w)
     return tile_measures(job.context, job.uncertainty, *arrays, window=whole, extended=whole)

@@ -96,3 +96,17 @@ def test_non_finite_values_at_valid_pixels_are_a_method_failure(case: Any) -> No
     assert np.isnan(out[:, 2, 3]).all()
     out[:, 2, 3] = 0.0
     assert np.isfinite(out).all()
+
+
+def test_a_value_no_reflectance_takes_is_nodata_not_garbage(case: Any) -> None:
+    # a saturation code in one MS(t2) pixel: the value checks read a sample and may miss it; the fusion
+    # treats it as nodata (NaN there) instead of spreading it over every pixel within the method's reach
+    ms2 = case.ms_t2.copy(data=np.array(case.ms_t2.values, copy=True))
+    ms2.values[:, 50, 60] = 6.5535
+    ref = fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="two-step", hs_sensor=HS_SENSOR, chunk=999).values
+    with pytest.warns(UserWarning, match=r"MS\(t2\) holds values outside \[-1, 2.5\]"):
+        out = fuse(case.hs_t1, case.ms_t1, ms2, method="two-step", hs_sensor=HS_SENSOR, chunk=999,
+                   checks=False).values
+    bad = np.isnan(out).all(axis=0)
+    assert bad[50, 60] and bad.sum() == 1
+    assert np.nanmax(np.abs(out - ref)) < 0.05
