@@ -6,11 +6,19 @@ the file (when there is one), what is wrong and how to fix it.
 
 from __future__ import annotations
 
-__all__ = ["DcstsfInputError", "MethodOutputError", "NoShippedWeightsError", "WeightsError"]
+__all__ = ["DcstsfInputError", "MethodOutputError", "NoShippedWeightsError", "UncoveredBandsError", "WeightsError"]
 
 
 class DcstsfInputError(ValueError):
     """Bad input: wrong grid, unknown sensor, unreadable file, ... The message says how to fix it."""
+
+
+class UncoveredBandsError(DcstsfInputError):
+    """MS bands whose spectral response the HS sensor's good bands do not cover (``bands``: their names)."""
+
+    def __init__(self, message: str, *, bands: list[str]) -> None:
+        super().__init__(message)
+        self.bands = bands
 
 
 class WeightsError(DcstsfInputError):

@@ -20,7 +20,7 @@ import xarray as xr
 
 from dcstsf import sensors as _sensors
 from dcstsf.engine.sources import input_label
-from dcstsf.errors import DcstsfInputError
+from dcstsf.errors import DcstsfInputError, UncoveredBandsError
 from dcstsf.operators import ObservationModel
 from dcstsf.scene_stats import select_ms_bands
 from dcstsf.sensors import Sensor
@@ -234,6 +234,11 @@ def observation_model(
     ms_s, bands = resolve_ms_bands(ms1, ms2, ms_sensor, ms_bands)
     try:
         return ObservationModel.from_sensors(hs_s, ms_s, ms_bands=bands, ratio=ratio, ms_grid_gsd_m=ms_grid_gsd_m)
+    except UncoveredBandsError as exc:
+        covered = [b for b in bands if b not in exc.bands]
+        fix = (f"; fuse with the covered bands only: ms_bands={covered} (CLI --ms-bands {','.join(covered)})"
+               if covered and band_names(ms1) is not None else "")
+        raise DcstsfInputError(f"cannot build the observation model for these inputs: {exc}{fix}") from exc
     except DcstsfInputError as exc:
         raise DcstsfInputError(f"cannot build the observation model for these inputs: {exc}") from exc
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcstsf.errors import DcstsfInputError
+from dcstsf.errors import DcstsfInputError, UncoveredBandsError
 from dcstsf.sensors.names import band_runs
 
 __all__ = [
@@ -343,9 +343,10 @@ def spectral_response_matrix(
     poor = coverage < min_coverage
     if np.any(poor) or np.any(m.sum(axis=1) <= 0):
         bad = [ms.band_names[i] for i in np.flatnonzero(poor | (m.sum(axis=1) <= 0))]
-        raise DcstsfInputError(
+        raise UncoveredBandsError(
             f"{ms.name} band(s) {bad} are not covered by the good bands of {hs.name} "
-            f"(coverage {np.round(coverage[poor], 2).tolist()}); choose MS bands inside the HS spectral range"
+            f"(coverage {np.round(coverage[poor], 2).tolist()}); choose MS bands inside the HS spectral range",
+            bands=bad,
         )
     return m / m.sum(axis=1, keepdims=True)
 

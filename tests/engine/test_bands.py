@@ -83,6 +83,17 @@ def test_fewer_ms_bands_select_named_bands(case: Any) -> None:
                         hs_sensor=HS_SENSOR, ms_bands="B02,B03")
 
 
+def test_ms_bands_outside_the_hs_range_name_the_covered_ones(case: Any) -> None:
+    # a VNIR-only HS cube (its wavelengths in the data) with a stack that holds SWIR bands too
+    vnir = np.flatnonzero(WL < 1000)
+    hs = case.hs_t1.isel(band=vnir).assign_coords(wavelength=("band", WL[vnir]))
+    with pytest.raises(DcstsfInputError, match=r"\['B11', 'B12'\] are not covered .* --ms-bands B02,B03,B04,B08\b"):
+        validate_inputs(hs, case.ms_t1, case.ms_t2)
+    # the fix the message names works
+    v = validate_inputs(hs, case.ms_t1, case.ms_t2, ms_bands="B02,B03,B04,B08")
+    assert list(v.model.ms_sensor.band_names) == ["B02", "B03", "B04", "B08"] and v.model.n_hs == vnir.size
+
+
 def _emptied(case: Any, bands: list[int]) -> Any:
     hs = case.hs_t1.copy(deep=True)
     hs.values[bands] = np.nan
