@@ -73,13 +73,13 @@ def demo_case() -> FusionCase:
 
 
 def _method_order(requested: Sequence[str] | None) -> list[str]:
-    from dcstsf.methods import available_methods
+    from dcstsf.methods import available_methods, method_name
 
     known = list(available_methods())
     if requested is None:
         names = known
     else:
-        names = [m.strip() for m in requested if m.strip()]
+        names = [method_name(m.strip()) for m in requested if m.strip()]
         unknown = [m for m in names if m not in known]
         if unknown:
             raise DcstsfInputError(

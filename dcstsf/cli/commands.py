@@ -42,6 +42,9 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     for name in ("scheduler_timeout", "worker_timeout"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)
+    from dcstsf.methods import method_name
+
+    args.method = method_name(args.method)  # "DC-STSF" is dcstsf, in the checks below too
     method: Any = args.method
     if any(v is not None for v in (args.weights, args.adapt_steps, args.adapt_seconds, args.local_map,
                                    args.ms_noise, args.device)):

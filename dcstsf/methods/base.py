@@ -47,6 +47,7 @@ __all__ = [
     "round_up_to_ratio",
     "fuse_arrays",
     "get_method",
+    "method_name",
     "register_method",
     "scene_samples",
 ]
@@ -179,10 +180,20 @@ def available_methods() -> dict[str, type[Method] | Callable[[], Method]]:
     return dict(sorted(_REGISTRY.items()))
 
 
+def method_name(name: str) -> str:
+    """The registered name ``name`` spells, ignoring case and ``-``/``_``/spaces (``"DC-STSF"`` ->
+    ``"dcstsf"``, ``"TwoStep"`` -> ``"two-step"``); ``name`` itself when it spells none."""
+    def key(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch not in "-_ ")
+
+    return next((registered for registered in _REGISTRY if key(registered) == key(str(name))), name)
+
+
 def get_method(method: str | Method) -> Method:
-    """A method instance by name (an instance passes through)."""
+    """A method instance by name, in any spelling :func:`method_name` reads (an instance passes through)."""
     if isinstance(method, Method):
         return method
+    method = method_name(method)
     if method not in _REGISTRY:
         raise DcstsfInputError(
             f"unknown fusion method {method!r}; available: {', '.join(sorted(_REGISTRY))} "

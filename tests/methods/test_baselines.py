@@ -15,7 +15,7 @@ import xarray as xr
 
 from dcstsf import metrics
 from dcstsf.errors import DcstsfInputError
-from dcstsf.methods import TwoStep, Variational, available_methods, fuse_arrays, get_method
+from dcstsf.methods import TwoStep, Variational, available_methods, fuse_arrays, get_method, method_name
 from dcstsf.operators import ObservationModel
 from dcstsf.simulate import FusionCase, simulate_case
 
@@ -190,3 +190,11 @@ def test_variational_rejects_bad_options() -> None:
         Variational(change_weight=0.0)
     with pytest.raises(DcstsfInputError):
         Variational(n_components=0)
+
+
+def test_method_names_in_any_spelling() -> None:
+    assert [method_name(n) for n in ("DC-STSF", "dc_stsf", "TwoStep", "two step", "Variational", "bicubic")] == [
+        "dcstsf", "dcstsf", "two-step", "two-step", "variational", "bicubic"]
+    assert get_method("DC-STSF").name == "dcstsf"
+    with pytest.raises(DcstsfInputError, match=r"unknown fusion method 'starfm'; available: bicubic, dcstsf"):
+        get_method("starfm")

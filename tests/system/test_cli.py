@@ -13,7 +13,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor)
 
 from dcstsf import __version__
 from dcstsf.cli import build_parser, main
-from dcstsf.io import write_raster
+from dcstsf.io import open_raster, write_raster
 from tests.scenes import synthetic_scene
 
 SUBCOMMANDS = ("demo", "fuse", "evaluate", "simulate", "train", "methods", "sensors")
@@ -101,7 +101,6 @@ def test_simulate_writes_case(case_dir: Path) -> None:
         assert (case_dir / name).is_file(), name
     meta = json.loads((case_dir / "case.json").read_text())
     assert "SIMULATED" in meta["protocol"] and meta["seed"] == 2 and meta["change"] == "mixed"
-    from dcstsf.io import open_raster
 
     hs, ms = open_raster(case_dir / "hs_t1.tif"), open_raster(case_dir / "ms_t1.tif")
     assert hs.sizes["band"] == 166 and hs.shape[1:] == (10, 10)
@@ -184,6 +183,14 @@ def test_fuse_then_evaluate(capsys: pytest.CaptureFixture[str], case_dir: Path, 
     assert "global" not in data["methods"]["bicubic"]
     code, _, err = run(capsys, "evaluate", str(fused), "--no-truth", "-o", str(tmp_path / "x"))
     assert code == 2 and "--inputs" in err
+
+
+def test_method_spelt_as_in_the_paper(capsys: pytest.CaptureFixture[str], case_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f.tif"
+    code, _, err = run(capsys, "-q", "fuse", str(case_dir / "hs_t1.tif"), str(case_dir / "ms_t1.tif"),
+                       str(case_dir / "ms_t2.tif"), "-o", str(out), "--method", "DC-STSF", "--adapt-steps", "1")
+    assert code == 0, err
+    assert open_raster(out).attrs["method"] == "dcstsf"
 
 
 def test_evaluate_bad_inputs(capsys: pytest.CaptureFixture[str], case_dir: Path, tmp_path: Path) -> None:
