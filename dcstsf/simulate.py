@@ -25,6 +25,12 @@ Change models (combine with ``+``, e.g. ``"phenology+abrupt"``; ``"mixed"`` is a
 Noise: zero-mean Gaussian with per-band std ``mean(band) / 10**(snr_db/20)`` on each observation;
 ``snr_db=None`` for noise-free observations.
 
+**Nodata in the real cube** (a swath edge, a corner outside the footprint: pixels where a band that has
+data somewhere is NaN) stays nodata: NaN in both truths, and in every observation whose blur reached it
+(an MS pixel within the MS blur, an HS pixel when a fine pixel within the HS blur of its block is
+nodata). The operators run on the cube with each band's mean at those pixels, so that nothing next to
+them is darkened; abrupt-change patches may copy that mean spectrum from them.
+
 **The case's grid says what it stands for.** The real cube's pixels (e.g. 30 m EnMAP) stand for the MS
 grid of the model (e.g. 10 m Sentinel-2), so the case is placed on a grid of the nominal pixel size,
 ``model.ms_grid_gsd_m`` for the fine grid (MS and truths) and ``ratio`` times that for the HS, anchored at
@@ -48,11 +54,11 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import binary_dilation, gaussian_filter
 
 from dcstsf import sensors as _sensors
 from dcstsf.errors import DcstsfInputError
-from dcstsf.operators import ObservationModel, observe_hs, observe_ms
+from dcstsf.operators import ObservationModel, blur_radius, observe_hs, observe_ms
 from dcstsf.sensors import Sensor
 from dcstsf.units import metres_per_unit, nm_per_wavelength_unit
 
@@ -156,6 +162,33 @@ def _add_noise(rng: np.random.Generator, cube: np.ndarray, snr_db: float | None)
     return (cube + rng.standard_normal(cube.shape) * sigma[:, None, None]).astype(np.float32)
 
 
+def nodata_pixels(values: np.ndarray) -> np.ndarray:
+    """``(y, x)`` True where a cube ``(band, y, x)`` has no spectrum: a band that holds data somewhere is
+    not finite there. Bands empty everywhere (water-vapour bands a product leaves empty) do not count."""
+    finite = np.isfinite(values)
+    present = finite.reshape(finite.shape[0], -1).any(axis=1)
+    return ~finite[present].all(axis=0) if present.any() else np.ones(values.shape[1:], bool)
+
+
+def _filled(values: np.ndarray, nodata: np.ndarray) -> np.ndarray:
+    """``values`` with each band's mean over the valid pixels at the nodata pixels (0 for an empty band):
+    the observation operators blur, and a plausible spectrum keeps the valid pixels next to the nodata from
+    being darkened before they are masked."""
+    out = np.nan_to_num(values.astype(np.float32))
+    if nodata.any():
+        valid = values[:, ~nodata].astype(np.float64)
+        means = [float(np.mean(band[np.isfinite(band)])) if np.isfinite(band).any() else 0.0 for band in valid]
+        out[:, nodata] = np.asarray(means, np.float32)[:, None]
+    return out
+
+
+def _reach(nodata: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels within ``radius`` (a square) of a nodata pixel: their blurred observation saw the fill."""
+    if radius <= 0 or not nodata.any():
+        return nodata
+    return binary_dilation(nodata, structure=np.ones((2 * radius + 1, 2 * radius + 1), bool))
+
+
 def source_sensor(cube: xr.DataArray, *, name: str = "source") -> Sensor:
     """A :class:`Sensor` from a cube's ``wavelength`` (and optional ``fwhm``, ``bbl``) coordinates; bands with
     no data anywhere are flagged bad."""
@@ -180,7 +213,8 @@ def resample_to_sensor(cube: xr.DataArray, hs_sensor: Sensor | str) -> xr.DataAr
     """Resample a real cube ``(band, y, x)`` with wavelength coords to the bands of ``hs_sensor``.
 
     Bad/all-NaN source bands get no weight; target bands with no source coverage are interpolated in
-    wavelength (see :func:`dcstsf.sensors.spectral_resampling_matrix`).
+    wavelength (see :func:`dcstsf.sensors.spectral_resampling_matrix`). Nodata pixels
+    (:func:`nodata_pixels`) stay NaN in every band.
     """
     target = _sensors.get(hs_sensor)
     # sensors with two detectors (EnMAP, Hyperion) list overlapping VNIR/SWIR bands out of order
@@ -191,6 +225,7 @@ def resample_to_sensor(cube: xr.DataArray, hs_sensor: Sensor | str) -> xr.DataAr
     else:
         w = _sensors.spectral_resampling_matrix(src, target)
         data = np.einsum("ds,syx->dyx", w, np.nan_to_num(cube.values.astype(np.float64))).astype(np.float32)
+    data[:, nodata_pixels(cube.values)] = np.nan  # no spectrum there to resample
     spatial = {k: v for k, v in cube.coords.items() if "band" not in v.dims}
     out = xr.DataArray(data, dims=("band", "y", "x"), coords=spatial, attrs=dict(cube.attrs))
     return out.assign_coords(
@@ -326,7 +361,10 @@ def simulate_case(
         raise DcstsfInputError(f"cube of {truth.sizes['y']}x{truth.sizes['x']} pixels is too small to simulate a case")
     # relabelled before observing, so the HS block-centre coordinates land on the nominal coarse grid
     truth, source_gsd = _on_nominal_grid(truth, model.ms_grid_gsd_m, label=label)
-    x1 = np.clip(np.nan_to_num(truth.values.astype(np.float32)), 0.0, 1.0)
+    nodata = nodata_pixels(truth.values)
+    if nodata.all():
+        raise DcstsfInputError(f"{label} holds no pixel with data in every band that has data; check the file")
+    x1 = np.clip(_filled(truth.values, nodata), 0.0, 1.0)
     x2, mask = apply_change(x1, wavelengths=model.hs_sensor.centers_nm, change=change, seed=seed, params=params)
     t1 = truth.copy(data=x1)
     t2 = truth.copy(data=x2)
@@ -337,6 +375,19 @@ def simulate_case(
     ms1 = ms1.copy(data=_add_noise(rng, ms1.values, ms_snr_db))
     ms2 = observe_ms(model, t2)
     ms2 = ms2.copy(data=_add_noise(rng, ms2.values, ms_snr_db))
+    if nodata.any():
+        # nothing is known of the surface there: NaN in the truths, and in every observation whose blur
+        # reached a filled pixel (an HS pixel when any fine pixel within its blur does)
+        for cube in (t1, t2):
+            cube.values[:, nodata] = np.nan
+        ms_gone = _reach(nodata, blur_radius(model.ms_sigma))
+        for cube in (ms1, ms2):
+            cube.values[:, ms_gone] = np.nan
+        r = model.ratio
+        hs_gone = _reach(nodata, blur_radius(model.hs_psf))
+        hs_gone = hs_gone.reshape(hs_gone.shape[0] // r, r, hs_gone.shape[1] // r, r).any(axis=(1, 3))
+        hs.values[:, hs_gone] = np.nan
+        mask &= ~nodata
     if "x" in hs.coords and hs.rio.grid_mapping in hs.coords:
         # observe_hs keeps the fine grid's stored GeoTransform: store the coarse grid's instead
         hs = hs.rio.write_transform(hs.rio.transform(recalc=True))

@@ -146,3 +146,47 @@ def test_resample_a_cube_in_micrometres() -> None:
     for attrs in ({"units": "micrometers"}, {}):
         um = cube.assign_coords(wavelength=("band", wl / 1000.0, attrs), fwhm=("band", np.full(60, 0.04)))
         np.testing.assert_allclose(resample_to_sensor(um, "zy1-02d-ahsi").values, ref, rtol=1e-6)
+
+
+def test_nodata_in_the_real_cube_stays_nodata(model: ObservationModel) -> None:
+    # a swath edge and a corner without data: never turned into black pixels of the truth
+    from dcstsf.operators import blur_radius
+    from dcstsf.simulate import nodata_pixels
+
+    full = _cube(model, 36, 36)
+    holed = full.copy(data=full.values.copy())
+    holed.values[:, :6, :] = np.nan
+    holed.values[:, 30:, 27:] = np.nan
+    assert nodata_pixels(holed.values).sum() == 6 * 36 + 6 * 9
+    empty_band = holed.values.copy()
+    empty_band[5] = np.nan  # a band without data anywhere makes no pixel nodata
+    assert nodata_pixels(empty_band).sum() == 6 * 36 + 6 * 9
+    kw = {"model": model, "change": "phenology", "seed": 3, "hs_snr_db": None, "ms_snr_db": None}
+    ref, case = simulate_case(full, **kw), simulate_case(holed, **kw)
+    nodata = np.isnan(holed.values[0])
+    for truth in (case.hs_t1_truth, case.hs_t2_truth):
+        assert (np.isnan(truth.values).all(axis=0) == nodata).all()
+    assert not case.change_mask.values[nodata].any()
+    # the observations are NaN wherever their blur reached the nodata, and as without it elsewhere
+    ms_reach = blur_radius(model.ms_sigma)
+    gone = np.isnan(case.ms_t1.values).all(axis=0)
+    assert gone[nodata].all() and gone[6 + ms_reach:30 - ms_reach].sum() == 0
+    far = ~gone
+    np.testing.assert_allclose(case.ms_t1.values[:, far], ref.ms_t1.values[:, far], atol=1e-6)
+    np.testing.assert_allclose(case.ms_t2.values[:, far], ref.ms_t2.values[:, far], atol=1e-6)
+    hs_gone = np.isnan(case.hs_t1.values).all(axis=0)
+    assert hs_gone[:2].all() and hs_gone[10:, 9:].all() and not hs_gone[4:8, :6].any()
+    np.testing.assert_allclose(case.hs_t1.values[:, ~hs_gone], ref.hs_t1.values[:, ~hs_gone], atol=1e-6)
+    with pytest.raises(DcstsfInputError, match="no pixel with data"):
+        simulate_case(full.copy(data=np.full(full.shape, np.nan, np.float32)), **kw)
+
+
+def test_resampling_keeps_nodata_pixels(model: ObservationModel) -> None:
+    wl = np.linspace(400.0, 2500.0, 120)
+    data = np.full((120, 6, 7), 0.3, np.float32)
+    data[:, 2, 3] = np.nan
+    data[40:45] = np.nan  # empty bands: resampled from their neighbours, no pixel lost
+    cube = xr.DataArray(data, dims=("band", "y", "x"), coords={"wavelength": ("band", wl)})
+    out = resample_to_sensor(cube, model.hs_sensor).values
+    gone = np.isnan(out).all(axis=0)
+    assert gone[2, 3] and gone.sum() == 1 and np.isfinite(out[:, ~gone]).all()
