@@ -209,6 +209,34 @@ def source_sensor(cube: xr.DataArray, *, name: str = "source") -> Sensor:
     return _sensors.from_wavelengths(wl, fwhm, name=name, good=valid)
 
 
+#: Most a truth's good bands may lie away from every band of the source (no source band centre within
+#: their FWHM or :data:`MIN_SAMPLING_NM`): beyond it the cube does not sample the sensor's spectrum (a
+#: multispectral file, a VNIR-only cube for a VNIR-SWIR sensor), and a case built from it would score
+#: methods against a spectrum interpolated between a few bands.
+MAX_INTERPOLATED_FRACTION = 0.5
+#: A target band counts as sampled when a source band's centre lies within its FWHM, or this many nm
+#: (band spacings up to twice this pass: coarse hyperspectral sampling, interpolated between neighbours).
+MIN_SAMPLING_NM = 25.0
+
+
+def _check_spectral_sampling(cube: xr.DataArray, target: Sensor, *, label: str) -> None:
+    """An error when resampling ``cube`` to ``target`` would interpolate most of the target's good bands."""
+    src = source_sensor(cube.sortby("wavelength") if "wavelength" in cube.coords else cube)
+    good = np.asarray(target.good, bool)
+    # sampled: a good source band's centre near the band's own (not its response overlap: a file without
+    # FWHM gets widths from its band spacing, which would cover any gap)
+    nearest = np.abs(target.centers_nm[:, None] - src.centers_nm[src.good][None, :]).min(axis=1)
+    filled = (nearest > np.maximum(target.fwhm_nm, MIN_SAMPLING_NM)) & good
+    if filled.sum() > MAX_INTERPOLATED_FRACTION * good.sum():
+        raise DcstsfInputError(
+            f"{label} has {src.n_bands} bands ({src.centers_nm.min():.0f}-{src.centers_nm.max():.0f} nm): resampled "
+            f"to {target.name}, {int(filled.sum())} of its {int(good.sum())} good bands would be interpolated "
+            "between the cube's bands, so the case's truth would not be a measured spectrum. Simulate from a "
+            "hyperspectral cube that samples the sensor's range, or simulate a sensor inside the cube's range "
+            "(hs_sensor=, CLI --hs-sensor)"
+        )
+
+
 def resample_to_sensor(cube: xr.DataArray, hs_sensor: Sensor | str) -> xr.DataArray:
     """Resample a real cube ``(band, y, x)`` with wavelength coords to the bands of ``hs_sensor``.
 
@@ -348,13 +376,15 @@ def simulate_case(
     ------
     DcstsfInputError
         Unknown change model; a cube too small for two HS pixels; a cube whose CRS is not in metres
-        (geographic), which cannot carry a grid of metre pixels.
+        (geographic), which cannot carry a grid of metre pixels; a cube that does not sample the HS
+        sensor's spectrum (more than half its good bands interpolated); a cube without data.
     """
     src = truth.encoding.get("source")
     label = f"the real cube ({src})" if src else "the real cube"
     if truth.sizes.get("band", 0) != model.n_hs or "wavelength" in truth.coords and not np.allclose(
         np.asarray(truth["wavelength"].values, float), model.hs_sensor.centers_nm, atol=0.5
     ):
+        _check_spectral_sampling(truth, model.hs_sensor, label=label)
         truth = resample_to_sensor(truth, model.hs_sensor)
     truth = _crop_to_ratio(truth, model.ratio)
     if truth.sizes["y"] < 2 * model.ratio or truth.sizes["x"] < 2 * model.ratio:

@@ -80,7 +80,7 @@ def test_nominal_grid_without_crs_and_with_a_geographic_crs(model4: ObservationM
     bare = _cube(model4).drop_vars(["x", "y"])
     assert "x" not in simulate_case(bare, model=model4, change="none").ms_t1.coords
     # degrees cannot carry a grid of 10 m pixels
-    geographic = synthetic_scene(ny=12, nx=12, nb=20).rio.write_crs("EPSG:4326")
+    geographic = synthetic_scene(ny=12, nx=12, nb=60).rio.write_crs("EPSG:4326")
     with pytest.raises(DcstsfInputError, match="not metres.*rio.reproject"):
         simulate_case(geographic, model=model4, change="none")
 
@@ -190,3 +190,18 @@ def test_resampling_keeps_nodata_pixels(model: ObservationModel) -> None:
     out = resample_to_sensor(cube, model.hs_sensor).values
     gone = np.isnan(out).all(axis=0)
     assert gone[2, 3] and gone.sum() == 1 and np.isfinite(out[:, ~gone]).all()
+
+
+def test_a_cube_that_does_not_sample_the_sensor_is_refused(model: ObservationModel) -> None:
+    # a 10-band multispectral file given as the "hyperspectral" truth: most AHSI bands lie far from its bands
+    wl = np.array([492.0, 560.0, 665.0, 704.0, 740.0, 783.0, 833.0, 865.0, 1614.0, 2202.0])
+    cube = xr.DataArray(np.full((10, 12, 12), 0.2, np.float32), dims=("band", "y", "x"),
+                        coords={"wavelength": ("band", wl)})
+    with pytest.raises(DcstsfInputError, match=r"has 10 bands \(492-2202 nm\).*8\d of its 135 good bands would "
+                                               r"be interpolated.*--hs-sensor"):
+        simulate_case(cube, model=model)
+    # the same with the bands' widths given (they no longer decide), and a coarse but hyperspectral
+    # sampling passes (60 bands, 35 nm apart)
+    with pytest.raises(DcstsfInputError, match="would be interpolated"):
+        simulate_case(cube.assign_coords(fwhm=("band", np.full(10, 30.0))), model=model)
+    simulate_case(synthetic_scene(ny=12, nx=12, nb=60), model=model)

@@ -351,11 +351,16 @@ def spectral_response_matrix(
     return m / m.sum(axis=1, keepdims=True)
 
 
+#: A band of the target sensor covered by the source's good bands for less than this fraction of its
+#: response is filled by interpolation in wavelength (:func:`spectral_resampling_matrix`).
+RESAMPLING_MIN_COVERAGE = 0.5
+
+
 def spectral_resampling_matrix(
     src: Sensor | str,
     dst: Sensor | str,
     *,
-    min_coverage: float = 0.5,
+    min_coverage: float = RESAMPLING_MIN_COVERAGE,
 ) -> np.ndarray:
     """Resample spectra of ``src`` to the bands of ``dst`` (``n_dst x n_src``, rows sum to 1).
 
