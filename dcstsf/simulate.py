@@ -381,6 +381,10 @@ def simulate_case(
     """
     src = truth.encoding.get("source")
     label = f"the real cube ({src})" if src else "the real cube"
+    from dcstsf.diagnosis.values import check_reflectance_values, raise_or_warn
+
+    # the truth is clipped to [0, 1] below: values in percent or stored numbers would all become 1
+    raise_or_warn([check_reflectance_values(truth, name="the real cube", role="source")])
     if truth.sizes.get("band", 0) != model.n_hs or "wavelength" in truth.coords and not np.allclose(
         np.asarray(truth["wavelength"].values, float), model.hs_sensor.centers_nm, atol=0.5
     ):

@@ -205,3 +205,12 @@ def test_a_cube_that_does_not_sample_the_sensor_is_refused(model: ObservationMod
     with pytest.raises(DcstsfInputError, match="would be interpolated"):
         simulate_case(cube.assign_coords(fwhm=("band", np.full(10, 30.0))), model=model)
     simulate_case(synthetic_scene(ny=12, nx=12, nb=60), model=model)
+
+
+def test_a_cube_that_is_not_reflectance_is_refused(model: ObservationModel) -> None:
+    # the truth is clipped to [0, 1]: percent or stored numbers would all become 1 without this check
+    cube = _cube(model)
+    with pytest.raises(DcstsfInputError, match=r"the real cube: .*percent reflectance.*--scale 0.01"):
+        simulate_case(cube * 100, model=model)
+    with pytest.raises(DcstsfInputError, match=r"digital numbers without a scale\. Pass --scale 0.0001"):
+        simulate_case(cube * 10000, model=model)

@@ -229,7 +229,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     src = Path(args.real_hs).expanduser()
     if not src.exists():
         raise DcstsfInputError(f"{src}: file not found. Check the path")
-    cube = open_raster(src, scale=args.scale, offset=args.offset)
+    cube = open_raster(src, scale=args.scale, offset=args.offset, nodata=args.nodata)
     if "wavelength" not in cube.coords:
         raise DcstsfInputError(
             f"{src}: no band wavelengths in the file, so the cube cannot be resampled to the HS sensor. Give a "

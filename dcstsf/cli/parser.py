@@ -333,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ms-snr", type=snr_db, default=40.0, metavar="DB", help="MS noise, SNR in dB or 'none' (default: %(default)s)")
     p.add_argument("--scale", type=scale_factor, metavar="S", help="reflectance = stored value x S, overriding the file")
     p.add_argument("--offset", type=offset_value, metavar="O", help="reflectance = stored value x scale + O, overriding the file")
+    p.add_argument("--nodata", type=float, metavar="V", help="stored nodata value of REAL_HS (overrides the file)")
     p.add_argument("--overwrite", action="store_true", help="replace existing case files")
     p.set_defaults(func=cmd_simulate)
 

@@ -186,8 +186,10 @@ class _Options:
 
 
 def _options(role: str) -> _Options:
+    if role == "source":  # the real cube of `dcstsf simulate` (Python: dcstsf.open_raster's keywords)
+        return _Options("--scale", "--offset", "--nodata", "scale", "offset", "nodata")
     if role not in ("hs", "ms"):
-        raise ValueError(f"role must be 'hs' or 'ms', got {role!r}")
+        raise ValueError(f"role must be 'hs', 'ms' or 'source', got {role!r}")
     return _Options(f"--{role}-scale", f"--{role}-offset", f"--{role}-nodata", f"{role}_scale", f"{role}_offset",
                     f"{role}_nodata")
 
@@ -224,7 +226,8 @@ def check_reflectance_values(da: xr.DataArray, *, name: str, role: str, sample: 
     name
         Its name in messages, e.g. ``"MS(t1)"``; the file it came from is added when known.
     role
-        ``"hs"`` or ``"ms"``: which options the fix names (``--hs-scale``/``hs_scale=``, ...).
+        ``"hs"`` or ``"ms"``: which options the fix names (``--hs-scale``/``hs_scale=``, ...); ``"source"``
+        for the real cube of ``dcstsf simulate`` (``--scale``, ``--offset``, ``--nodata``).
     sample
         At most this many values are sampled, in up to :data:`MAX_SAMPLED_BANDS` bands spread over the
         cube. An in-memory array is strided as a whole (a small one is taken whole). Of a Dask array at

@@ -123,6 +123,18 @@ def test_simulate_bad_inputs(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert code == 2
 
 
+def test_simulate_with_a_declared_nodata_value(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    da = synthetic_scene(ny=24, nx=24)
+    da.values[:, :3, :] = -9999.0  # a fill value the file does not declare
+    path = write_raster(da, tmp_path / "filled.tif")
+    code, _, err = run(capsys, "simulate", str(path), "-o", str(tmp_path / "c"))
+    assert code == 2 and "-9999" in err and "--nodata -9999" in err, err
+    code, _, err = run(capsys, "-q", "simulate", str(path), "-o", str(tmp_path / "c"), "--nodata", "-9999")
+    assert code == 0, err
+    truth = open_raster(tmp_path / "c" / "hs_t2_truth.tif").values
+    assert np.isnan(truth[:, :3]).all() and np.isfinite(truth[:, 3:]).all()
+
+
 # ------------------------------------------------------------------------------------------ fuse + evaluate
 class _Imgs(HTMLParser):
     def __init__(self) -> None:
