@@ -409,6 +409,12 @@ def simulate_case(
     ms1 = ms1.copy(data=_add_noise(rng, ms1.values, ms_snr_db))
     ms2 = observe_ms(model, t2)
     ms2 = ms2.copy(data=_add_noise(rng, ms2.values, ms_snr_db))
+    # the real cube's acquisition time is t1's; t2 is simulated and has none
+    from dcstsf.engine.acquisition import TIME_ATTRIBUTES
+
+    for cube in (ms2, t2):
+        for key in TIME_ATTRIBUTES:
+            cube.attrs.pop(key, None)
     if nodata.any():
         # nothing is known of the surface there: NaN in the truths, and in every observation whose blur
         # reached a filled pixel (an HS pixel when any fine pixel within its blur does)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from dcstsf.engine.acquisition import check_acquisition_times
 from dcstsf.engine.bands import check_band_counts, mark_empty_hs_bands, observation_model, select_named_ms_bands
 from dcstsf.engine.grids import (
     CORNER_TOL,
@@ -324,6 +325,7 @@ def validate_inputs(
         grids = _align_strict(hs, ms1, ms2, ratio=ratio)
     hs, ms1, ms2, r = grids.hs_t1, grids.ms_t1, grids.ms_t2, grids.ratio
 
+    check_acquisition_times(hs, ms1, ms2)
     crs = crs_of(ms1)
     transform = transform_of(ms1, "MS(t1)") if "x" in ms1.coords else None
     if model is None:

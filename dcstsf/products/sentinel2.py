@@ -115,6 +115,8 @@ class L2AMetadata:
         ``BOA_ADD_OFFSET`` in digital numbers by band name (empty before baseline 04.00).
     image_files
         The ``IMAGE_FILE`` entries, paths relative to the ``.SAFE`` folder.
+    start_time
+        ``PRODUCT_START_TIME``, the acquisition's start (ISO 8601; None if absent).
     """
 
     source: str
@@ -126,6 +128,7 @@ class L2AMetadata:
     quantification: float | None
     add_offsets: Mapping[str, float]
     image_files: tuple[str, ...]
+    start_time: str | None = None
 
     @property
     def baseline(self) -> float | None:
@@ -209,6 +212,7 @@ def parse_l2a_metadata(xml: bytes, *, source: str | os.PathLike[str]) -> L2AMeta
         processing_level=_first_text(root, "PROCESSING_LEVEL"),
         processing_baseline=_first_text(root, "PROCESSING_BASELINE"),
         spacecraft=_first_text(root, "SPACECRAFT_NAME"),
+        start_time=_first_text(root, "PRODUCT_START_TIME"),
         quantification=_number(
             _first_text(root, "BOA_QUANTIFICATION_VALUE"), what="BOA_QUANTIFICATION_VALUE", source=src
         ),
@@ -603,6 +607,7 @@ def read_sentinel2_l2a(
         "spacecraft": meta.spacecraft or "",
         "processing_baseline": meta.processing_baseline or "unknown",
         "product_path": str(safe.resolve()),
+        **({"acquisition_time": meta.start_time} if meta.start_time else {}),
     }
     return assemble_l2a(
         natives, scl=scl_band, scl_options=scl, sensor=chosen, attrs=attrs, chunks=chunks, source=str(safe)

@@ -351,9 +351,11 @@ def read_sentinel2_stac(
         raw, grid = native[keys["SCL"]]
         scl_band = NativeBand("SCL", raw, grid)
     baseline = it.properties.get("s2:processing_baseline") or (meta.processing_baseline if meta else None)
+    when = it.properties.get("datetime") or (meta.start_time if meta is not None else None)
     attrs = {
         "spacecraft": str(spacecraft),
         "processing_baseline": str(baseline) if baseline is not None else "unknown",
         "product_path": label,
+        **({"acquisition_time": str(when)} if when else {}),
     }
     return assemble_l2a(natives, scl=scl_band, scl_options=scl, sensor=chosen, attrs=attrs, chunks=chunks, source=label)

@@ -257,6 +257,15 @@ def test_spacecraft_picks_the_sensor(s2b: Product, s2a_old: Product) -> None:
     assert b.rio.crs.to_epsg() == 32633
 
 
+def test_acquisition_time_from_the_metadata(tmp_path: Path) -> None:
+    product = make_product(tmp_path)
+    assert "acquisition_time" not in read_sentinel2_l2a(product.safe, scl=None).attrs  # not in the file
+    mtd = product.safe / "MTD_MSIL2A.xml"
+    mtd.write_text(mtd.read_text().replace(
+        "<PRODUCT_URI>", "<PRODUCT_START_TIME>2023-07-01T10:00:31.024Z</PRODUCT_START_TIME>\n            <PRODUCT_URI>"))
+    assert read_sentinel2_l2a(product.safe, scl=None).attrs["acquisition_time"] == "2023-07-01T10:00:31.024Z"
+
+
 def test_20m_bands_lie_on_the_10m_grid_with_shared_corners(s2b: Product) -> None:
     cube = read_sentinel2_l2a(s2b.safe, bands=["B05", "B02", "B12", "B01"], scl=None)
     assert cube.sizes["y"] == cube.sizes["x"] == SIZE_10M
