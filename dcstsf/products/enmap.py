@@ -74,6 +74,17 @@ _LEVEL_REASONS = {
     "L1C": "orthorectified top-of-atmosphere radiance, not surface reflectance",
 }
 _LEVEL_IN_NAME = re.compile(r"ENMAP\d*-_*(L0|L1B|L1C|L2A)\b", re.IGNORECASE)
+# the datatake's start in a product name: ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_...
+_TIME_IN_NAME = re.compile(r"ENMAP\d*-_*L\w+-DT\d+_(\d{8}T\d{6})Z", re.IGNORECASE)
+
+
+def _time_from_name(path: Path) -> str | None:
+    """The acquisition start (ISO 8601, UTC) that an EnMAP product name gives, else None."""
+    m = _TIME_IN_NAME.search(path.name)
+    if m is None:
+        return None
+    t = m.group(1)
+    return f"{t[:4]}-{t[4:6]}-{t[6:8]}T{t[9:11]}:{t[11:13]}:{t[13:15]}Z"
 # bandStatistics of a band the processor filled with nodata (EnMAP-Box issues #267, #974).
 _EMPTY_BAND_MEAN = -1000000.0
 # DLR's EnMAP L2A STAC items give enmap:nodata = -32768, used when the image file declares no nodata.
@@ -366,6 +377,9 @@ def _finish(
         masked_fraction=masked_fraction,
         quality_masks=", ".join(masks) if masks else "none",
     )
+    when = _time_from_name(product)
+    if when is not None:
+        da.attrs["acquisition_time"] = when
     return da
 
 
@@ -480,4 +494,8 @@ def read_enmap_l2a(path: str | os.PathLike[str], *, options: EnmapOptions | None
     da = da.assign_coords(coords)
     transform = da.rio.transform() if da.rio.crs is not None else None
     flags, used = _quality_flags(meta, opts.masks, (da.sizes["y"], da.sizes["x"]), transform)
-    return _finish(da, product=p, level=level, flags=flags, masks=used)
+    da = _finish(da, product=p, level=level, flags=flags, masks=used)
+    when = _time_from_name(xml) or _time_from_name(image)  # the folder may have been renamed, the files not
+    if when is not None:
+        da.attrs["acquisition_time"] = when
+    return da

@@ -137,6 +137,7 @@ def test_reads_product_folder_as_masked_reflectance(product: dict) -> None:
     assert 0.1 < da.attrs["masked_fraction"] < 0.5
     assert da.attrs["sensor"] == "enmap" and da.attrs["processing_level"] == "L2A"
     assert da.attrs["product_path"] == str(product["root"])
+    assert da.attrs["acquisition_time"] == "2022-07-24T10:45:26Z"  # the datatake's start, from the file names
     assert da.rio.crs == product["crs"] and da.rio.transform() == product["transform"]
     np.testing.assert_array_equal(da["wavelength"].values, product["wl"])
     np.testing.assert_array_equal(da["fwhm"].values, product["fwhm"])
