@@ -8,7 +8,7 @@ Where the inputs carry their acquisition times, the engine compares them and war
 * HS(t1) and MS(t1) more than :data:`MAX_T1_GAP_DAYS` apart;
 * MS(t1) and MS(t2) acquired at the same time, by their product metadata (``acquisition_time``).
 
-The times come from the ``acquisition_time`` attribute (set by the Sentinel-2, STAC and EnMAP readers), else
+The times come from the ``acquisition_time`` attribute (set by the product readers: Sentinel-2, STAC, EnMAP, PRISMA, AHSI), else
 ``start_time`` (EnMAP-Box style GeoTIFF tags), else ``datetime`` (STAC), as ISO 8601 text. Inputs without
 any are not checked.
 """

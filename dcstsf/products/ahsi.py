@@ -48,6 +48,9 @@ from dcstsf.io.errors import input_error
 
 __all__ = ["AHSI_SENSOR", "AhsiOptions", "read_ahsi"]
 
+# the acquisition day in a product name: ZY1E_AHSI_E108.96_N34.68_20200203_002068_L1A0000083728
+_DATE_IN_NAME = re.compile(r"AHSI_[EW][\d.]+_[NS][\d.]+_(\d{8})_")
+
 #: The registered sensor whose band table names and places AHSI bands.
 AHSI_SENSOR = "zy1-02d-ahsi"
 # An L1 delivery as named by the provider: "<name>_L1A0000083728" (ZY1E) or "<name>_L10000403537" (GF5B),
@@ -281,4 +284,8 @@ def read_ahsi(
         masked_fraction=0.0,
         quality_masks="none",
     )
+    m = _DATE_IN_NAME.search(p.name)
+    if m is not None:  # the day only: the names carry no time of day
+        d = m.group(1)
+        da.attrs["acquisition_time"] = f"{d[:4]}-{d[4:6]}-{d[6:8]}"
     return da

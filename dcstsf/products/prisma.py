@@ -48,6 +48,9 @@ from dcstsf.io.errors import input_error
 
 __all__ = ["PRISMA_DN_MAX", "PRISMA_GSD_M", "PrismaOptions", "prisma_processing_level", "read_prisma_l2d"]
 
+# the acquisition's start in a product name: PRS_L2D_STD_20200523102029_20200523102033_0001.he5
+_TIME_IN_NAME = re.compile(r"PRS_L\w+?_\w+?_(\d{14})_\d{14}")
+
 #: Stored values run 0..65535 over the L2 scale range [Min, Max].
 PRISMA_DN_MAX = 65535.0
 #: Pixel size of the VNIR/SWIR cubes of L2D products (m).
@@ -440,4 +443,8 @@ def read_prisma_l2d(path: str | os.PathLike[str], *, options: PrismaOptions | No
         masked_fraction=float(np.mean(flagged)) if flagged is not None else 0.0,
         error_codes=", ".join(str(c) for c in opts.error_codes) if opts.error_codes else "none",
     )
+    m = _TIME_IN_NAME.search(p.name)
+    if m is not None:
+        t = m.group(1)
+        da.attrs["acquisition_time"] = f"{t[:4]}-{t[4:6]}-{t[6:8]}T{t[8:10]}:{t[10:12]}:{t[12:14]}Z"
     return da

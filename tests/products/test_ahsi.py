@@ -108,7 +108,9 @@ def test_l1_delivery_names_refused(tmp_path: Path) -> None:
     with pytest.raises(DcstsfInputError, match="AHSI L1 data"):
         read_ahsi(folder)
     derived = make_tif(tmp_path / f"{L1_NAME}_refl.tif", _reflectance(166, 10))  # a user's product: by content
-    assert read_ahsi(derived).sizes["band"] == 166
+    da = read_ahsi(derived)
+    assert da.sizes["band"] == 166
+    assert da.attrs["acquisition_time"] == "2020-02-03"  # the day in the product's name
 
 
 def test_l1_folder_with_radcal_refused(tmp_path: Path) -> None:

@@ -110,6 +110,7 @@ def test_reads_reflectance_in_wavelength_order(he5: dict) -> None:
     assert da.attrs["masked_fraction"] == pytest.approx(flagged.mean()) and flagged.sum() >= 2
     assert da.attrs["sensor"] == "prisma" and da.attrs["processing_level"] == "L2D"
     assert da.attrs["product_path"] == str(he5["path"])
+    assert da.attrs["acquisition_time"] == "2020-05-23T10:20:29Z"  # the start in the product's name
 
 
 def test_geocoding(he5: dict) -> None:
