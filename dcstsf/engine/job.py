@@ -22,6 +22,7 @@ import xarray as xr
 
 from dcstsf._arrays import is_dask
 from dcstsf.diagnosis import DiagnosisOptions, SceneDiagnosis
+from dcstsf.engine.acquisition import acquisition_time
 from dcstsf.engine.inputs import FusionInputs, validate_inputs
 from dcstsf.engine.physics import SettledInputs, settle_inputs
 from dcstsf.engine.plan import DEFAULT_CHUNK, Region, TilePlan, make_plan, window_chunks
@@ -360,6 +361,11 @@ def prepare(
     }
     if "weights_sha256" in ident:
         attrs["weights_sha256"] = str(ident["weights_sha256"])
+    # the prediction shows the surface at MS(t2)'s date; HS(t1)'s is kept for the record
+    for key, source in (("acquisition_time", inputs.ms_t2), ("t1_acquisition_time", inputs.hs_t1)):
+        when = acquisition_time(source)
+        if when is not None:
+            attrs[key] = when.isoformat().replace("+00:00", "Z")
     # what the preparation of delivered products did to the inputs travels with the output (the report reads
     # the co-registration field from it)
     for key in _PREPARATION_ATTRS:

@@ -39,3 +39,16 @@ def test_one_ms_scene_for_both_dates_is_warned_of(case: Any) -> None:
     when = "2023-07-01T10:00:31Z"
     with pytest.warns(UserWarning, match=r"MS\(t1\) and MS\(t2\) were acquired at the same time \(2023-07-01 10:00\)"):
         validate_inputs(case.hs_t1, _dated(case.ms_t1, when), _dated(case.ms_t2, when), hs_sensor=HS_SENSOR)
+
+
+def test_the_output_carries_the_date_it_shows(case: Any) -> None:
+    from dcstsf.engine import fuse
+
+    hs = _dated(case.hs_t1, "2022-07-24T10:45:26Z")
+    ms1 = _dated(case.ms_t1, "2022-07-25T10:30:00Z")
+    ms2 = _dated(case.ms_t2, "2022-08-14T10:30:00Z")
+    out = fuse(hs, ms1, ms2, method="bicubic", hs_sensor=HS_SENSOR)
+    assert out.attrs["acquisition_time"] == "2022-08-14T10:30:00Z"  # MS(t2)'s: the date predicted
+    assert out.attrs["t1_acquisition_time"] == "2022-07-24T10:45:26Z"
+    assert "acquisition_time" not in fuse(case.hs_t1, case.ms_t1, case.ms_t2, method="bicubic",
+                                          hs_sensor=HS_SENSOR).attrs
