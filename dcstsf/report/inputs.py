@@ -402,7 +402,29 @@ def _load_predictions(preds: PredictionsLike) -> tuple[dict[str, xr.DataArray], 
         _check_same_grid(cubes[n], first, f"prediction {n!r}", f"prediction {names[0]!r}")
         if cubes[n].sizes["band"] != nb:
             raise DcstsfInputError(f"prediction {n!r} has {cubes[n].sizes['band']} bands, {names[0]!r} has {nb}")
+        _check_same_bands(cubes[n], first, f"prediction {n!r}", f"prediction {names[0]!r}")
     return cubes, sources
+
+
+#: Band centres further apart than this (nm) are not the same bands.
+_SAME_BAND_NM = 5.0
+
+
+def _check_same_bands(a: xr.DataArray, b: xr.DataArray, a_label: str, b_label: str) -> None:
+    """An error when both cubes give band wavelengths and those differ: the metrics compare band by band."""
+    if "wavelength" not in a.coords or "wavelength" not in b.coords:
+        return
+    wa, wb = (np.asarray(c["wavelength"].values, float) for c in (a, b))
+    if wa.shape != wb.shape or not (np.isfinite(wa).all() and np.isfinite(wb).all()):
+        return
+    diff = np.abs(wa - wb)
+    if diff.max() > _SAME_BAND_NM:
+        i = int(np.flatnonzero(diff > _SAME_BAND_NM)[0])
+        raise DcstsfInputError(
+            f"{a_label} and {b_label} hold other bands: band {i + 1} is at {wa[i]:g} nm in one and {wb[i]:g} nm in "
+            f"the other ({int((diff > _SAME_BAND_NM).sum())} bands differ by more than {_SAME_BAND_NM:g} nm), and "
+            "the metrics compare band by band; resample them to the same sensor's bands"
+        )
 
 
 def _load_truth(truth: Any, first: xr.DataArray, first_name: str) -> tuple[xr.DataArray | None, str | None]:
@@ -417,6 +439,7 @@ def _load_truth(truth: Any, first: xr.DataArray, first_name: str) -> tuple[xr.Da
             f"the truth has {truth_da.sizes['band']} bands but the predictions have {nb}; give the truth "
             "resampled to the predicted HS sensor (dcstsf simulate writes hs_t2_truth.tif so)"
         )
+    _check_same_bands(first, truth_da, f"prediction {first_name!r}", "the truth")
     return truth_da, truth_src
 
 

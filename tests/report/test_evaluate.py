@@ -225,3 +225,16 @@ def test_a_prediction_with_no_finite_value_is_an_error(
     with pytest.raises(DcstsfInputError, match="no finite value in any of the .* scored bands"):
         evaluate_predictions({"blank": blank}, case.hs_t2_truth, out_dir=tmp_path, ratio=3)
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_prediction_of_other_bands_is_refused(case: Any, preds: dict[str, xr.DataArray], tmp_path: Path) -> None:
+    # as many bands as the truth, but not the same ones: comparing them band by band would mean nothing
+    other = preds["bicubic"].assign_coords(wavelength=("band", preds["bicubic"]["wavelength"].values + 60.0))
+    with pytest.raises(DcstsfInputError, match=r"prediction 'other' and the truth hold other bands: band 1 is at"):
+        evaluate_predictions({"other": other}, case.hs_t2_truth, out_dir=tmp_path, ratio=3)
+    with pytest.raises(DcstsfInputError, match=r"prediction 'other' and prediction 'bicubic' hold other bands"):
+        evaluate_predictions({"bicubic": preds["bicubic"], "other": other}, None, out_dir=tmp_path,
+                             inputs={"hs_t1": case.hs_t1, "ms_t1": case.ms_t1, "ms_t2": case.ms_t2})
+    # within a few nm (a resampling's rounding) they are the same bands
+    close = preds["bicubic"].assign_coords(wavelength=("band", preds["bicubic"]["wavelength"].values + 1.0))
+    assert evaluate_predictions({"close": close}, case.hs_t2_truth, out_dir=tmp_path / "ok", ratio=3)["methods"]
