@@ -503,6 +503,7 @@ def load_inputs(
                 f"the predictions have {nb} bands but the HS sensor {model.hs_sensor.name} of the inputs has "
                 f"{model.n_hs}"
             )
+        _check_same_bands(first, fi.hs_t1, f"prediction {names[0]!r}", "HS(t1) of the inputs")
     elif truth_da is None:
         raise DcstsfInputError(
             "nothing to evaluate against: give the truth, or the fusion inputs (hs_t1, ms_t1, ms_t2) for "

@@ -232,9 +232,11 @@ def test_a_prediction_of_other_bands_is_refused(case: Any, preds: dict[str, xr.D
     other = preds["bicubic"].assign_coords(wavelength=("band", preds["bicubic"]["wavelength"].values + 60.0))
     with pytest.raises(DcstsfInputError, match=r"prediction 'other' and the truth hold other bands: band 1 is at"):
         evaluate_predictions({"other": other}, case.hs_t2_truth, out_dir=tmp_path, ratio=3)
+    inputs = {"hs_t1": case.hs_t1, "ms_t1": case.ms_t1, "ms_t2": case.ms_t2}
     with pytest.raises(DcstsfInputError, match=r"prediction 'other' and prediction 'bicubic' hold other bands"):
-        evaluate_predictions({"bicubic": preds["bicubic"], "other": other}, None, out_dir=tmp_path,
-                             inputs={"hs_t1": case.hs_t1, "ms_t1": case.ms_t1, "ms_t2": case.ms_t2})
+        evaluate_predictions({"bicubic": preds["bicubic"], "other": other}, None, out_dir=tmp_path, inputs=inputs)
+    with pytest.raises(DcstsfInputError, match=r"prediction 'other' and HS\(t1\) of the inputs hold other bands"):
+        evaluate_predictions({"other": other}, None, out_dir=tmp_path, inputs=inputs)
     # within a few nm (a resampling's rounding) they are the same bands
     close = preds["bicubic"].assign_coords(wavelength=("band", preds["bicubic"]["wavelength"].values + 1.0))
     assert evaluate_predictions({"close": close}, case.hs_t2_truth, out_dir=tmp_path / "ok", ratio=3)["methods"]
