@@ -77,10 +77,10 @@ def _coregister(
     try:
         fixed, reg = coregister(hs, ms1, model=model, ms_t2=ms2, options=options.coregistration)
     except DcstsfInputError as exc:
-        raise DcstsfInputError(
-            f"co-registration of {labels['hs_t1']} to {labels['ms_t1']} and {labels['ms_t2']} failed: {exc} "
-            f"({_SKIP_COREGISTRATION})"
-        ) from exc
+        text = str(exc)
+        if not text.startswith("co-registration of"):  # messages that do not name the inputs yet
+            text = f"co-registration of {labels['hs_t1']} to {labels['ms_t1']} and {labels['ms_t2']} failed: {text}"
+        raise DcstsfInputError(f"{text} ({_SKIP_COREGISTRATION})") from exc
     return fixed, reg
 
 

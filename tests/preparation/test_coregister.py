@@ -64,3 +64,13 @@ def test_known_georeference_error_is_found(scene: Scene, tmp_path: Path, east: f
 
         # measured: 0.0007 after, 0.023 before (reflectance RMS about 0.19)
         assert rmse(p.hs_t1.values) < 2e-3 < rmse(raw) / 10
+
+
+def test_a_failed_co_registration_names_the_inputs_once(scene: Scene) -> None:
+    from dcstsf.errors import DcstsfInputError
+
+    # the default 32-pixel windows leave too few tie points on this small scene
+    with pytest.raises(DcstsfInputError) as err:
+        prepare_products(scene.enmap, scene.ms1.safe, scene.ms2.safe)
+    text = str(err.value)
+    assert text.count("co-registration of") == 1 and "usable tie points" in text and "--no-coregister" in text
