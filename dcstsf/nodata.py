@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from dcstsf._arrays import is_dask
+
 __all__ = ["IMPOSSIBLE_REFLECTANCE", "has_inf", "impossible_to_nan", "inf_to_nan"]
 
 #: Reflectance never lies outside this range: below, over-corrected noise ends near -0.1; above, the
@@ -45,7 +47,7 @@ def inf_to_nan(a: Any) -> Any:
     A block without Inf is returned unchanged (the same object, not a copy); integer arrays, which
     cannot hold Inf, are returned as they are.
     """
-    if type(a).__module__.startswith("dask"):
+    if is_dask(a):
         if not np.issubdtype(a.dtype, np.floating):
             return a
         return a.map_blocks(inf_to_nan, dtype=a.dtype)
@@ -76,7 +78,7 @@ def impossible_to_nan(a: Any, *, label: str | None = None) -> Any:
     When a block holds finite values outside the range and ``label`` is given (e.g. ``"MS(t2) (s2.tif)"``),
     a warning names it: the fused output is NaN where they were.
     """
-    if type(a).__module__.startswith("dask"):
+    if is_dask(a):
         if not np.issubdtype(a.dtype, np.floating):
             return a
         return a.map_blocks(impossible_to_nan, dtype=a.dtype, label=label)

@@ -59,6 +59,7 @@ from scipy.ndimage import binary_dilation, gaussian_filter
 from dcstsf import sensors as _sensors
 from dcstsf.errors import DcstsfInputError
 from dcstsf.operators import ObservationModel, blur_radius, observe_hs, observe_ms
+from dcstsf.scene_stats import fill_nodata
 from dcstsf.sensors import Sensor
 from dcstsf.units import metres_per_unit, nm_per_wavelength_unit
 
@@ -168,18 +169,6 @@ def nodata_pixels(values: np.ndarray) -> np.ndarray:
     finite = np.isfinite(values)
     present = finite.reshape(finite.shape[0], -1).any(axis=1)
     return ~finite[present].all(axis=0) if present.any() else np.ones(values.shape[1:], bool)
-
-
-def _filled(values: np.ndarray, nodata: np.ndarray) -> np.ndarray:
-    """``values`` with each band's mean over the valid pixels at the nodata pixels (0 for an empty band):
-    the observation operators blur, and a plausible spectrum keeps the valid pixels next to the nodata from
-    being darkened before they are masked."""
-    out = np.nan_to_num(values.astype(np.float32))
-    if nodata.any():
-        valid = values[:, ~nodata].astype(np.float64)
-        means = [float(np.mean(band[np.isfinite(band)])) if np.isfinite(band).any() else 0.0 for band in valid]
-        out[:, nodata] = np.asarray(means, np.float32)[:, None]
-    return out
 
 
 def _reach(nodata: np.ndarray, radius: int) -> np.ndarray:
@@ -398,7 +387,7 @@ def simulate_case(
     nodata = nodata_pixels(truth.values)
     if nodata.all():
         raise DcstsfInputError(f"{label} holds no pixel with data in every band that has data; check the file")
-    x1 = np.clip(_filled(truth.values, nodata), 0.0, 1.0)
+    x1 = np.clip(fill_nodata(truth.values.astype(np.float32)), 0.0, 1.0)
     x2, mask = apply_change(x1, wavelengths=model.hs_sensor.centers_nm, change=change, seed=seed, params=params)
     t1 = truth.copy(data=x1)
     t2 = truth.copy(data=x2)

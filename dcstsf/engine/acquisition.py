@@ -49,7 +49,7 @@ def acquisition_time(da: xr.DataArray, *, keys: tuple[str, ...] = TIME_ATTRIBUTE
 def check_acquisition_times(hs_t1: xr.DataArray, ms_t1: xr.DataArray, ms_t2: xr.DataArray) -> None:
     """Warn when HS(t1) and MS(t1) lie more than :data:`MAX_T1_GAP_DAYS` apart, or when MS(t1) and MS(t2)
     were acquired at the same time (inputs without acquisition times are not checked)."""
-    t_hs, t_ms1, t_ms2 = (acquisition_time(a) for a in (hs_t1, ms_t1, ms_t2))
+    t_hs, t_ms1 = acquisition_time(hs_t1), acquisition_time(ms_t1)
     if t_hs is not None and t_ms1 is not None:
         gap = abs((t_ms1 - t_hs).total_seconds()) / 86400.0
         if gap > MAX_T1_GAP_DAYS:
@@ -63,11 +63,11 @@ def check_acquisition_times(hs_t1: xr.DataArray, ms_t1: xr.DataArray, ms_t2: xr.
             )
     # only product metadata tells two MS scenes apart: a generic tag may have been copied from one file to
     # another (a simulated case's MS(t2) made from its MS(t1) source)
-    t_ms1, t_ms2 = (acquisition_time(a, keys=("acquisition_time",)) for a in (ms_t1, ms_t2))
-    if t_ms1 is not None and t_ms2 is not None and t_ms1 == t_ms2:
+    p_ms1, p_ms2 = (acquisition_time(a, keys=("acquisition_time",)) for a in (ms_t1, ms_t2))
+    if p_ms1 is not None and p_ms2 is not None and p_ms1 == p_ms2:
         warnings.warn(
             f"{input_label(ms_t1, 'MS(t1)')} and {input_label(ms_t2, 'MS(t2)')} were acquired at the same time "
-            f"({t_ms1:%Y-%m-%d %H:%M}): MS(t2) should show the date to predict; check that the same scene was not "
+            f"({p_ms1:%Y-%m-%d %H:%M}): MS(t2) should show the date to predict; check that the same scene was not "
             "given twice",
             UserWarning,
             stacklevel=3,

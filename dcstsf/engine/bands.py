@@ -129,6 +129,12 @@ def resolve_hs_sensor(hs: xr.DataArray, hs_sensor: str | Sensor | None) -> Senso
     )
 
 
+def _requested_ms_bands(ms_bands: Sequence[str] | str) -> list[str]:
+    """``ms_bands`` (a list or ``"B02,B03,..."``) as canonical Sentinel-2 names, empty entries dropped."""
+    listed = [b.strip() for b in ms_bands.split(",")] if isinstance(ms_bands, str) else [str(b) for b in ms_bands]
+    return [canonical_ms_name(b) for b in listed if b]
+
+
 def resolve_ms_bands(
     ms1: xr.DataArray, ms2: xr.DataArray, ms_sensor: str | Sensor | None, ms_bands: Sequence[str] | str | None
 ) -> tuple[Sensor, list[str]]:
@@ -157,8 +163,7 @@ def resolve_ms_bands(
         )
     from_coords = next((nm for nm in (norm1, norm2) if nm and all(b in known for b in nm)), None)
     if ms_bands is not None:
-        bands = [b.strip() for b in ms_bands.split(",")] if isinstance(ms_bands, str) else [str(b) for b in ms_bands]
-        bands = [canonical_ms_name(b) for b in bands if b]
+        bands = _requested_ms_bands(ms_bands)
         unknown = [b for b in bands if b not in known]
         if unknown:
             raise DcstsfInputError(
@@ -197,8 +202,7 @@ def select_named_ms_bands(
     """
     if ms_bands is None:
         return ms1, ms2
-    wanted = [b.strip() for b in ms_bands.split(",")] if isinstance(ms_bands, str) else [str(b) for b in ms_bands]
-    wanted = [canonical_ms_name(b) for b in wanted if b]
+    wanted = _requested_ms_bands(ms_bands)
     if len(wanted) >= ms1.sizes["band"]:
         return ms1, ms2
     out = []

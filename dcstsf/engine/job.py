@@ -301,12 +301,13 @@ def prepare(
 
     # the value checks above saw the values as they are; the fit and the tiles see what no reflectance can
     # take (a hot pixel the checks' sample missed) as nodata
-    labelled = ((inputs.hs_t1, "HS(t1)"), (inputs.ms_t1, "MS(t1)"), (inputs.ms_t2, "MS(t2)"))
-    hs_a, ms1_a, ms2_a = (impossible_to_nan(a.data, label=input_label(a, name)) for a, name in labelled)
-    fit_arrays = (hs_a, ms1_a, ms2_a)
+    def cleaned(fi: FusionInputs) -> tuple[Any, ...]:
+        return tuple(impossible_to_nan(a.data, label=input_label(a, name))
+                     for a, name in ((fi.hs_t1, "HS(t1)"), (fi.ms_t1, "MS(t1)"), (fi.ms_t2, "MS(t2)")))
+
+    hs_a, ms1_a, ms2_a = fit_arrays = cleaned(inputs)
     if fit_inputs is not None:
-        fit_arrays = tuple(impossible_to_nan(x.data, label=input_label(x, name)) for x, (_, name) in zip(
-            (fit_inputs.hs_t1, fit_inputs.ms_t1, fit_inputs.ms_t2), labelled, strict=True))
+        fit_arrays = cleaned(fit_inputs)
         if [a.shape for a in fit_arrays] != [hs_a.shape, ms1_a.shape, ms2_a.shape]:
             raise ValueError("fit_inputs must hold the same arrays as the inputs (other chunks only)")
     fitted = fit_scene(m, *fit_arrays, model=mdl)

@@ -364,8 +364,11 @@ def _registry_names(wavelength: np.ndarray) -> list[str] | None:
 
 
 def _finish(
-    da: xr.DataArray, *, product: Path, level: str, flags: np.ndarray | None, masks: list[str]
+    da: xr.DataArray, *, product: Path, level: str, flags: np.ndarray | None, masks: list[str],
+    named: Sequence[Path] = (),
 ) -> xr.DataArray:
+    """The masked reflectance with the product's attributes; the acquisition time from the first of
+    ``named`` and ``product`` whose name gives it (the folder may have been renamed, the files not)."""
     masked_fraction = 0.0
     if flags is not None:
         masked_fraction = float(np.mean(flags))
@@ -377,7 +380,7 @@ def _finish(
         masked_fraction=masked_fraction,
         quality_masks=", ".join(masks) if masks else "none",
     )
-    when = _time_from_name(product)
+    when = next((t for t in map(_time_from_name, (*named, product)) if t is not None), None)
     if when is not None:
         da.attrs["acquisition_time"] = when
     return da
@@ -494,8 +497,4 @@ def read_enmap_l2a(path: str | os.PathLike[str], *, options: EnmapOptions | None
     da = da.assign_coords(coords)
     transform = da.rio.transform() if da.rio.crs is not None else None
     flags, used = _quality_flags(meta, opts.masks, (da.sizes["y"], da.sizes["x"]), transform)
-    da = _finish(da, product=p, level=level, flags=flags, masks=used)
-    when = _time_from_name(xml) or _time_from_name(image)  # the folder may have been renamed, the files not
-    if when is not None:
-        da.attrs["acquisition_time"] = when
-    return da
+    return _finish(da, product=p, level=level, flags=flags, masks=used, named=(xml, image))

@@ -265,6 +265,7 @@ def score_predictions(
     definition = changed_definition(ev, options.change_threshold)
     methods: dict[str, dict[str, Any]] = {}
     passes: dict[str, PassResult] = {}
+    empty: dict[str, np.ndarray] = {}
     first: PassResult | None = None
     n_bands = ev.n_bands
     for i, name in enumerate(ev.names):
@@ -275,7 +276,9 @@ def score_predictions(
         passes[name] = res
         if first is None:
             first = res
-        if _empty_bands(setup, res, name, first):
+        found = _empty_bands(setup, res, name, first)
+        if found:
+            empty.update(found)
             continue  # the caller scores again without those bands: finishing these sums would be wasted
         entry: dict[str, Any] = {}
         if res.fullref is not None:
@@ -311,9 +314,6 @@ def score_predictions(
         log.info("evaluated %s in %.1f s (%d tiles, %d at once)", name, time.perf_counter() - t0,
                  len(setup.grid.tiles()), parallel)
 
-    empty: dict[str, np.ndarray] = {}
-    for name, res in passes.items():
-        empty.update(_empty_bands(setup, res, name, first))
     truth_noref = None
     change = ChangeMap(options.change_threshold)
     if first is not None and first.truth_noref is not None and first.inputs is not None and setup.grids is not None:
